@@ -1,0 +1,66 @@
+"""Validation helpers used by public constructors and entry points.
+
+They run on concrete (host) values at construction time, never inside traced code, so a bad
+parameter fails with a clear message instead of silently producing NaNs.
+"""
+from __future__ import annotations
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+from ._types import Array, ArrayLike
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def as_param(value: ArrayLike, size: int, name: str, owner: str) -> Array:
+    """Broadcast a scalar or per-neuron parameter to shape ``(size,)`` float32, checking finiteness."""
+    if not _is_concrete(value):
+        return jnp.broadcast_to(jnp.asarray(value, dtype=jnp.result_type(float)), (size,))
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] not in (1, size)):
+        raise ValueError(
+            f"{owner}: parameter {name!r} has shape {arr.shape}; expected a scalar or shape ({size},)"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{owner}: parameter {name!r} contains NaN or infinite values")
+    return jnp.broadcast_to(jnp.asarray(arr, dtype=jnp.result_type(float)), (size,))
+
+
+def check_positive(value: ArrayLike, name: str, owner: str, *, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` if any element of a concrete ``value`` is <= 0 (or < 0 with ``allow_zero``)."""
+    if not _is_concrete(value):
+        return
+    arr = np.asarray(value)
+    bad = arr < 0 if allow_zero else arr <= 0
+    if np.any(bad):
+        relation = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{owner}: {name} must be {relation}, got {arr.min() if arr.size else arr}")
+
+
+def check_size(size: int, owner: str) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+        raise ValueError(f"{owner}: size must be a positive integer, got {size!r}")
+    return int(size)
+
+
+def check_dt(dt: float, owner: str = "brainsim") -> float:
+    """Time step in ms: must be a finite number > 0."""
+    if not _is_concrete(dt):
+        return dt
+    try:
+        value = float(dt)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: dt must be a number in ms, got {dt!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{owner}: dt must be > 0 ms, got {dt!r}")
+    return value
+
+
+def check_choice(value: str, choices: tuple[str, ...], name: str, owner: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{owner}: unknown {name} {value!r}; choose one of {', '.join(choices)}")
+    return value

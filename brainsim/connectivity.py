@@ -1,0 +1,171 @@
+"""Key-explicit connectivity builders returning ``jax.experimental.sparse.BCOO`` matrices.
+
+Every builder returns a ``(n_pre, n_post)`` BCOO matrix whose data are the synaptic weights (nS for
+conductance receptors, pA for current receptors). The random builders take an explicit JAX key and
+are deterministic given it. Sampling runs once on the host with NumPy (connectivity is built outside
+the time loop), seeded from the key, and never materialises a dense ``n_pre × n_post`` mask, so
+400 000-neuron networks can be built.
+"""
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import sparse
+
+from ._checks import check_size
+
+WeightSpec = Union[float, np.ndarray, Callable[[np.random.Generator, int], np.ndarray]]
+
+
+def _host_rng(key) -> np.random.Generator:
+    if key is None:
+        raise ValueError("a random connectivity builder needs an explicit key, e.g. jax.random.key(0)")
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return np.random.default_rng(np.asarray(data, dtype=np.uint32).ravel().tolist())
+
+
+def _weights(weight: WeightSpec, n: int, rng: np.random.Generator | None, owner: str) -> np.ndarray:
+    if callable(weight):
+        if rng is None:
+            rng = np.random.default_rng(0)
+        values = np.asarray(weight(rng, n), dtype=np.float32)
+    else:
+        values = np.broadcast_to(np.asarray(weight, dtype=np.float32), (n,)) if np.ndim(weight) == 0 else np.asarray(weight, dtype=np.float32)
+    if values.shape != (n,):
+        raise ValueError(f"{owner}: weights have shape {values.shape}, expected ({n},) (one per synapse)")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{owner}: weights contain NaN or infinite values")
+    return values
+
+
+def _to_bcoo(pre: np.ndarray, post: np.ndarray, weights: np.ndarray, shape: tuple[int, int]) -> sparse.BCOO:
+    order = np.lexsort((post, pre))  # row-major order: sorted by pre, then post
+    indices = np.stack([pre[order], post[order]], axis=1).astype(np.int32)
+    return sparse.BCOO((jnp.asarray(weights[order]), jnp.asarray(indices)), shape=shape,
+                       indices_sorted=True, unique_indices=True)
+
+
+def _resample_duplicates(rows: np.ndarray, cols: np.ndarray, n_cols: int, rng, forbid_diagonal: bool) -> np.ndarray:
+    """Resample ``cols`` until every (row, col) pair is unique (and off-diagonal if asked)."""
+    cols = cols.copy()
+    while True:
+        keys = rows.astype(np.int64) * n_cols + cols
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        bad = np.zeros(len(cols), dtype=bool)
+        bad[order[1:]] = sorted_keys[1:] == sorted_keys[:-1]
+        if forbid_diagonal:
+            bad |= rows == cols
+        n_bad = int(bad.sum())
+        if n_bad == 0:
+            return cols
+        cols[bad] = rng.integers(0, n_cols, size=n_bad)
+
+
+def _check_square_for_autapses(n_pre: int, n_post: int, autapses: bool, owner: str) -> None:
+    if not autapses and n_pre != n_post:
+        raise ValueError(f"{owner}: autapses=False needs n_pre == n_post (a population onto itself)")
+
+
+def fixed_probability(key, n_pre: int, n_post: int, p: float, weight: WeightSpec = 1.0, *,
+                      autapses: bool = True) -> sparse.BCOO:
+    """Each possible synapse exists independently with probability ``p`` (no multapses).
+
+    Args:
+        key: JAX PRNG key.
+        n_pre, n_post: population sizes.
+        p: connection probability in [0, 1].
+        weight: scalar, per-synapse array, or ``f(rng, n) -> array`` (nS or pA).
+        autapses: if False, no neuron connects to itself (requires n_pre == n_post).
+    """
+    owner = "fixed_probability"
+    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{owner}: p must be in [0, 1], got {p}")
+    _check_square_for_autapses(n_pre, n_post, autapses, owner)
+    rng = _host_rng(key)
+    candidates = n_post if autapses else n_post - 1
+    degrees = rng.binomial(candidates, p, size=n_pre)
+    return _rows_with_degrees(degrees, n_pre, n_post, weight, rng, autapses, owner)
+
+
+def _rows_with_degrees(degrees, n_pre, n_post, weight, rng, autapses, owner) -> sparse.BCOO:
+    pre = np.repeat(np.arange(n_pre), degrees)
+    if degrees.max(initial=0) > n_post // 2:  # dense rows: sample by permutation
+        post = np.concatenate([
+            rng.permutation(np.setdiff1d(np.arange(n_post), [i]) if not autapses else n_post)[:d]
+            for i, d in enumerate(degrees)
+        ]) if len(pre) else np.zeros(0, np.int64)
+    else:
+        post = _resample_duplicates(pre, rng.integers(0, n_post, size=len(pre)), n_post, rng, not autapses)
+    return _to_bcoo(pre, post, _weights(weight, len(pre), rng, owner), (n_pre, n_post))
+
+
+def fixed_out_degree(key, n_pre: int, n_post: int, k: int, weight: WeightSpec = 1.0, *,
+                     autapses: bool = True) -> sparse.BCOO:
+    """Every presynaptic neuron projects to exactly ``k`` distinct postsynaptic neurons."""
+    owner = "fixed_out_degree"
+    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    _check_square_for_autapses(n_pre, n_post, autapses, owner)
+    limit = n_post if autapses else n_post - 1
+    if not 0 <= k <= limit:
+        raise ValueError(f"{owner}: k must be in [0, {limit}], got {k}")
+    rng = _host_rng(key)
+    return _rows_with_degrees(np.full(n_pre, k), n_pre, n_post, weight, rng, autapses, owner)
+
+
+def fixed_in_degree(key, n_pre: int, n_post: int, k: int, weight: WeightSpec = 1.0, *,
+                    autapses: bool = True) -> sparse.BCOO:
+    """Every postsynaptic neuron receives exactly ``k`` synapses from distinct presynaptic neurons."""
+    owner = "fixed_in_degree"
+    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    _check_square_for_autapses(n_pre, n_post, autapses, owner)
+    limit = n_pre if autapses else n_pre - 1
+    if not 0 <= k <= limit:
+        raise ValueError(f"{owner}: k must be in [0, {limit}], got {k}")
+    rng = _host_rng(key)
+    transposed = _rows_with_degrees(np.full(n_post, k), n_post, n_pre, weight, rng, autapses, owner)
+    post, pre = np.asarray(transposed.indices).T
+    return _to_bcoo(pre, post, np.asarray(transposed.data), (n_pre, n_post))
+
+
+def one_to_one(n: int, weight: WeightSpec = 1.0) -> sparse.BCOO:
+    """Neuron i connects to neuron i."""
+    n = check_size(n, "one_to_one")
+    idx = np.arange(n)
+    return _to_bcoo(idx, idx, _weights(weight, n, None, "one_to_one"), (n, n))
+
+
+def all_to_all(n_pre: int, n_post: int, weight: WeightSpec = 1.0, *, autapses: bool = True) -> sparse.BCOO:
+    """Every presynaptic neuron connects to every postsynaptic neuron."""
+    owner = "all_to_all"
+    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    _check_square_for_autapses(n_pre, n_post, autapses, owner)
+    pre, post = np.meshgrid(np.arange(n_pre), np.arange(n_post), indexing="ij")
+    pre, post = pre.ravel(), post.ravel()
+    if not autapses:
+        keep = pre != post
+        pre, post = pre[keep], post[keep]
+    return _to_bcoo(pre, post, _weights(weight, len(pre), None, owner), (n_pre, n_post))
+
+
+def from_indices(pre, post, n_pre: int, n_post: int, weight: WeightSpec = 1.0) -> sparse.BCOO:
+    """Synapses given by index arrays ``pre[i] -> post[i]`` (duplicates are rejected)."""
+    owner = "from_indices"
+    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    pre, post = np.asarray(pre), np.asarray(post)
+    if pre.shape != post.shape or pre.ndim != 1:
+        raise ValueError(f"{owner}: pre and post must be 1-D arrays of equal length, got {pre.shape} and {post.shape}")
+    if len(pre) and (pre.min() < 0 or pre.max() >= n_pre or post.min() < 0 or post.max() >= n_post):
+        raise ValueError(f"{owner}: indices out of range for shape ({n_pre}, {n_post})")
+    if len(np.unique(pre.astype(np.int64) * n_post + post)) != len(pre):
+        raise ValueError(f"{owner}: duplicate (pre, post) pairs; merge their weights first")
+    return _to_bcoo(pre, post, _weights(weight, len(pre), None, owner), (n_pre, n_post))
+
+
+def n_synapses(matrix) -> int:
+    """Number of stored synapses of a BCOO/BCSR matrix."""
+    return int(matrix.nse)

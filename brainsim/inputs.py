@@ -1,0 +1,145 @@
+"""External inputs: spike sources (Poisson, given spike times) and drives (Poisson input, current steps).
+
+Spike sources are populations without a membrane: they follow the population contract
+(``init`` / ``step``) and emit spikes that projections deliver like any other. Drives act directly on a
+target population every step: ``PoissonInput`` adds Poisson-distributed arrivals to a receptor (like
+Brian2's ``PoissonInput``), ``CurrentStep`` injects a current. Arbitrary current arrays are passed to
+``simulate(..., currents={pop: array})``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._checks import as_param, check_positive, check_size
+from ._types import Array, ArrayLike
+
+
+class SourceState(NamedTuple):
+    t: Array  # time of the next step, ms (scalar)
+
+
+class PoissonSource(eqx.Module):
+    """``size`` independent Poisson spike trains with rates ``rate`` (Hz, scalar or per neuron).
+
+    In each step of ``dt`` ms a source spikes with probability ``rate * dt / 1000``.
+    """
+
+    rate: Array  # Hz
+    size: int = eqx.field(static=True)
+    needs_key = True
+
+    def __init__(self, size: int, rate: ArrayLike):
+        self.size = check_size(size, "PoissonSource")
+        check_positive(rate, "rate (Hz)", "PoissonSource", allow_zero=True)
+        self.rate = as_param(rate, size, "rate", "PoissonSource")
+
+    def init(self, *, key=None) -> SourceState:
+        return SourceState(t=jnp.zeros(()))
+
+    def step(self, state: SourceState, inputs, dt: float, *, key) -> tuple[SourceState, Array]:
+        p = self.rate * (dt / 1000.0)
+        spikes = (jax.random.uniform(key, (self.size,)) < p).astype(p.dtype)
+        return SourceState(t=state.t + dt), spikes
+
+
+class SpikeTimesState(NamedTuple):
+    step: Array  # index of the next time step (int32 scalar)
+    cursor: Array  # position of the next unemitted event in the sorted event list (int32 scalar)
+
+
+class SpikeTimes(eqx.Module):
+    """Emits given spikes: neuron ``indices[k]`` spikes at ``times[k]`` ms (Brian2's SpikeGeneratorGroup).
+
+    Times are rounded to the step grid of ``dt`` (given at construction, ms): the spike is emitted in the
+    step ``round(t / dt)``. Several spikes of one neuron in the same step are rejected. Each step emits
+    the events at the cursor of a sorted event list: cost O(max events per step), no spike is dropped.
+    """
+
+    event_steps: Array  # int32, sorted
+    event_indices: Array  # int32
+    size: int = eqx.field(static=True)
+    max_per_step: int = eqx.field(static=True)
+    needs_key = False
+
+    def __init__(self, size: int, times, indices, dt: float):
+        self.size = check_size(size, "SpikeTimes")
+        check_positive(dt, "dt (ms)", "SpikeTimes")
+        times, indices = np.asarray(times, dtype=np.float64), np.asarray(indices, dtype=np.int64)
+        if times.shape != indices.shape or times.ndim != 1:
+            raise ValueError(f"SpikeTimes: times {times.shape} and indices {indices.shape} must be 1-D and equal")
+        if len(times) and (not np.all(np.isfinite(times)) or times.min() < 0):
+            raise ValueError("SpikeTimes: spike times must be finite and >= 0 ms")
+        if len(indices) and (indices.min() < 0 or indices.max() >= size):
+            raise ValueError(f"SpikeTimes: neuron indices must be in [0, {size})")
+        steps = np.round(times / dt).astype(np.int64)
+        order = np.lexsort((indices, steps))
+        steps, indices = steps[order], indices[order]
+        if len(steps) and np.any((np.diff(steps) == 0) & (np.diff(indices) == 0)):
+            raise ValueError("SpikeTimes: a neuron has two spikes in the same time step")
+        self.event_steps = jnp.asarray(steps, dtype=jnp.int32)
+        self.event_indices = jnp.asarray(indices, dtype=jnp.int32)
+        self.max_per_step = int(np.bincount(steps).max()) if len(steps) else 1
+
+    def init(self, *, key=None) -> SpikeTimesState:
+        return SpikeTimesState(step=jnp.zeros((), jnp.int32), cursor=jnp.zeros((), jnp.int32))
+
+    def step(self, state: SpikeTimesState, inputs, dt: float, *, key=None) -> tuple[SpikeTimesState, Array]:
+        window = state.cursor + jnp.arange(self.max_per_step)
+        steps = jnp.take(self.event_steps, window, mode="fill", fill_value=-1)
+        due = steps == state.step
+        targets = jnp.where(due, jnp.take(self.event_indices, window, mode="fill", fill_value=0), self.size)
+        spikes = jnp.zeros((self.size,)).at[targets].set(1.0, mode="drop")
+        return SpikeTimesState(step=state.step + 1, cursor=state.cursor + due.sum(dtype=jnp.int32)), spikes
+
+
+class PoissonInput(eqx.Module):
+    """``n_sources`` independent Poisson inputs at ``rate`` Hz onto every neuron of a population.
+
+    Each step adds ``weight × Binomial(n_sources, rate·dt)`` to receptor ``receptor`` of population
+    ``target`` (Brian2's ``PoissonInput``); weight in the receptor's unit (nS or pA).
+    """
+
+    weight: Array
+    rate: Array  # Hz
+    target: str = eqx.field(static=True)
+    receptor: str = eqx.field(static=True)
+    n_sources: int = eqx.field(static=True)
+
+    def __init__(self, target: str, receptor: str, n_sources: int, rate: float, weight: float):
+        self.target, self.receptor = target, receptor
+        self.n_sources = check_size(n_sources, "PoissonInput")
+        check_positive(rate, "rate (Hz)", "PoissonInput", allow_zero=True)
+        self.rate = jnp.asarray(rate, dtype=jnp.result_type(float))
+        self.weight = jnp.asarray(weight, dtype=jnp.result_type(float))
+
+    def arrivals(self, size: int, dt: float, key) -> Array:
+        p = jnp.clip(self.rate * dt / 1000.0, 0.0, 1.0)
+        counts = jax.random.binomial(key, self.n_sources, p, shape=(size,))
+        return self.weight * counts
+
+
+class CurrentStep(eqx.Module):
+    """Current ``amplitude`` pA injected into population ``target`` for ``start <= t < stop`` (ms)."""
+
+    amplitude: Array  # pA, scalar or per neuron
+    start: float = eqx.field(static=True)
+    stop: float = eqx.field(static=True)
+    target: str = eqx.field(static=True)
+
+    def __init__(self, target: str, amplitude: ArrayLike, start: float = 0.0, stop: float = float("inf")):
+        if not stop > start:
+            raise ValueError(f"CurrentStep: stop ({stop} ms) must be after start ({start} ms)")
+        if not np.all(np.isfinite(np.asarray(amplitude))):
+            raise ValueError("CurrentStep: amplitude contains NaN or infinite values")
+        self.target, self.start, self.stop = target, float(start), float(stop)
+        self.amplitude = jnp.asarray(amplitude, dtype=jnp.result_type(float))
+
+    def current(self, t: Array, dt: float) -> Array:
+        # the step starting at time t (ms) is driven if t lies in [start, stop), with a half-step tolerance
+        on = (t >= self.start - 0.5 * dt) & (t < self.stop - 0.5 * dt)
+        return jnp.where(on, self.amplitude, 0.0)

@@ -1,0 +1,227 @@
+"""Compose populations, receptors, projections and drives into one pure network step.
+
+A ``Network`` is an immutable ``equinox.Module``; its state is a ``NetworkState`` NamedTuple. One step
+of ``dt`` ms follows Brian2's order of operations, so that a network built here and one written in
+Brian2 with the same equations produce the same dynamics:
+
+1. every population integrates its membrane with the receptor conductances/currents at time t
+   (plus drives and external currents), then thresholds and resets -> spikes;
+2. receptor states relax over dt (exactly);
+3. drives (Poisson input) add arrivals; each projection delivers its (delayed, STP-scaled) spikes
+   into the receptor it targets.
+
+Populations, receptors and projections are named by strings chosen by the user, as in Brian2.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._checks import check_size
+from ._types import Array
+from .inputs import CurrentStep, PoissonInput
+from .neurons.base import SynapticInput
+from .propagation import EventOperator
+from .synapses.receptors import Receptor
+from .synapses.stp import TsodyksMarkram
+
+
+class Population(eqx.Module):
+    """A neuron model (or spike source) with its named receptors.
+
+    Args:
+        model: a neuron model (``LIF``, ``HH``, ...) or a spike source (``PoissonSource``, ``SpikeTimes``).
+        receptors: mapping from receptor name (e.g. ``"ge"``) to ``Receptor``; spike sources have none.
+    """
+
+    model: Any
+    receptors: dict
+
+    def __init__(self, model, receptors: Optional[Mapping[str, Receptor]] = None):
+        self.model = model
+        self.receptors = dict(receptors or {})
+        if self.receptors and not hasattr(model.init(), "v"):
+            raise ValueError(f"Population: {type(model).__name__} has no membrane, it cannot have receptors")
+
+    @property
+    def size(self) -> int:
+        return self.model.size
+
+
+class Projection(eqx.Module):
+    """Synapses from population ``pre`` onto receptor ``receptor`` of population ``post``.
+
+    Args:
+        pre, post, receptor: names in the network.
+        weights: ``EventOperator`` or a ``(n_pre, n_post)`` BCOO/BCSR weight matrix (nS or pA).
+        delay: homogeneous transmission delay, ms (rounded to whole steps of ``dt``; 0 = delivered in
+            the step the spike is emitted, as Brian2 without delay).
+        stp: optional ``TsodyksMarkram`` short-term plasticity on the presynaptic side.
+        pre_range: optional ``(start, stop)``: only neurons ``start <= i < stop`` of ``pre`` project
+            (row ``k`` of ``weights`` is neuron ``start + k``), like a Brian2 subgroup.
+    """
+
+    operator: EventOperator
+    stp: Optional[TsodyksMarkram]
+    pre: str = eqx.field(static=True)
+    post: str = eqx.field(static=True)
+    receptor: str = eqx.field(static=True)
+    delay: float = eqx.field(static=True)
+    pre_range: Optional[tuple] = eqx.field(static=True)
+
+    def __init__(self, pre: str, post: str, receptor: str, weights, *, delay: float = 0.0,
+                 stp: Optional[TsodyksMarkram] = None, capacity: Optional[int] = None,
+                 pre_range: Optional[tuple] = None):
+        self.pre, self.post, self.receptor = pre, post, receptor
+        self.pre_range = None if pre_range is None else (int(pre_range[0]), int(pre_range[1]))
+        self.operator = weights if isinstance(weights, EventOperator) else EventOperator.from_sparse(weights, capacity=capacity)
+        if not delay >= 0:
+            raise ValueError(f"Projection {pre}->{post}: delay must be >= 0 ms, got {delay}")
+        self.delay = float(delay)
+        self.stp = stp
+
+    def delay_steps(self, dt: float) -> int:
+        return int(round(self.delay / dt))
+
+
+class NetworkState(NamedTuple):
+    step: Array  # index of the next step (int32 scalar); its start time is step * dt ms
+    neurons: dict  # population name -> model state
+    receptors: dict  # population name -> {receptor name -> kinetics state}
+    stp: dict  # projection name -> STPState
+    delay_buffers: dict  # projection name -> (delay_steps, n_pre) ring buffer of spike values
+
+
+class Network(eqx.Module):
+    """Populations, projections and drives forming one pure step function.
+
+    Args:
+        populations: name -> ``Population``.
+        projections: name -> ``Projection``.
+        drives: sequence of ``PoissonInput`` / ``CurrentStep``.
+    """
+
+    populations: dict
+    projections: dict
+    drives: tuple
+
+    def __init__(self, populations: Mapping[str, Population], projections: Optional[Mapping[str, Projection]] = None,
+                 drives=()):
+        self.populations = dict(populations)
+        self.projections = dict(projections or {})
+        self.drives = tuple(drives)
+        if not self.populations:
+            raise ValueError("Network: needs at least one population")
+        for name, proj in self.projections.items():
+            for role, pop in (("pre", proj.pre), ("post", proj.post)):
+                if pop not in self.populations:
+                    raise ValueError(f"Network: projection {name!r} has unknown {role} population {pop!r}; "
+                                     f"known: {', '.join(self.populations)}")
+            post = self.populations[proj.post]
+            if proj.receptor not in post.receptors:
+                raise ValueError(f"Network: projection {name!r} targets unknown receptor {proj.receptor!r} of "
+                                 f"{proj.post!r}; known: {', '.join(post.receptors) or 'none'}")
+            n_pre = self.populations[proj.pre].size
+            if proj.pre_range is not None:
+                start, stop = proj.pre_range
+                if not 0 <= start < stop <= n_pre:
+                    raise ValueError(f"Network: projection {name!r} has pre_range {proj.pre_range} outside "
+                                     f"population {proj.pre!r} of size {n_pre}")
+                n_pre = stop - start
+            shape = (n_pre, post.size)
+            if (proj.operator.n_pre, proj.operator.n_post) != shape:
+                raise ValueError(f"Network: projection {name!r} has weights of shape "
+                                 f"({proj.operator.n_pre}, {proj.operator.n_post}) but {proj.pre}->{proj.post} "
+                                 f"needs {shape}")
+        for drive in self.drives:
+            if drive.target not in self.populations:
+                raise ValueError(f"Network: {type(drive).__name__} targets unknown population {drive.target!r}")
+            if isinstance(drive, PoissonInput) and drive.receptor not in self.populations[drive.target].receptors:
+                raise ValueError(f"Network: PoissonInput targets unknown receptor {drive.receptor!r} of {drive.target!r}")
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.size for p in self.populations.values())
+
+    @property
+    def n_synapses(self) -> int:
+        return sum(p.operator.n_synapses for p in self.projections.values())
+
+    def init(self, dt: float, *, key=None) -> NetworkState:
+        """Initial state: every model at rest, receptors empty, delay buffers empty."""
+        neurons = {name: pop.model.init() for name, pop in self.populations.items()}
+        receptors = {name: {r: rec.kinetics.init(pop.size) for r, rec in pop.receptors.items()}
+                     for name, pop in self.populations.items()}
+        stp = {name: proj.stp.init(proj.operator.n_pre) for name, proj in self.projections.items() if proj.stp is not None}
+        buffers = {name: jnp.zeros((proj.delay_steps(dt), proj.operator.n_pre))
+                   for name, proj in self.projections.items() if proj.delay_steps(dt) > 0}
+        return NetworkState(step=jnp.zeros((), jnp.int32), neurons=neurons,
+                            receptors=receptors, stp=stp, delay_buffers=buffers)
+
+    def _population_input(self, name: str, state: NetworkState, dt: float, currents) -> SynapticInput:
+        pop = self.populations[name]
+        v = state.neurons[name].v
+        total = SynapticInput.zeros(pop.size)
+        for r, rec in pop.receptors.items():
+            g = rec.kinetics.value(state.receptors[name][r], dt)
+            total = total + rec.output.input(g, v)
+        extra = jnp.zeros((pop.size,))
+        for drive in self.drives:
+            if isinstance(drive, CurrentStep) and drive.target == name:
+                extra = extra + drive.current(state.step * dt, dt)
+        if currents is not None and name in currents:
+            extra = extra + currents[name]
+        return total._replace(current=total.current + extra)
+
+    def step(self, state: NetworkState, dt: float, *, key, currents: Optional[Mapping[str, Array]] = None):
+        """Advance the network by one step of ``dt`` ms.
+
+        Args:
+            state: current ``NetworkState``.
+            dt: time step, ms.
+            key: PRNG key for this step (Poisson sources and inputs).
+            currents: optional population name -> current (pA, shape ``(size,)`` or scalar) for this step.
+
+        Returns:
+            ``(new_state, spikes)`` with ``spikes`` a dict population name -> float spike vector.
+        """
+        keys = iter(jax.random.split(key, len(self.populations) + len(self.drives)))
+        neurons, spikes = {}, {}
+        for name, pop in self.populations.items():
+            k = next(keys)
+            if hasattr(state.neurons[name], "v"):
+                inputs = self._population_input(name, state, dt, currents)
+                neurons[name], spikes[name] = pop.model.step(state.neurons[name], inputs, dt)
+            else:
+                neurons[name], spikes[name] = pop.model.step(state.neurons[name], None, dt, key=k)
+
+        receptors = {name: {r: rec.kinetics.decay(state.receptors[name][r], dt) for r, rec in pop.receptors.items()}
+                     for name, pop in self.populations.items()}
+        for drive in self.drives:
+            k = next(keys)
+            if isinstance(drive, PoissonInput):
+                rec = self.populations[drive.target].receptors[drive.receptor]
+                size = self.populations[drive.target].size
+                receptors[drive.target][drive.receptor] = rec.kinetics.arrive(
+                    receptors[drive.target][drive.receptor], drive.arrivals(size, dt, k))
+
+        stp, buffers = dict(state.stp), dict(state.delay_buffers)
+        for name, proj in self.projections.items():
+            values = spikes[proj.pre]
+            if proj.pre_range is not None:
+                values = values[proj.pre_range[0]:proj.pre_range[1]]
+            if proj.stp is not None:
+                stp[name], values = proj.stp.step(state.stp[name], values, dt)
+            if name in buffers:  # ring buffer: slot (step mod d) holds the spikes emitted d steps ago
+                buf = buffers[name]
+                slot = state.step % buf.shape[0]
+                values, buffers[name] = buf[slot], buf.at[slot].set(values)
+            rec = self.populations[proj.post].receptors[proj.receptor]
+            receptors[proj.post][proj.receptor] = rec.kinetics.arrive(receptors[proj.post][proj.receptor],
+                                                                      proj.operator(values))
+        new_state = NetworkState(step=state.step + 1, neurons=neurons, receptors=receptors,
+                                 stp=stp, delay_buffers=buffers)
+        return new_state, spikes

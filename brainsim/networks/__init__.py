@@ -1,0 +1,15 @@
+"""Built-in networks: each function returns a ready ``Prepared`` network (network, state, dt, groups)."""
+from .base import Prepared
+from .brette2007 import coba, cobahh, cuba
+
+BUILTINS = {"coba": coba, "cuba": cuba, "cobahh": cobahh}
+
+
+def build(name: str, **kwargs) -> Prepared:
+    """Build the built-in network ``name`` (one of ``BUILTINS``)."""
+    if name not in BUILTINS:
+        raise ValueError(f"unknown network {name!r}; choose one of {', '.join(BUILTINS)}")
+    return BUILTINS[name](**kwargs)
+
+
+__all__ = ["Prepared", "coba", "cuba", "cobahh", "build", "BUILTINS"]

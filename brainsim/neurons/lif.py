@@ -1,0 +1,195 @@
+"""Leaky integrate-and-fire neurons: LIF and adaptive LIF.
+
+Membrane equation (v in mV, t in ms, C_m in pF, g_L = C_m / tau_m in nS, I(v) in pA)::
+
+    C_m dv/dt = -g_L (v - v_rest) + I(v),     I(v) = I + sum_k g_k (E_k - v)
+
+Spike when v > v_th; then v <- v_reset ("value" reset) or v <- v - (v_th - v_reset) ("subtract"),
+and integration is frozen for the refractory period t_ref.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from .._checks import as_param, check_choice, check_positive, check_size
+from .._types import Array, ArrayLike
+from ..spikes import check_surrogate, spike
+from .base import NeuronModel, SynapticInput, as_input, exp_euler_linear, refractory_countdown
+
+RESETS = ("value", "subtract")
+LIF_METHODS = ("exp_euler", "euler")
+
+
+class LIFState(NamedTuple):
+    v: Array  # membrane potential, mV
+    refractory: Array  # remaining refractory time, ms
+
+
+class LIF(NeuronModel):
+    """Leaky integrate-and-fire neuron with current- and conductance-based input.
+
+    Args:
+        size: number of neurons.
+        tau_m: membrane time constant, ms (> 0).
+        C_m: membrane capacitance, pF (> 0); leak conductance g_L = C_m / tau_m, nS.
+        v_rest: resting (leak reversal) potential, mV.
+        v_th: spike threshold, mV.
+        v_reset: reset potential, mV.
+        t_ref: refractory period, ms (>= 0).
+        reset: ``"value"`` (v <- v_reset) or ``"subtract"`` (v <- v - (v_th - v_reset)).
+        method: ``"exp_euler"`` (exact for inputs constant over a step) or ``"euler"`` (forward Euler,
+            as Brian2's ``method="euler"``).
+        surrogate, slope: surrogate derivative of the spike function (see ``brainsim.spikes``).
+    """
+
+    tau_m: Array  # ms
+    C_m: Array  # pF
+    v_rest: Array  # mV
+    v_th: Array  # mV
+    v_reset: Array  # mV
+    t_ref: Array  # ms
+    size: int = eqx.field(static=True)
+    reset: str = eqx.field(static=True)
+    method: str = eqx.field(static=True)
+    surrogate: str = eqx.field(static=True)
+    slope: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        tau_m: ArrayLike = 10.0,
+        C_m: ArrayLike = 250.0,
+        v_rest: ArrayLike = -70.0,
+        v_th: ArrayLike = -55.0,
+        v_reset: ArrayLike = -70.0,
+        t_ref: ArrayLike = 2.0,
+        reset: str = "value",
+        method: str = "exp_euler",
+        surrogate: str = "fast_sigmoid",
+        slope: float = 10.0,
+    ):
+        owner = type(self).__name__
+        self.size = check_size(size, owner)
+        check_positive(tau_m, "tau_m (ms)", owner)
+        check_positive(C_m, "C_m (pF)", owner)
+        check_positive(t_ref, "t_ref (ms)", owner, allow_zero=True)
+        self.tau_m = as_param(tau_m, size, "tau_m", owner)
+        self.C_m = as_param(C_m, size, "C_m", owner)
+        self.v_rest = as_param(v_rest, size, "v_rest", owner)
+        self.v_th = as_param(v_th, size, "v_th", owner)
+        self.v_reset = as_param(v_reset, size, "v_reset", owner)
+        self.t_ref = as_param(t_ref, size, "t_ref", owner)
+        self.reset = check_choice(reset, RESETS, "reset", owner)
+        self.method = check_choice(method, LIF_METHODS, "method", owner)
+        self.surrogate = check_surrogate(surrogate, owner)
+        self.slope = float(slope)
+
+    @property
+    def g_L(self) -> Array:
+        """Leak conductance, nS."""
+        return self.C_m / self.tau_m
+
+    def init(self, *, key=None, v: ArrayLike | None = None) -> LIFState:
+        """Resting state (or membrane potential ``v`` in mV), not refractory."""
+        v0 = self.v_rest if v is None else jnp.broadcast_to(jnp.asarray(v, self.v_rest.dtype), (self.size,))
+        return LIFState(v=v0, refractory=jnp.zeros((self.size,), v0.dtype))
+
+    def _integrate_v(self, v: Array, inputs: SynapticInput, dt: float) -> Array:
+        g_L = self.g_L
+        if self.method == "euler":
+            # C_m dv/dt = g_L (v_rest - v) + I(v)
+            return v + dt * (g_L * (self.v_rest - v) + inputs.total_current(v)) / self.C_m
+        # dv/dt = (g_L + G)/C_m * (v_inf - v),  v_inf = (g_L v_rest + I + sum g_k E_k) / (g_L + G)
+        g_total = g_L + inputs.conductance
+        v_inf = (g_L * self.v_rest + inputs.current + inputs.conductance_reversal) / g_total
+        return exp_euler_linear(v, v_inf, g_total / self.C_m, dt)
+
+    def _fire_and_reset(self, v: Array, v_th: Array) -> tuple[Array, Array]:
+        spikes = spike((v - v_th) / jnp.abs(v_th - self.v_reset), self.surrogate, self.slope)
+        if self.reset == "value":
+            v = v + spikes * (self.v_reset - v)  # == where(spiked, v_reset, v), differentiable
+        else:
+            v = v - spikes * (v_th - self.v_reset)
+        return v, spikes
+
+    def step(self, state: LIFState, inputs: SynapticInput | ArrayLike | None, dt: float):
+        inputs = as_input(inputs, self.size)
+        refractory, frozen = refractory_countdown(state.refractory, dt)
+        v = jnp.where(frozen, state.v, self._integrate_v(state.v, inputs, dt))
+        v, spikes = self._fire_and_reset(v, self.v_th)
+        refractory = jnp.where(spikes > 0, self.t_ref, refractory)
+        return LIFState(v=v, refractory=refractory), spikes
+
+
+class ALIFState(NamedTuple):
+    v: Array  # membrane potential, mV
+    w: Array  # adaptation current, pA
+    theta: Array  # threshold increase above v_th, mV
+    refractory: Array  # remaining refractory time, ms
+
+
+class AdaptiveLIF(LIF):
+    """LIF with a spike-triggered adaptation current and an adaptive threshold.
+
+    Extra equations::
+
+        C_m dv/dt = -g_L (v - v_rest) - w + I(v)
+        tau_w dw/dt = a (v - v_rest) - w            on spike: w <- w + b
+        tau_theta dtheta/dt = -theta                on spike: theta <- theta + delta_theta
+        spike when v > v_th + theta
+
+    Args (beyond ``LIF``): a (nS, subthreshold adaptation), b (pA, spike-triggered adaptation),
+    tau_w (ms, > 0), delta_theta (mV, threshold jump), tau_theta (ms, > 0).
+    """
+
+    a: Array  # nS
+    b: Array  # pA
+    tau_w: Array  # ms
+    delta_theta: Array  # mV
+    tau_theta: Array  # ms
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        a: ArrayLike = 0.0,
+        b: ArrayLike = 50.0,
+        tau_w: ArrayLike = 100.0,
+        delta_theta: ArrayLike = 0.0,
+        tau_theta: ArrayLike = 100.0,
+        **lif_kwargs,
+    ):
+        super().__init__(size, **lif_kwargs)
+        owner = type(self).__name__
+        check_positive(tau_w, "tau_w (ms)", owner)
+        check_positive(tau_theta, "tau_theta (ms)", owner)
+        self.a = as_param(a, size, "a", owner)
+        self.b = as_param(b, size, "b", owner)
+        self.tau_w = as_param(tau_w, size, "tau_w", owner)
+        self.delta_theta = as_param(delta_theta, size, "delta_theta", owner)
+        self.tau_theta = as_param(tau_theta, size, "tau_theta", owner)
+
+    def init(self, *, key=None, v: ArrayLike | None = None) -> ALIFState:
+        base = super().init(key=key, v=v)
+        zeros = jnp.zeros_like(base.v)
+        return ALIFState(v=base.v, w=zeros, theta=zeros, refractory=base.refractory)
+
+    def step(self, state: ALIFState, inputs: SynapticInput | ArrayLike | None, dt: float):
+        inputs = as_input(inputs, self.size)
+        refractory, frozen = refractory_countdown(state.refractory, dt)
+        # the adaptation current enters as a voltage-independent current over the step
+        adapted = inputs._replace(current=inputs.current - state.w)
+        v = jnp.where(frozen, state.v, self._integrate_v(state.v, adapted, dt))
+        # tau_w dw/dt = a (v - v_rest) - w, exact for v held at its start-of-step value
+        w_inf = self.a * (state.v - self.v_rest)
+        w = exp_euler_linear(state.w, w_inf, 1.0 / self.tau_w, dt)
+        theta = state.theta * jnp.exp(-dt / self.tau_theta)
+        v, spikes = self._fire_and_reset(v, self.v_th + theta)
+        w = w + spikes * self.b
+        theta = theta + spikes * self.delta_theta
+        refractory = jnp.where(spikes > 0, self.t_ref, refractory)
+        return ALIFState(v=v, w=w, theta=theta, refractory=refractory), spikes

@@ -1,0 +1,336 @@
+"""The one place that owns time: ``run`` (pure, vmappable) and ``simulate`` (chunked, with monitors).
+
+``run(network, state, n_steps, dt, key=..., monitors=...)`` is a pure function built on ``lax.scan``:
+use it inside ``jax.jit``, ``jax.vmap`` (trials, parameter sweeps) and ``jax.grad``.
+
+``simulate(network, duration, dt, key=..., monitors=...)`` is the user entry point for long runs: it
+compiles one chunk of steps once (compile time reported separately), runs the chunks back to back with a
+progress bar, moves each chunk's records to the host (so device memory stays bounded by one chunk) and
+returns a ``SimulationResult`` with spike trains, traces and population rates as NumPy arrays.
+
+Per-step randomness uses ``fold_in(key, step)``, so results do not depend on the chunk size.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._checks import check_dt
+from .network import Network, NetworkState
+
+
+@dataclass(frozen=True)
+class SpikeMonitor:
+    """Record every spike of population ``population`` as (time ms, neuron index) pairs."""
+
+    population: str
+
+
+@dataclass(frozen=True)
+class StateMonitor:
+    """Record state variable ``variable`` of ``population`` every ``every`` steps, at the start of the step.
+
+    ``indices``: neurons to record (default all).
+    """
+
+    population: str
+    variable: str
+    every: int = 1
+    indices: Optional[tuple] = None
+
+    def __post_init__(self):
+        if not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"StateMonitor: every must be a positive integer number of steps, got {self.every!r}")
+        if self.indices is not None:
+            object.__setattr__(self, "indices", tuple(int(i) for i in np.atleast_1d(self.indices)))
+
+    @property
+    def name(self) -> str:
+        return f"{self.population}.{self.variable}"
+
+
+@dataclass(frozen=True)
+class RateMonitor:
+    """Record the instantaneous population rate (Hz) of ``population`` at every step."""
+
+    population: str
+
+
+Monitor = Union[SpikeMonitor, StateMonitor, RateMonitor]
+
+
+def _validate_monitors(network: Network, state: NetworkState, monitors: Sequence[Monitor]) -> tuple:
+    monitors = tuple(monitors)
+    for m in monitors:
+        if not isinstance(m, (SpikeMonitor, StateMonitor, RateMonitor)):
+            raise TypeError(f"unknown monitor {m!r}; use SpikeMonitor, StateMonitor or RateMonitor")
+        if m.population not in network.populations:
+            raise ValueError(f"{type(m).__name__}: unknown population {m.population!r}; "
+                             f"known: {', '.join(network.populations)}")
+        if isinstance(m, StateMonitor):
+            pop_state = state.neurons[m.population]
+            if m.variable not in pop_state._fields:
+                raise ValueError(f"StateMonitor: population {m.population!r} has no variable {m.variable!r}; "
+                                 f"known: {', '.join(pop_state._fields)}")
+            size = network.populations[m.population].size
+            if m.indices is not None and (min(m.indices) < 0 or max(m.indices) >= size):
+                raise ValueError(f"StateMonitor: indices out of range for population {m.population!r} of size {size}")
+    return monitors
+
+
+def _record_buffers(network: Network, monitors: tuple, n_steps: int):
+    buffers = []
+    for m in monitors:
+        if isinstance(m, StateMonitor):
+            width = len(m.indices) if m.indices is not None else network.populations[m.population].size
+            buffers.append(jnp.zeros((-(-n_steps // m.every), width)))
+        else:
+            buffers.append(None)
+    return buffers
+
+
+def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
+        monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None):
+    """Advance ``network`` by ``n_steps`` steps of ``dt`` ms. Pure: jit-, vmap- and grad-compatible.
+
+    Args:
+        network, state: the network and its state (from ``network.init(dt)``).
+        n_steps: number of steps (Python int).
+        dt: time step, ms.
+        key: PRNG key; step i uses ``fold_in(key, state.step + i)``.
+        monitors: what to record (see ``SpikeMonitor``, ``StateMonitor``, ``RateMonitor``).
+        currents: optional population name -> current array (pA) of shape ``(n_steps, size)`` or
+            ``(n_steps,)``, injected step by step.
+
+    Returns:
+        ``(final_state, records)``: records is a tuple aligned with ``monitors``: spikes ``(n_steps, size)``
+        bool, state traces ``(ceil(n_steps / every), n_recorded)``, rates ``(n_steps,)`` Hz.
+    """
+    monitors = tuple(monitors)
+    currents = dict(currents or {})
+    buffers = _record_buffers(network, monitors, n_steps)
+    first_step = state.step
+
+    def body(carry, xs):
+        state, buffers = carry
+        i, step_currents = xs
+        buffers = list(buffers)
+        for j, m in enumerate(monitors):
+            if isinstance(m, StateMonitor):
+                value = getattr(state.neurons[m.population], m.variable)
+                if m.indices is not None:
+                    value = value[jnp.asarray(m.indices)]
+                row = i // m.every
+                keep = jax.lax.dynamic_index_in_dim(buffers[j], row, keepdims=False)
+                value = jnp.where(i % m.every == 0, value.astype(buffers[j].dtype), keep)
+                buffers[j] = jax.lax.dynamic_update_index_in_dim(buffers[j], value, row, 0)
+        step_key = jax.random.fold_in(key, first_step + i)
+        state, spikes = network.step(state, dt, key=step_key, currents=step_currents)
+        outputs = []
+        for m in monitors:
+            if isinstance(m, SpikeMonitor):
+                outputs.append(spikes[m.population] > 0)
+            elif isinstance(m, RateMonitor):
+                outputs.append(jnp.mean(spikes[m.population]) * (1000.0 / dt))
+            else:
+                outputs.append(None)
+        return (state, buffers), outputs
+
+    steps = jnp.arange(n_steps)
+    (state, buffers), outputs = jax.lax.scan(body, (state, buffers), (steps, currents or None))
+    records = tuple(buffers[j] if isinstance(m, StateMonitor) else outputs[j] for j, m in enumerate(monitors))
+    return state, records
+
+
+@dataclass
+class SpikeTrains:
+    """Spikes of one population: ``times`` (ms) and ``indices`` (neuron), sorted by time."""
+
+    times: np.ndarray
+    indices: np.ndarray
+    size: int
+    duration: float  # ms
+
+    def counts(self) -> np.ndarray:
+        """Spike count of every neuron."""
+        return np.bincount(self.indices, minlength=self.size)
+
+    def mean_rate(self) -> float:
+        """Mean firing rate over neurons and time, Hz."""
+        return float(len(self.times) / self.size / (self.duration / 1000.0))
+
+    def cv_isi(self, min_spikes: int = 3) -> float:
+        """Mean coefficient of variation of inter-spike intervals over neurons with >= ``min_spikes`` spikes
+        (NaN if there are none)."""
+        order = np.lexsort((self.times, self.indices))
+        t, i = self.times[order], self.indices[order]
+        same = i[1:] == i[:-1]
+        isi, owner = np.diff(t)[same], i[1:][same]
+        n_isi = np.bincount(owner, minlength=self.size)
+        ok = n_isi >= max(min_spikes - 1, 2)
+        if not ok.any():
+            return float("nan")
+        s1 = np.bincount(owner, weights=isi, minlength=self.size)
+        s2 = np.bincount(owner, weights=isi**2, minlength=self.size)
+        mean = s1[ok] / n_isi[ok]
+        var = np.maximum(s2[ok] / n_isi[ok] - mean**2, 0.0)
+        return float(np.mean(np.sqrt(var) / mean))
+
+
+@dataclass
+class SimulationResult:
+    """What ``simulate`` returns. ``traces[name]`` is ``(times ms, values (n_records, n_recorded))``."""
+
+    state: NetworkState
+    dt: float
+    duration: float
+    spikes: dict = field(default_factory=dict)
+    traces: dict = field(default_factory=dict)
+    rates: dict = field(default_factory=dict)
+    compile_s: float = 0.0
+    run_s: float = 0.0
+
+    def summary(self) -> dict:
+        return {name: {"rate_hz": round(tr.mean_rate(), 3), "cv_isi": round(tr.cv_isi(), 3), "n_spikes": len(tr.times)}
+                for name, tr in self.spikes.items()}
+
+    def save(self, path) -> None:
+        """Save spikes, traces and rates to a NumPy ``.npz`` file."""
+        arrays = {"dt_ms": np.asarray(self.dt), "duration_ms": np.asarray(self.duration)}
+        for name, tr in self.spikes.items():
+            arrays[f"spikes/{name}/times_ms"] = tr.times
+            arrays[f"spikes/{name}/indices"] = tr.indices
+        for name, (t, v) in self.traces.items():
+            arrays[f"traces/{name}/times_ms"], arrays[f"traces/{name}/values"] = t, v
+        for name, (t, r) in self.rates.items():
+            arrays[f"rates/{name}/times_ms"], arrays[f"rates/{name}/rate_hz"] = t, r
+        np.savez_compressed(path, **arrays)
+
+
+def _n_steps(duration, dt) -> int:
+    try:
+        duration = float(duration)
+    except (TypeError, ValueError):
+        raise ValueError(f"simulate: duration must be a number in ms, got {duration!r}") from None
+    if not np.isfinite(duration) or duration <= 0:
+        raise ValueError(f"simulate: duration must be > 0 ms, got {duration}")
+    n = int(round(duration / dt))
+    if n < 1:
+        raise ValueError(f"simulate: duration {duration} ms is shorter than one step of dt = {dt} ms")
+    return n
+
+
+def _check_currents(network: Network, currents, n_steps: int) -> dict:
+    checked = {}
+    for name, arr in (currents or {}).items():
+        if name not in network.populations:
+            raise ValueError(f"simulate: currents given for unknown population {name!r}")
+        arr = np.asarray(arr, dtype=np.float32)
+        size = network.populations[name].size
+        if arr.shape not in ((n_steps,), (n_steps, size)):
+            raise ValueError(f"simulate: currents[{name!r}] has shape {arr.shape}; expected ({n_steps},) or "
+                             f"({n_steps}, {size}) for {n_steps} steps")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"simulate: currents[{name!r}] contains NaN or infinite values")
+        checked[name] = arr if arr.ndim == 2 else np.broadcast_to(arr[:, None], (n_steps, size))
+    return checked
+
+
+def _chunk_steps(network: Network, monitors: tuple, n_steps: int, chunk_steps: Optional[int]) -> int:
+    unit = math.lcm(*[m.every for m in monitors if isinstance(m, StateMonitor)] or [1])
+    if chunk_steps is None:
+        # bound the per-chunk records: ~64 MB of spike rasters, and at most 10 000 steps per chunk
+        bytes_per_step = sum(network.populations[m.population].size for m in monitors if isinstance(m, SpikeMonitor))
+        chunk_steps = min(10_000, max(100, (64 << 20) // max(bytes_per_step, 1)))
+    chunk = max(unit, (min(chunk_steps, n_steps) // unit) * unit)
+    return chunk
+
+
+def simulate(network: Network, duration: float, dt: float, *, key, state: Optional[NetworkState] = None,
+             monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None,
+             chunk_steps: Optional[int] = None, progress: Optional[bool] = None) -> SimulationResult:
+    """Simulate ``network`` for ``duration`` ms with step ``dt`` ms.
+
+    Args:
+        network: a ``Network``.
+        duration: simulated time, ms (> 0).
+        dt: time step, ms (> 0).
+        key: PRNG key (explicit, keyword-only): the run is deterministic given it.
+        state: initial state (default ``network.init(dt)``).
+        monitors: ``SpikeMonitor`` / ``StateMonitor`` / ``RateMonitor`` objects.
+        currents: population name -> injected current (pA), shape ``(n_steps,)`` or ``(n_steps, size)``.
+        chunk_steps: steps per compiled chunk (default: bounded by record memory).
+        progress: show a tqdm progress bar (default: when there is more than one chunk).
+    """
+    dt = check_dt(dt, "simulate")
+    n_steps = _n_steps(duration, dt)
+    if state is None:
+        state = network.init(dt)
+    monitors = _validate_monitors(network, state, monitors)
+    currents = _check_currents(network, currents, n_steps)
+    chunk = _chunk_steps(network, monitors, n_steps, chunk_steps)
+
+    dynamic, static = eqx.partition(network, eqx.is_array)
+
+    def chunk_fn(dynamic, state, key, chunk_currents, n):
+        return run(eqx.combine(dynamic, static), state, n, dt, key=key, monitors=monitors, currents=chunk_currents)
+
+    compiled, compile_s = {}, 0.0
+
+    def get_compiled(n, args):
+        nonlocal compile_s
+        if n not in compiled:
+            t0 = time.perf_counter()
+            compiled[n] = jax.jit(chunk_fn, static_argnums=4).lower(*args, n).compile()
+            compile_s += time.perf_counter() - t0
+        return compiled[n]
+
+    collected = [[] for _ in monitors]
+    run_s, done = 0.0, 0
+    show = progress if progress is not None else n_steps > chunk
+    with tqdm(total=n_steps, disable=not show, unit="step", desc="simulate", leave=False) as bar:
+        while done < n_steps:
+            n = min(chunk, n_steps - done)
+            chunk_currents = {k: jnp.asarray(v[done:done + n]) for k, v in currents.items()}
+            args = (dynamic, state, key, chunk_currents)
+            fn = get_compiled(n, args)
+            t0 = time.perf_counter()
+            state, records = fn(*args)
+            jax.block_until_ready((state, records))
+            run_s += time.perf_counter() - t0
+            for j, rec in enumerate(records):
+                collected[j].append(_to_host(monitors[j], rec, done, dt))
+            done += n
+            bar.update(n)
+
+    result = SimulationResult(state=state, dt=dt, duration=n_steps * dt, compile_s=compile_s, run_s=run_s)
+    for m, parts in zip(monitors, collected):
+        if isinstance(m, SpikeMonitor):
+            times = np.concatenate([p[0] for p in parts])
+            indices = np.concatenate([p[1] for p in parts])
+            result.spikes[m.population] = SpikeTrains(times, indices, network.populations[m.population].size,
+                                                      n_steps * dt)
+        elif isinstance(m, StateMonitor):
+            result.traces[m.name] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        else:
+            result.rates[m.population] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return result
+
+
+def _to_host(monitor: Monitor, record, first_step: int, dt: float):
+    record = np.asarray(record)
+    if isinstance(monitor, SpikeMonitor):
+        steps, indices = np.nonzero(record)
+        return ((steps + first_step) * dt).astype(np.float64), indices.astype(np.int32)
+    if isinstance(monitor, StateMonitor):
+        times = (first_step + np.arange(record.shape[0]) * monitor.every) * dt
+        return times, record
+    return (first_step + np.arange(record.shape[0])) * dt, record

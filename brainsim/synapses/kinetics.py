@@ -1,0 +1,148 @@
+"""Synaptic kinetics, one state per postsynaptic neuron ("aligned post").
+
+Every kinetics model is linear, so all synapses of one receptor type onto a neuron share one state:
+arrivals of weight w (in the unit of the output: nS for conductances, pA for currents) add to it,
+and between arrivals it relaxes exactly. API::
+
+    state = kin.init(size)
+    state = kin.decay(state, dt)       # exact relaxation over dt (ms)
+    state = kin.arrive(state, amount)  # add arriving weight, shape (size,)
+    g = kin.value(state, dt)           # conductance (nS) or current (pA) driving this step
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from .._checks import check_positive
+from .._types import Array
+
+
+class Delta(eqx.Module):
+    """Instantaneous synapse: an arrival of weight q (pA·ms = fC for currents) is delivered in one step.
+
+    ``value`` returns ``q / dt`` (pA) during the step after arrival, so a current-based delta synapse of
+    weight ``q`` moves the membrane of capacitance C_m by about ``q / C_m`` mV.
+    """
+
+    def init(self, size: int) -> Array:
+        return jnp.zeros((size,))
+
+    def decay(self, state: Array, dt: float) -> Array:
+        return jnp.zeros_like(state)
+
+    def arrive(self, state: Array, amount: Array) -> Array:
+        return state + amount
+
+    def value(self, state: Array, dt: float) -> Array:
+        return state / dt
+
+
+class Exponential(eqx.Module):
+    """Single-exponential synapse: ``dg/dt = -g / tau``; an arrival of weight w does g <- g + w.
+
+    Args:
+        tau: decay time constant, ms (> 0).
+    """
+
+    tau: Array  # ms
+
+    def __init__(self, tau: float = 5.0):
+        check_positive(tau, "tau (ms)", "Exponential")
+        self.tau = jnp.asarray(tau, dtype=jnp.result_type(float))
+
+    def init(self, size: int) -> Array:
+        return jnp.zeros((size,))
+
+    def decay(self, state: Array, dt: float) -> Array:
+        return state * jnp.exp(-dt / self.tau)
+
+    def arrive(self, state: Array, amount: Array) -> Array:
+        return state + amount
+
+    def value(self, state: Array, dt: float) -> Array:
+        return state
+
+
+class TwoStateKinetics(NamedTuple):
+    a: Array
+    b: Array
+
+
+class DualExponential(eqx.Module):
+    """Difference of exponentials, normalised so that one arrival of weight w peaks at exactly w.
+
+    ``g(t) = w * A * (exp(-t/tau_decay) - exp(-t/tau_rise))`` after an arrival at t = 0, with
+    ``A = 1 / max_t(exp(-t/tau_decay) - exp(-t/tau_rise))``.
+
+    Args:
+        tau_rise: rise time constant, ms (> 0).
+        tau_decay: decay time constant, ms (> tau_rise).
+    """
+
+    tau_rise: Array  # ms
+    tau_decay: Array  # ms
+
+    def __init__(self, tau_rise: float = 2.0, tau_decay: float = 100.0):
+        check_positive(tau_rise, "tau_rise (ms)", "DualExponential")
+        check_positive(tau_decay, "tau_decay (ms)", "DualExponential")
+        if float(tau_decay) <= float(tau_rise):
+            raise ValueError(
+                f"DualExponential: tau_decay ({tau_decay} ms) must exceed tau_rise ({tau_rise} ms); "
+                "use Alpha for equal time constants"
+            )
+        self.tau_rise = jnp.asarray(tau_rise, dtype=jnp.result_type(float))
+        self.tau_decay = jnp.asarray(tau_decay, dtype=jnp.result_type(float))
+
+    def _peak_normalisation(self) -> Array:
+        tr, td = self.tau_rise, self.tau_decay
+        t_peak = tr * td / (td - tr) * jnp.log(td / tr)
+        return 1.0 / (jnp.exp(-t_peak / td) - jnp.exp(-t_peak / tr))
+
+    def init(self, size: int) -> TwoStateKinetics:
+        z = jnp.zeros((size,))
+        return TwoStateKinetics(z, z)  # a: decay component, b: rise component
+
+    def decay(self, state: TwoStateKinetics, dt: float) -> TwoStateKinetics:
+        return TwoStateKinetics(state.a * jnp.exp(-dt / self.tau_decay), state.b * jnp.exp(-dt / self.tau_rise))
+
+    def arrive(self, state: TwoStateKinetics, amount: Array) -> TwoStateKinetics:
+        return TwoStateKinetics(state.a + amount, state.b + amount)
+
+    def value(self, state: TwoStateKinetics, dt: float) -> Array:
+        return self._peak_normalisation() * (state.a - state.b)
+
+
+class Alpha(eqx.Module):
+    """Alpha synapse ``g(t) = w (t / tau) exp(1 - t / tau)``: peaks at w, t = tau after an arrival.
+
+    Integrated exactly as the linear system ``dy/dt = -y/tau``, ``dg/dt = -g/tau + e y / tau``
+    with arrivals added to y.
+
+    Args:
+        tau: time constant (time to peak), ms (> 0).
+    """
+
+    tau: Array  # ms
+
+    def __init__(self, tau: float = 2.0):
+        check_positive(tau, "tau (ms)", "Alpha")
+        self.tau = jnp.asarray(tau, dtype=jnp.result_type(float))
+
+    def init(self, size: int) -> TwoStateKinetics:
+        z = jnp.zeros((size,))
+        return TwoStateKinetics(z, z)  # a: g, b: y
+
+    def decay(self, state: TwoStateKinetics, dt: float) -> TwoStateKinetics:
+        decay = jnp.exp(-dt / self.tau)
+        g = (state.a + math.e * dt / self.tau * state.b) * decay
+        return TwoStateKinetics(g, state.b * decay)
+
+    def arrive(self, state: TwoStateKinetics, amount: Array) -> TwoStateKinetics:
+        return TwoStateKinetics(state.a, state.b + amount)
+
+    def value(self, state: TwoStateKinetics, dt: float) -> Array:
+        return state.a
