@@ -1,0 +1,60 @@
+"""Built-in Brette et al. 2007 networks fire at Brian2's rates on the same model (tests/reference/data)."""
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from brainsim.networks import build, coba
+from brainsim.simulate import SpikeMonitor, simulate
+
+DATA = Path(__file__).parent / "reference" / "data"
+
+
+def _rate(name, n, seed, duration=1000.0):
+    k_build, k_run = jax.random.split(jax.random.key(seed))
+    prepared = build(name, n=n, key=k_build)
+    res = simulate(prepared.network, duration, prepared.dt, key=k_run, state=prepared.state,
+                   monitors=[SpikeMonitor("P")], progress=False)
+    return res.spikes["P"].mean_rate()
+
+
+def test_coba_4000_rate_matches_brian2():
+    brian2 = json.loads((DATA / "coba_brian2.json").read_text())["mean_rate_hz_N4000"]
+    # The COBA network is bistable: a minority of random instances falls silent after the initial
+    # transient (Brian2 does the same, e.g. at N = 1000), so the comparison uses three fixed seeds
+    # whose instances sustain activity, and their mean rate.
+    rates = [_rate("coba", 4000, seed) for seed in (1, 2, 3)]
+    assert abs(np.mean(rates) - brian2) <= 0.15 * brian2, (rates, brian2)
+
+
+@pytest.mark.parametrize("name", ["cuba", "cobahh"])
+def test_cuba_and_cobahh_rates_match_brian2(name):
+    brian2 = json.loads((DATA / f"{name}_brian2.json").read_text())["mean_rate_hz_N4000"]
+    rate = _rate(name, 4000, 1, duration=500.0 if name == "cobahh" else 1000.0)
+    assert abs(rate - brian2) <= 0.2 * brian2, (rate, brian2)
+
+
+def test_coba_structure_matches_the_peer_script():
+    prepared = coba(n=2000, key=jax.random.key(0))
+    net = prepared.network
+    assert net.n_neurons == 2000
+    assert abs(net.n_synapses / 2000 - 80) < 2  # mean fan-in 80 at every N
+    model = net.populations["P"].model
+    np.testing.assert_allclose(np.asarray(model.g_L), 10.0)  # nS: tau_m 20 ms × g_L = C_m 200 pF
+    exc, inh = net.projections["exc"], net.projections["inh"]
+    assert exc.pre_range == (0, 1600) and inh.pre_range == (1600, 2000)
+    assert set(np.unique(np.asarray(exc.operator.weights))) <= {0.0, 6.0}  # we = 0.6 g_L
+    assert set(np.unique(np.asarray(inh.operator.weights))) <= {0.0, 67.0}  # wi = 6.7 g_L
+    ge0 = np.asarray(prepared.state.receptors["P"]["ge"])
+    assert abs(ge0.mean() - 4.0) < 0.2 and abs(ge0.std() - 1.5) < 0.2
+
+
+def test_unknown_network_and_bad_sizes():
+    with pytest.raises(ValueError, match="unknown network 'cobra'; choose one of coba, cuba, cobahh"):
+        build("cobra")
+    with pytest.raises(ValueError, match="dt must be > 0 ms"):
+        coba(n=100, dt=0.0)
+    with pytest.raises(ValueError, match="at least 10 neurons"):
+        coba(n=5)

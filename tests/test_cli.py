@@ -1,0 +1,41 @@
+"""The main job: `brainsim run ...` prints a summary, writes PNG + npz; mistakes exit 2 with one line."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from brainsim.cli import main
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "brainsim", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_run_writes_summary_plot_and_data(tmp_path, capsys):
+    assert main(["run", "coba", "--n", "400", "--duration", "50", "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for field in ("neurons", "synapses", "rate_E_hz", "rate_I_hz", "cv_isi", "compile_s", "run_s"):
+        assert field in summary
+    assert summary["neurons"] == 400
+    data = np.load(tmp_path / "coba_n400.npz")
+    assert data["spikes/P/times_ms"].shape == data["spikes/P/indices"].shape
+    png = (tmp_path / "coba_n400.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "cobra"], "invalid choice: 'cobra'"),
+    (["run", "coba", "--duration", "-5"], "--duration must be > 0"),
+    (["run", "coba", "--dt", "0"], "--dt must be > 0"),
+    (["run", "coba", "--n", "abc"], "--n must be an integer"),
+    (["run", "coba", "--n", "3"], "--n must be at least 10"),
+    (["run", "coba", "--duration", "0.01"], "shorter than one step"),
+])
+def test_mistakes_exit_2_with_one_line(args, message):
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
