@@ -10,6 +10,16 @@ sentinel target ``n_post`` (dropped on delivery). One step of delivery:
 
 Cost: O(capacity × max_out_degree) instead of O(synapses). **No spike is ever dropped**: when more than
 ``capacity`` neurons spike in one step, ``lax.cond`` switches to the exact all-rows path for that step.
+
+On CPU, when a C++ compiler is available, the same delivery runs as a native XLA FFI kernel
+(``brainsim._kernels``): one pass over the spike vector plus O(out-degree) per spiking neuron, with no
+capacity at all. ``lax.platform_dependent`` picks the kernel when lowering for CPU and the pure-JAX path
+everywhere else (GPU/TPU), so the operator stays portable. Both paths share one custom VJP:
+``d spikes_i = sum_k w_ik dout[t_ik]`` for every presynaptic neuron (spiking or not, as surrogate
+gradients need) and ``d w_ik = spikes_i dout[t_ik]``.
+
+Weights are either per synapse, ``(n_pre, max_out_degree)``, or homogeneous, one scalar for the whole
+projection (half the memory: 4 bytes per synapse for the targets only).
 Spike values are floats, so short-term plasticity scaling and surrogate gradients pass through; the
 result is differentiable with respect to the weights and the spike values of spiking neurons.
 
@@ -18,12 +28,15 @@ The operator is built once, outside the time loop, from a ``jax.experimental.spa
 """
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
+from . import _kernels
 from ._types import Array
 
 
@@ -43,12 +56,75 @@ def default_capacity(n_pre: int) -> int:
     return int(min(n_pre, max(32, -(-n_pre * 3 // 200))))
 
 
+def _deliver_rows(targets, weights, rows, values, n_post: int):
+    # rows: (r,) presynaptic indices (n_pre = padding); values: (r,) spike values
+    rows_targets = jnp.take(targets, rows, axis=0, mode="fill", fill_value=n_post)
+    if weights.ndim == 0:
+        contributions = jnp.broadcast_to((values * weights)[:, None], rows_targets.shape)
+    else:
+        contributions = jnp.take(weights, rows, axis=0, mode="fill", fill_value=0) * values[:, None]
+    out = jnp.zeros((n_post,), contributions.dtype)
+    return out.at[rows_targets].add(contributions, mode="drop")
+
+
+def _deliver_jax(spikes, targets, weights, n_post: int, capacity: int):
+    n_pre = spikes.shape[0]
+    if capacity >= n_pre:
+        return _deliver_rows(targets, weights, jnp.arange(n_pre), spikes, n_post)
+    rows, count = compact_spikes(spikes, capacity)
+
+    def sparse_path(_):
+        return _deliver_rows(targets, weights, rows, jnp.take(spikes, rows, mode="fill", fill_value=0), n_post)
+
+    def exact_path(_):
+        return _deliver_rows(targets, weights, jnp.arange(n_pre), spikes, n_post)
+
+    return jax.lax.cond(count <= capacity, sparse_path, exact_path, None)
+
+
+def _deliver_forward(spikes, targets, weights, n_post: int, capacity: int, native: bool):
+    pure = functools.partial(_deliver_jax, n_post=n_post, capacity=capacity)
+    if not native or spikes.dtype != jnp.float32 or weights.dtype != jnp.float32 or not _kernels.native_available():
+        return pure(spikes, targets, weights)
+    kernel = functools.partial(_kernels.event_deliver_native, n_post=n_post)
+    return jax.lax.platform_dependent(spikes, targets, weights, cpu=kernel, default=pure)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def deliver(spikes, targets, weights, n_post: int, capacity: int, native: bool = True):
+    """``spikes @ W`` for ELL-layout synapses (see module docstring); differentiable in spikes and weights."""
+    return _deliver_forward(spikes, targets, weights, n_post, capacity, native)
+
+
+def _deliver_fwd(spikes, targets, weights, n_post, capacity, native):
+    return _deliver_forward(spikes, targets, weights, n_post, capacity, native), (spikes, targets, weights)
+
+
+def _deliver_bwd(n_post, capacity, native, residuals, dout):
+    spikes, targets, weights = residuals
+    dout_at_targets = jnp.take(dout, targets, mode="fill", fill_value=0)  # (n_pre, K); padding -> 0
+    if weights.ndim == 0:
+        d_spikes = weights * dout_at_targets.sum(axis=1)
+        d_weights = jnp.sum(spikes * dout_at_targets.sum(axis=1))
+    else:
+        d_spikes = jnp.sum(weights * dout_at_targets, axis=1)
+        d_weights = spikes[:, None] * dout_at_targets
+    d_targets = np.zeros(targets.shape, dtype=jax.dtypes.float0)
+    return d_spikes.astype(spikes.dtype), d_targets, d_weights.astype(weights.dtype)
+
+
+deliver.defvjp(_deliver_fwd, _deliver_bwd)
+
+
 class EventOperator(eqx.Module):
     """Outgoing synapses of one projection in padded fixed-fan-out (ELL) layout.
 
     Attributes:
-        weights: ``(n_pre, max_out_degree)`` synaptic weights (nS or pA), trainable; zero in padding.
-        targets: ``(n_pre, max_out_degree)`` int32 postsynaptic indices; ``n_post`` marks padding.
+        weights: ``(n_pre, max_out_degree)`` synaptic weights (nS or pA), trainable, zero in padding;
+            or a scalar for a homogeneous projection.
+        targets: ``(n_pre, max_out_degree)`` int32 postsynaptic indices; ``n_post`` marks padding,
+            which always comes after a row's real targets.
+        native: use the native CPU kernel when it is available (static).
     """
 
     weights: Array
@@ -57,12 +133,15 @@ class EventOperator(eqx.Module):
     n_post: int = eqx.field(static=True)
     n_synapses: int = eqx.field(static=True)
     capacity: int = eqx.field(static=True)
+    native: bool = eqx.field(static=True)
 
-    def __init__(self, weights, targets, n_post: int, *, n_synapses: int | None = None, capacity: int | None = None):
+    def __init__(self, weights, targets, n_post: int, *, n_synapses: int | None = None,
+                 capacity: int | None = None, native: bool = True):
         targets = jnp.asarray(targets, dtype=jnp.int32)
         weights = jnp.asarray(weights, dtype=jnp.result_type(float))
-        if weights.shape != targets.shape or weights.ndim != 2:
-            raise ValueError(f"EventOperator: weights {weights.shape} and targets {targets.shape} must be equal 2-D shapes")
+        if targets.ndim != 2 or (weights.ndim != 0 and weights.shape != targets.shape):
+            raise ValueError(f"EventOperator: weights {weights.shape} must be a scalar or match targets "
+                             f"{targets.shape} (n_pre, max_out_degree)")
         self.weights, self.targets = weights, targets
         self.n_pre, self.n_post = int(targets.shape[0]), int(n_post)
         self.n_synapses = int(np.sum(np.asarray(targets) < n_post)) if n_synapses is None else int(n_synapses)
@@ -70,10 +149,15 @@ class EventOperator(eqx.Module):
         if cap <= 0:
             raise ValueError(f"EventOperator: capacity must be a positive integer, got {capacity}")
         self.capacity = min(cap, self.n_pre)
+        self.native = bool(native)
 
     @classmethod
-    def from_sparse(cls, matrix, *, capacity: int | None = None) -> "EventOperator":
-        """Convert a ``(n_pre, n_post)`` BCOO or BCSR weight matrix (host-side, once)."""
+    def from_sparse(cls, matrix, *, capacity: int | None = None, homogeneous: bool = False,
+                    native: bool = True) -> "EventOperator":
+        """Convert a ``(n_pre, n_post)`` BCOO or BCSR weight matrix (host-side, once).
+
+        ``homogeneous=True`` stores one scalar weight (all stored weights must be equal).
+        """
         if isinstance(matrix, sparse.BCSR):
             matrix = matrix.to_bcoo()
         if not isinstance(matrix, sparse.BCOO):
@@ -92,54 +176,48 @@ class EventOperator(eqx.Module):
         width = max(int(degree.max(initial=0)), 1)
         slot = np.arange(len(pre)) - np.repeat(np.cumsum(degree) - degree, degree)
         targets = np.full((n_pre, width), n_post, dtype=np.int32)
-        weights = np.zeros((n_pre, width), dtype=np.float32)
         targets[pre, slot] = post
-        weights[pre, slot] = data
-        return cls(weights, targets, n_post, n_synapses=len(pre), capacity=capacity)
+        if homogeneous:
+            if len(data) and not np.all(data == data[0]):
+                raise ValueError("EventOperator.from_sparse: homogeneous=True needs all weights equal")
+            weights = np.float32(data[0] if len(data) else 0.0)
+        else:
+            weights = np.zeros((n_pre, width), dtype=np.float32)
+            weights[pre, slot] = data
+        return cls(weights, targets, n_post, n_synapses=len(pre), capacity=capacity, native=native)
 
     @classmethod
-    def from_dense(cls, matrix, *, capacity: int | None = None) -> "EventOperator":
+    def from_dense(cls, matrix, *, capacity: int | None = None, native: bool = True) -> "EventOperator":
         """Convert a dense ``(n_pre, n_post)`` weight matrix; zero entries are not synapses."""
-        return cls.from_sparse(sparse.BCOO.fromdense(jnp.asarray(matrix)), capacity=capacity)
+        return cls.from_sparse(sparse.BCOO.fromdense(jnp.asarray(matrix)), capacity=capacity, native=native)
 
     @property
     def max_out_degree(self) -> int:
         return int(self.targets.shape[1])
+
+    @property
+    def homogeneous(self) -> bool:
+        return self.weights.ndim == 0
+
+    def _synapse_weights(self) -> Array:
+        return jnp.broadcast_to(self.weights, self.targets.shape) * (self.targets < self.n_post)
 
     def to_bcoo(self) -> sparse.BCOO:
         """Reference form: ``(n_pre, n_post)`` BCOO with the current weights."""
         targets = np.asarray(self.targets)
         pre, slot = np.nonzero(targets < self.n_post)
         indices = np.stack([pre, targets[pre, slot]], axis=1).astype(np.int32)
-        return sparse.BCOO((self.weights[pre, slot], jnp.asarray(indices)), shape=(self.n_pre, self.n_post))
+        return sparse.BCOO((self._synapse_weights()[pre, slot], jnp.asarray(indices)),
+                           shape=(self.n_pre, self.n_post))
 
     def to_dense(self) -> Array:
         """Dense ``(n_pre, n_post)`` weight matrix (differentiable in the weights)."""
         dense = jnp.zeros((self.n_pre, self.n_post + 1), self.weights.dtype)
         rows = jnp.broadcast_to(jnp.arange(self.n_pre)[:, None], self.targets.shape)
-        return dense.at[rows, self.targets].add(self.weights)[:, : self.n_post]
-
-    def _deliver_rows(self, rows: Array, values: Array) -> Array:
-        # rows: (r,) presynaptic indices (n_pre = padding); values: (r,) spike values
-        targets = jnp.take(self.targets, rows, axis=0, mode="fill", fill_value=self.n_post)
-        weights = jnp.take(self.weights, rows, axis=0, mode="fill", fill_value=0)
-        contributions = weights * values[:, None]
-        out = jnp.zeros((self.n_post,), contributions.dtype)
-        return out.at[targets].add(contributions, mode="drop")
+        return dense.at[rows, self.targets].add(self._synapse_weights())[:, : self.n_post]
 
     def __call__(self, spikes: Array) -> Array:
         """Postsynaptic input ``spikes @ W`` (shape ``(n_post,)``) for spike values ``spikes`` ``(n_pre,)``."""
         if spikes.shape != (self.n_pre,):
             raise ValueError(f"EventOperator: spikes have shape {spikes.shape}, expected ({self.n_pre},)")
-        rows, count = compact_spikes(spikes, self.capacity)
-
-        def sparse_path(_):
-            values = jnp.take(spikes, rows, mode="fill", fill_value=0)
-            return self._deliver_rows(rows, values)
-
-        def exact_path(_):
-            return self._deliver_rows(jnp.arange(self.n_pre), spikes)
-
-        if self.capacity >= self.n_pre:
-            return exact_path(None)
-        return jax.lax.cond(count <= self.capacity, sparse_path, exact_path, None)
+        return deliver(spikes, self.targets, self.weights, self.n_post, self.capacity, self.native)

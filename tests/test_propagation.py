@@ -24,21 +24,43 @@ def _random_case(seed, n_pre, n_post, p, spike_p):
        p=st.floats(0.0, 1.0), spike_p=st.sampled_from([0.0, 0.02, 0.3, 1.0]), capacity=st.integers(1, 64))
 def test_event_operator_equals_dense_and_bcoo(seed, n_pre, n_post, p, spike_p, capacity):
     mat, spikes = _random_case(seed, n_pre, n_post, p, spike_p)
-    op = EventOperator.from_sparse(mat, capacity=capacity)
     dense = np.asarray(mat.todense())
     expected = np.asarray(spikes) @ dense
-    np.testing.assert_allclose(np.asarray(op(spikes)), expected, rtol=1e-5, atol=1e-4)
+    for native in (True, False):  # native CPU kernel (when compiled) and the portable pure-JAX path
+        op = EventOperator.from_sparse(mat, capacity=capacity, native=native)
+        np.testing.assert_allclose(np.asarray(jax.jit(op.__call__)(spikes)), expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(np.asarray(sparse.bcoo_dot_general(
         mat, spikes, dimension_numbers=(([0], [0]), ([], [])))), expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(np.asarray(op.to_dense()), dense, rtol=0, atol=0)
 
 
-def test_every_neuron_spiking_beyond_capacity_is_exact():
+@pytest.mark.parametrize("native", [True, False])
+def test_every_neuron_spiking_beyond_capacity_is_exact(native):
     mat, _ = _random_case(3, 500, 400, 0.1, 0.0)
-    op = EventOperator.from_sparse(mat, capacity=8)
+    op = EventOperator.from_sparse(mat, capacity=8, native=native)
     spikes = jnp.ones(500)
     np.testing.assert_allclose(np.asarray(jax.jit(op.__call__)(spikes)), np.asarray(mat.todense()).sum(0),
                                rtol=1e-5, atol=1e-3)
+
+
+def test_native_kernel_compiles_here():
+    from brainsim import _kernels
+    assert _kernels.native_available(), _kernels.why_unavailable()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_homogeneous_weights(native):
+    mat = connectivity.fixed_probability(jax.random.key(8), 300, 200, 0.05, 6.0)
+    op = EventOperator.from_sparse(mat, homogeneous=True, native=native)
+    assert op.weights.shape == () and op.homogeneous
+    spikes = (jax.random.uniform(jax.random.key(9), (300,)) < 0.1).astype(jnp.float32)
+    np.testing.assert_allclose(np.asarray(op(spikes)), np.asarray(spikes @ mat.todense()), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(op.to_dense()), np.asarray(mat.todense()))
+    g = jax.grad(lambda w: jnp.sum(eqx.tree_at(lambda o: o.weights, op, w)(spikes) ** 2))(op.weights)
+    g_dense = jax.grad(lambda w: jnp.sum((spikes @ (w * (mat.todense() != 0))) ** 2))(op.weights)
+    np.testing.assert_allclose(float(g), float(g_dense), rtol=1e-4)
+    with pytest.raises(ValueError, match="homogeneous=True needs all weights equal"):
+        EventOperator.from_sparse(connectivity.from_indices([0, 1], [0, 0], 2, 1, [1.0, 2.0]), homogeneous=True)
 
 
 def test_float_spike_values_are_weighted():
@@ -54,10 +76,10 @@ def test_bcsr_input_is_accepted():
     np.testing.assert_allclose(np.asarray(op(spikes)), np.asarray(spikes @ mat.todense()), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("capacity", [4, 200])  # sparse path and exact fallback
-def test_weight_and_spike_gradients_match_dense_autodiff(capacity):
+@pytest.mark.parametrize("capacity, native", [(4, False), (200, False), (4, True)])  # sparse, exact, native
+def test_weight_and_spike_gradients_match_dense_autodiff(capacity, native):
     mat, spikes = _random_case(6, 200, 50, 0.1, 0.1)
-    op = EventOperator.from_sparse(mat, capacity=capacity)
+    op = EventOperator.from_sparse(mat, capacity=capacity, native=native)
     target = jnp.linspace(-1, 1, 50)
 
     def loss_event(op, s):
@@ -73,9 +95,22 @@ def test_weight_and_spike_gradients_match_dense_autodiff(capacity):
     cols = np.asarray(op.targets)[rows, slots]
     np.testing.assert_allclose(np.asarray(g_op.weights)[rows, slots], np.asarray(g_w_dense)[rows, cols],
                                rtol=1e-5, atol=1e-5)
-    # spike-value gradient is defined for the neurons that spiked (event-driven: silent rows are skipped)
-    spiking = np.asarray(spikes) > 0
-    np.testing.assert_allclose(np.asarray(g_s)[spiking], np.asarray(g_s_dense)[spiking], rtol=1e-4, atol=1e-4)
+    # the spike-value gradient is exact for every presynaptic neuron, spiking or not (surrogate gradients
+    # reach silent neurons through it)
+    np.testing.assert_allclose(np.asarray(g_s), np.asarray(g_s_dense), rtol=1e-4, atol=1e-4)
+
+
+def test_gradients_under_vmap():
+    mat, spikes = _random_case(7, 60, 40, 0.2, 0.2)
+    op = EventOperator.from_sparse(mat)
+    batch = jnp.stack([spikes, 1.0 - spikes, jnp.ones_like(spikes)])
+    loss = lambda w, s: jnp.sum(eqx.tree_at(lambda o: o.weights, op, w)(s) ** 2)
+    per_example = jax.vmap(jax.grad(loss), in_axes=(None, 0))(op.weights, batch)
+    dense = jax.vmap(jax.grad(lambda w, s: jnp.sum((s @ w) ** 2)), in_axes=(None, 0))(op.to_dense(), batch)
+    rows, slots = np.nonzero(np.asarray(op.targets) < op.n_post)
+    cols = np.asarray(op.targets)[rows, slots]
+    np.testing.assert_allclose(np.asarray(per_example)[:, rows, slots], np.asarray(dense)[:, rows, cols],
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_compact_spikes_counts_and_pads():

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from .._checks import check_dt, check_size
 from ..connectivity import fixed_probability
 from ..network import Network, Population, Projection
+from ..propagation import EventOperator
 from ..neurons import LIF
 from ..synapses import ConductanceOutput, CurrentOutput, Exponential, Receptor
 from .base import Prepared
@@ -22,8 +23,11 @@ def _connect(key, n: int, weights_e: float, weights_i: float, receptors=("ge", "
     n_exc = int(0.8 * n)
     p = min(1.0, FAN_IN / n)
     k_e, k_i = jax.random.split(key)
-    exc = Projection("P", "P", receptors[0], fixed_probability(k_e, n_exc, n, p, weights_e), pre_range=(0, n_exc))
-    inh = Projection("P", "P", receptors[1], fixed_probability(k_i, n - n_exc, n, p, weights_i), pre_range=(n_exc, n))
+    # one weight per projection: stored once (homogeneous), not once per synapse
+    w_exc = EventOperator.from_sparse(fixed_probability(k_e, n_exc, n, p, weights_e), homogeneous=True)
+    w_inh = EventOperator.from_sparse(fixed_probability(k_i, n - n_exc, n, p, weights_i), homogeneous=True)
+    exc = Projection("P", "P", receptors[0], w_exc, pre_range=(0, n_exc))
+    inh = Projection("P", "P", receptors[1], w_inh, pre_range=(n_exc, n))
     return {"exc": exc, "inh": inh}, n_exc
 
 

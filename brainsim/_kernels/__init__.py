@@ -1,0 +1,78 @@
+"""Optional native CPU kernels, compiled on first use and registered as XLA FFI custom calls.
+
+The C++ source ships with the package; the first call compiles it with the system C++ compiler into a
+per-user cache (``$BRAINSIM_CACHE`` or ``~/.cache/brainsim``), keyed by the source, jaxlib version
+and machine. If no compiler is available, or ``BRAINSIM_NATIVE=0`` is set, ``native_available()``
+returns False and callers use their pure-JAX path (which is also what runs on GPU).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import jax
+
+_SOURCE = Path(__file__).with_name("event_deliver.cc")
+_TARGET = "brainsim_event_deliver"
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("BRAINSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "brainsim")
+    return Path(root)
+
+
+def _compile() -> Path:
+    import jaxlib
+
+    source = _SOURCE.read_bytes()
+    tag = hashlib.sha256(source + jaxlib.__version__.encode() + platform.machine().encode()).hexdigest()[:16]
+    out = _cache_dir() / f"event_deliver_{tag}.so"
+    if out.exists():
+        return out
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        tmp_out = Path(tmp) / out.name
+        cmd = [compiler, "-O3", "-std=c++17", "-shared", "-fPIC", "-I", jax.ffi.include_dir(), str(_SOURCE),
+               "-o", str(tmp_out)]
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+        os.replace(tmp_out, out)  # atomic: concurrent processes never load a half-written library
+    return out
+
+
+def native_available() -> bool:
+    """Whether the native CPU kernel is compiled and registered (compiles it on the first call)."""
+    with _lock:
+        if "ok" not in _state:
+            if os.environ.get("BRAINSIM_NATIVE", "1") == "0":
+                _state["ok"], _state["why"] = False, "disabled by BRAINSIM_NATIVE=0"
+            else:
+                try:
+                    lib = ctypes.cdll.LoadLibrary(str(_compile()))
+                    jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(lib.BrainsimEventDeliver), platform="cpu")
+                    _state["lib"], _state["ok"] = lib, True
+                except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
+                    _state["ok"], _state["why"] = False, f"{type(err).__name__}: {err}"
+        return _state["ok"]
+
+
+def why_unavailable() -> str:
+    native_available()
+    return _state.get("why", "")
+
+
+def event_deliver_native(spikes, targets, weights, n_post: int):
+    """``spikes @ W`` through the native kernel (CPU only; call ``native_available()`` first)."""
+    return jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((n_post,), spikes.dtype),
+                            vmap_method="sequential")(spikes, targets, weights)
