@@ -1,11 +1,13 @@
 """COBA benchmark (Brette et al. 2007 benchmark 1), same model as ../shared/peers/coba_brian2.py.
 
 usage: python benchmarks/coba.py [--n N] [--duration MS] [--seed S] [--network coba|cuba|cobahh]
-prints one JSON line: bench, simulator, n, synapses, duration_ms, compile_s, run_s, build_s, rate_hz
+prints one JSON line: bench, simulator, n, synapses, duration_ms, compile_s, run_s, build_s, rate_hz,
+bytes_per_synapse (synapse storage), peak_rss_mb (whole process)
 (compile time excluded from run_s; the run is timed after block_until_ready)
 """
 import argparse
 import json
+import resource
 import time
 
 import jax
@@ -31,7 +33,14 @@ def main():
     print(json.dumps(dict(bench=args.network, simulator="brainsim", n=args.n, synapses=prepared.network.n_synapses,
                           duration_ms=args.duration, compile_s=round(result.compile_s, 3),
                           run_s=round(result.run_s, 3), build_s=round(build_s, 3),
-                          rate_hz=round(result.spikes["P"].mean_rate(), 2))))
+                          rate_hz=round(result.spikes["P"].mean_rate(), 2),
+                          bytes_per_synapse=round(_operator_bytes(prepared.network) / prepared.network.n_synapses, 2),
+                          peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))))
+
+
+def _operator_bytes(network) -> int:
+    """Device bytes held by the synapse storage (targets + weights of every projection)."""
+    return sum(p.operator.targets.nbytes + p.operator.weights.nbytes for p in network.projections.values())
 
 
 if __name__ == "__main__":

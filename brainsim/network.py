@@ -210,9 +210,11 @@ class Network(eqx.Module):
 
         stp, buffers = dict(state.stp), dict(state.delay_buffers)
         for name, proj in self.projections.items():
-            values = spikes[proj.pre]
+            values, row_offset = spikes[proj.pre], 0
             if proj.pre_range is not None:
-                values = values[proj.pre_range[0]:proj.pre_range[1]]
+                row_offset = proj.pre_range[0]
+                if proj.stp is not None or name in buffers:
+                    values, row_offset = values[proj.pre_range[0]:proj.pre_range[1]], 0
             if proj.stp is not None:
                 stp[name], values = proj.stp.step(state.stp[name], values, dt)
             if name in buffers:  # ring buffer: slot (step mod d) holds the spikes emitted d steps ago
@@ -220,8 +222,8 @@ class Network(eqx.Module):
                 slot = state.step % buf.shape[0]
                 values, buffers[name] = buf[slot], buf.at[slot].set(values)
             rec = self.populations[proj.post].receptors[proj.receptor]
-            receptors[proj.post][proj.receptor] = rec.kinetics.arrive(receptors[proj.post][proj.receptor],
-                                                                      proj.operator(values))
+            receptors[proj.post][proj.receptor] = rec.kinetics.arrive_events(
+                receptors[proj.post][proj.receptor], proj.operator, values, row_offset)
         new_state = NetworkState(step=state.step + 1, neurons=neurons, receptors=receptors,
                                  stp=stp, delay_buffers=buffers)
         return new_state, spikes

@@ -56,7 +56,7 @@ def default_capacity(n_pre: int) -> int:
     return int(min(n_pre, max(32, -(-n_pre * 3 // 200))))
 
 
-def _deliver_rows(targets, weights, rows, values, n_post: int):
+def _deliver_rows(targets, weights, rows, values, n_post: int) -> Array:
     # rows: (r,) presynaptic indices (n_pre = padding); values: (r,) spike values
     rows_targets = jnp.take(targets, rows, axis=0, mode="fill", fill_value=n_post)
     if weights.ndim == 0:
@@ -67,10 +67,11 @@ def _deliver_rows(targets, weights, rows, values, n_post: int):
     return out.at[rows_targets].add(contributions, mode="drop")
 
 
-def _deliver_jax(spikes, targets, weights, n_post: int, capacity: int):
-    n_pre = spikes.shape[0]
+def _deliver_jax(g, spikes, targets, weights, row_offset: int, capacity: int):
+    n_pre, n_post = targets.shape[0], g.shape[0]
+    spikes = jax.lax.dynamic_slice_in_dim(spikes, row_offset, n_pre) if spikes.shape[0] != n_pre else spikes
     if capacity >= n_pre:
-        return _deliver_rows(targets, weights, jnp.arange(n_pre), spikes, n_post)
+        return g + _deliver_rows(targets, weights, jnp.arange(n_pre), spikes, n_post)
     rows, count = compact_spikes(spikes, capacity)
 
     def sparse_path(_):
@@ -79,38 +80,51 @@ def _deliver_jax(spikes, targets, weights, n_post: int, capacity: int):
     def exact_path(_):
         return _deliver_rows(targets, weights, jnp.arange(n_pre), spikes, n_post)
 
-    return jax.lax.cond(count <= capacity, sparse_path, exact_path, None)
+    return g + jax.lax.cond(count <= capacity, sparse_path, exact_path, None)
 
 
-def _deliver_forward(spikes, targets, weights, n_post: int, capacity: int, native: bool):
-    pure = functools.partial(_deliver_jax, n_post=n_post, capacity=capacity)
-    if not native or spikes.dtype != jnp.float32 or weights.dtype != jnp.float32 or not _kernels.native_available():
-        return pure(spikes, targets, weights)
-    kernel = functools.partial(_kernels.event_deliver_native, n_post=n_post)
-    return jax.lax.platform_dependent(spikes, targets, weights, cpu=kernel, default=pure)
+def _deliver_forward(g, spikes, targets, weights, row_offset: int, capacity: int, native: bool):
+    pure = functools.partial(_deliver_jax, row_offset=row_offset, capacity=capacity)
+    dtypes_ok = g.dtype == spikes.dtype == weights.dtype == jnp.float32
+    if not native or not dtypes_ok or not _kernels.native_available():
+        return pure(g, spikes, targets, weights)
+    kernel = functools.partial(_kernels.event_deliver_native, row_offset=row_offset)
+    return jax.lax.platform_dependent(g, spikes, targets, weights, cpu=kernel, default=pure)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def deliver(spikes, targets, weights, n_post: int, capacity: int, native: bool = True):
-    """``spikes @ W`` for ELL-layout synapses (see module docstring); differentiable in spikes and weights."""
-    return _deliver_forward(spikes, targets, weights, n_post, capacity, native)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def deliver(g, spikes, targets, weights, row_offset: int = 0, capacity: int = 32, native: bool = True):
+    """``g + spikes[row_offset:row_offset + n_pre] @ W`` for ELL-layout synapses (see module docstring).
+
+    Differentiable in ``g``, ``spikes`` and ``weights``. On CPU with the native kernel, ``g`` is updated
+    in place.
+    """
+    return _deliver_forward(g, spikes, targets, weights, row_offset, capacity, native)
 
 
-def _deliver_fwd(spikes, targets, weights, n_post, capacity, native):
-    return _deliver_forward(spikes, targets, weights, n_post, capacity, native), (spikes, targets, weights)
+def _deliver_fwd(g, spikes, targets, weights, row_offset, capacity, native):
+    out = _deliver_forward(g, spikes, targets, weights, row_offset, capacity, native)
+    return out, (spikes, targets, weights)
 
 
-def _deliver_bwd(n_post, capacity, native, residuals, dout):
+def _deliver_bwd(row_offset, capacity, native, residuals, dout):
     spikes, targets, weights = residuals
+    n_pre = targets.shape[0]
+    rows = jax.lax.dynamic_slice_in_dim(spikes, row_offset, n_pre) if spikes.shape[0] != n_pre else spikes
     dout_at_targets = jnp.take(dout, targets, mode="fill", fill_value=0)  # (n_pre, K); padding -> 0
     if weights.ndim == 0:
-        d_spikes = weights * dout_at_targets.sum(axis=1)
-        d_weights = jnp.sum(spikes * dout_at_targets.sum(axis=1))
+        d_rows = weights * dout_at_targets.sum(axis=1)
+        d_weights = jnp.sum(rows * dout_at_targets.sum(axis=1))
     else:
-        d_spikes = jnp.sum(weights * dout_at_targets, axis=1)
-        d_weights = spikes[:, None] * dout_at_targets
+        d_rows = jnp.sum(weights * dout_at_targets, axis=1)
+        d_weights = rows[:, None] * dout_at_targets
+    if spikes.shape[0] != n_pre:
+        d_spikes = jax.lax.dynamic_update_slice_in_dim(jnp.zeros_like(spikes), d_rows.astype(spikes.dtype),
+                                                       row_offset, 0)
+    else:
+        d_spikes = d_rows
     d_targets = np.zeros(targets.shape, dtype=jax.dtypes.float0)
-    return d_spikes.astype(spikes.dtype), d_targets, d_weights.astype(weights.dtype)
+    return dout, d_spikes.astype(spikes.dtype), d_targets, d_weights.astype(weights.dtype)
 
 
 deliver.defvjp(_deliver_fwd, _deliver_bwd)
@@ -220,4 +234,18 @@ class EventOperator(eqx.Module):
         """Postsynaptic input ``spikes @ W`` (shape ``(n_post,)``) for spike values ``spikes`` ``(n_pre,)``."""
         if spikes.shape != (self.n_pre,):
             raise ValueError(f"EventOperator: spikes have shape {spikes.shape}, expected ({self.n_pre},)")
-        return deliver(spikes, self.targets, self.weights, self.n_post, self.capacity, self.native)
+        return self.accumulate(jnp.zeros((self.n_post,), self.weights.dtype), spikes)
+
+    def accumulate(self, g: Array, spikes: Array, row_offset: int = 0) -> Array:
+        """``g + spikes[row_offset:row_offset + n_pre] @ W``: add this projection's input to ``g`` (n_post,).
+
+        ``row_offset`` lets a projection read its presynaptic rows straight out of a larger population's
+        spike vector (a subgroup) without slicing it first.
+        """
+        if g.shape != (self.n_post,):
+            raise ValueError(f"EventOperator: g has shape {g.shape}, expected ({self.n_post},)")
+        if spikes.ndim != 1 or not 0 <= row_offset <= spikes.shape[0] - self.n_pre:
+            raise ValueError(f"EventOperator: spikes of shape {spikes.shape} have no rows "
+                             f"{row_offset}..{row_offset + self.n_pre}")
+        return deliver(g, spikes.astype(g.dtype), self.targets, self.weights.astype(g.dtype), int(row_offset),
+                       self.capacity, self.native)

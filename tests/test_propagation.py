@@ -129,3 +129,21 @@ def test_bad_inputs():
         EventOperator.from_sparse(np.eye(3))
     with pytest.raises(ValueError, match="capacity must be a positive integer"):
         EventOperator.from_sparse(mat, capacity=0)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_accumulate_with_row_offset_and_its_gradients(native):
+    mat, _ = _random_case(10, 30, 25, 0.3, 0.0)
+    op = EventOperator.from_sparse(mat, capacity=4, native=native)
+    full = (jax.random.uniform(jax.random.key(11), (50,)) < 0.4).astype(jnp.float32)
+    g0 = jnp.linspace(0.0, 1.0, 25)
+    dense = mat.todense()
+    expected = g0 + full[10:40] @ dense
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda g, s: op.accumulate(g, s, 10))(g0, full)),
+                               np.asarray(expected), rtol=1e-5, atol=1e-5)
+    loss = lambda g, s: jnp.sum(jnp.sin(op.accumulate(g, s, 10)))
+    dense_loss = lambda g, s: jnp.sum(jnp.sin(g + s[10:40] @ dense))
+    for got, want in zip(jax.grad(loss, argnums=(0, 1))(g0, full), jax.grad(dense_loss, argnums=(0, 1))(g0, full)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="have no rows 30..60"):
+        op.accumulate(g0, full, 30)

@@ -72,7 +72,12 @@ def why_unavailable() -> str:
     return _state.get("why", "")
 
 
-def event_deliver_native(spikes, targets, weights, n_post: int):
-    """``spikes @ W`` through the native kernel (CPU only; call ``native_available()`` first)."""
-    return jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((n_post,), spikes.dtype),
-                            vmap_method="sequential")(spikes, targets, weights)
+def event_deliver_native(g, spikes, targets, weights, row_offset: int = 0):
+    """``g + spikes[row_offset:row_offset + n_pre] @ W`` through the native kernel, in place on ``g``.
+
+    CPU only; call ``native_available()`` first.
+    """
+    import numpy as np
+
+    return jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct(g.shape, g.dtype), input_output_aliases={0: 0},
+                            vmap_method="sequential")(g, spikes, targets, weights, row_offset=np.int64(row_offset))

@@ -1,11 +1,11 @@
 // Event-driven spike delivery as an XLA FFI custom call (CPU).
 //
-// out[j] = sum_i spikes[i] * sum_k weights[i, k] * [targets[i, k] == j]
+// out = g + spikes[row_offset : row_offset + n_pre] @ W,   computed in place (out aliases g)
 //
-// Rows are the outgoing synapses of presynaptic neuron i in padded fixed-fan-out (ELL) layout; a
-// target >= n_post marks padding, and padding is always at the end of a row. Cost: one pass over
-// the spike vector plus O(out-degree) per spiking neuron, so it grows with the number of spikes.
-// `weights` is either (n_pre, K) (one weight per synapse) or a single element (homogeneous weight).
+// Row i of `targets` lists the postsynaptic indices of presynaptic neuron row_offset + i in padded
+// fixed-fan-out (ELL) layout; a target >= n_post marks padding, which always ends a row. Cost: one
+// pass over the n_pre spike values plus O(out-degree) per spiking neuron, so it grows with the number
+// of spikes. `weights` is either (n_pre, K), one weight per synapse, or one element (homogeneous).
 #include <cstdint>
 #include <cstring>
 
@@ -13,24 +13,28 @@
 
 namespace ffi = xla::ffi;
 
-static ffi::Error EventDeliverImpl(ffi::Buffer<ffi::F32> spikes, ffi::Buffer<ffi::S32> targets,
-                                   ffi::Buffer<ffi::F32> weights, ffi::ResultBuffer<ffi::F32> out) {
-  const int64_t n_pre = spikes.element_count();
+static ffi::Error EventDeliverImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> spikes,
+                                   ffi::Buffer<ffi::S32> targets, ffi::Buffer<ffi::F32> weights,
+                                   int64_t row_offset, ffi::ResultBuffer<ffi::F32> out) {
   const int64_t n_post = out->element_count();
   const auto dims = targets.dimensions();
-  if (dims.size() != 2 || dims[0] != n_pre) {
-    return ffi::Error::InvalidArgument("event_deliver: targets must have shape (n_pre, K)");
-  }
+  if (dims.size() != 2) return ffi::Error::InvalidArgument("event_deliver: targets must be 2-D (n_pre, K)");
+  const int64_t n_pre = dims[0];
   const int64_t width = dims[1];
+  if (g.element_count() != n_post) return ffi::Error::InvalidArgument("event_deliver: g must have n_post elements");
+  if (row_offset < 0 || row_offset + n_pre > static_cast<int64_t>(spikes.element_count())) {
+    return ffi::Error::InvalidArgument("event_deliver: spike rows out of range");
+  }
   const bool homogeneous = weights.element_count() == 1;
-  if (!homogeneous && weights.element_count() != n_pre * width) {
+  if (!homogeneous && static_cast<int64_t>(weights.element_count()) != n_pre * width) {
     return ffi::Error::InvalidArgument("event_deliver: weights must have shape (n_pre, K) or one element");
   }
-  const float* s = spikes.typed_data();
+  float* o = out->typed_data();
+  if (o != g.typed_data()) std::memcpy(o, g.typed_data(), sizeof(float) * n_post);
+  const float* s = spikes.typed_data() + row_offset;
   const int32_t* t = targets.typed_data();
   const float* w = weights.typed_data();
-  float* o = out->typed_data();
-  std::memset(o, 0, sizeof(float) * n_post);
+  const uint64_t limit = static_cast<uint64_t>(n_post);
   for (int64_t i = 0; i < n_pre; ++i) {
     const float value = s[i];
     if (value == 0.0f) continue;
@@ -38,15 +42,15 @@ static ffi::Error EventDeliverImpl(ffi::Buffer<ffi::F32> spikes, ffi::Buffer<ffi
     if (homogeneous) {
       const float add = value * w[0];
       for (int64_t k = 0; k < width; ++k) {
-        const int32_t j = row[k];
-        if (static_cast<uint32_t>(j) >= static_cast<uint64_t>(n_post)) break;
+        const uint32_t j = static_cast<uint32_t>(row[k]);
+        if (j >= limit) break;
         o[j] += add;
       }
     } else {
       const float* wrow = w + i * width;
       for (int64_t k = 0; k < width; ++k) {
-        const int32_t j = row[k];
-        if (static_cast<uint32_t>(j) >= static_cast<uint64_t>(n_post)) break;
+        const uint32_t j = static_cast<uint32_t>(row[k]);
+        if (j >= limit) break;
         o[j] += value * wrow[k];
       }
     }
@@ -57,6 +61,8 @@ static ffi::Error EventDeliverImpl(ffi::Buffer<ffi::F32> spikes, ffi::Buffer<ffi
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimEventDeliver, EventDeliverImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("row_offset")
                                   .Ret<ffi::Buffer<ffi::F32>>());

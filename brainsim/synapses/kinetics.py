@@ -7,6 +7,7 @@ and between arrivals it relaxes exactly. API::
     state = kin.init(size)
     state = kin.decay(state, dt)       # exact relaxation over dt (ms)
     state = kin.arrive(state, amount)  # add arriving weight, shape (size,)
+    state = kin.arrive_events(state, operator, spikes, row_offset)  # same, straight from an EventOperator
     g = kin.value(state, dt)           # conductance (nS) or current (pA) driving this step
 """
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Delta(eqx.Module):
     def arrive(self, state: Array, amount: Array) -> Array:
         return state + amount
 
+    def arrive_events(self, state: Array, operator, spikes: Array, row_offset: int = 0) -> Array:
+        return operator.accumulate(state, spikes, row_offset)  # in place on CPU
+
     def value(self, state: Array, dt: float) -> Array:
         return state / dt
 
@@ -62,6 +66,9 @@ class Exponential(eqx.Module):
 
     def arrive(self, state: Array, amount: Array) -> Array:
         return state + amount
+
+    def arrive_events(self, state: Array, operator, spikes: Array, row_offset: int = 0) -> Array:
+        return operator.accumulate(state, spikes, row_offset)  # in place on CPU
 
     def value(self, state: Array, dt: float) -> Array:
         return state
@@ -109,6 +116,9 @@ class DualExponential(eqx.Module):
     def decay(self, state: TwoStateKinetics, dt: float) -> TwoStateKinetics:
         return TwoStateKinetics(state.a * jnp.exp(-dt / self.tau_decay), state.b * jnp.exp(-dt / self.tau_rise))
 
+    def arrive_events(self, state: TwoStateKinetics, operator, spikes: Array, row_offset: int = 0) -> TwoStateKinetics:
+        return self.arrive(state, operator.accumulate(jnp.zeros_like(state.a), spikes, row_offset))
+
     def arrive(self, state: TwoStateKinetics, amount: Array) -> TwoStateKinetics:
         return TwoStateKinetics(state.a + amount, state.b + amount)
 
@@ -140,6 +150,9 @@ class Alpha(eqx.Module):
         decay = jnp.exp(-dt / self.tau)
         g = (state.a + math.e * dt / self.tau * state.b) * decay
         return TwoStateKinetics(g, state.b * decay)
+
+    def arrive_events(self, state: TwoStateKinetics, operator, spikes: Array, row_offset: int = 0) -> TwoStateKinetics:
+        return self.arrive(state, operator.accumulate(jnp.zeros_like(state.a), spikes, row_offset))
 
     def arrive(self, state: TwoStateKinetics, amount: Array) -> TwoStateKinetics:
         return TwoStateKinetics(state.a, state.b + amount)
