@@ -98,7 +98,7 @@ def _record_buffers(network: Network, monitors: tuple, n_steps: int):
 
 
 def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
-        monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None):
+        monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None, unroll: int = 1):
     """Advance ``network`` by ``n_steps`` steps of ``dt`` ms. Pure: jit-, vmap- and grad-compatible.
 
     Args:
@@ -145,7 +145,7 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
         return (state, buffers), outputs
 
     steps = jnp.arange(n_steps)
-    (state, buffers), outputs = jax.lax.scan(body, (state, buffers), (steps, currents or None))
+    (state, buffers), outputs = jax.lax.scan(body, (state, buffers), (steps, currents or None), unroll=unroll)
     records = tuple(buffers[j] if isinstance(m, StateMonitor) else outputs[j] for j, m in enumerate(monitors))
     return state, records
 
