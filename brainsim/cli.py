@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--n", type=_neuron_count, default=4000, help="number of neurons (default 4000)")
     run.add_argument("--duration", type=_positive_float("--duration"), default=1000.0, help="simulated time, ms")
     run.add_argument("--dt", type=_positive_float("--dt"), default=0.1, help="time step, ms")
-    run.add_argument("--seed", type=int, default=0, help="random seed (connectivity, initial state, noise)")
+    run.add_argument("--seed", type=int, default=1, help="random seed (connectivity, initial state, noise)")
     run.add_argument("--out", default="brainsim_out", help="output directory for the PNG and .npz")
     run.add_argument("--no-plot", action="store_true", help="skip the PNG")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON line")
