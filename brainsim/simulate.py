@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import equinox as eqx
@@ -29,9 +29,15 @@ from .network import Network, NetworkState
 
 @dataclass(frozen=True)
 class SpikeMonitor:
-    """Record every spike of population ``population`` as (time ms, neuron index) pairs."""
+    """Record every spike of population ``population`` as (time ms, neuron index) pairs.
+
+    In ``run`` the record is a ``(n_steps, size)`` bool raster, or with ``packed=True`` the same raster
+    bit-packed along neurons (``jnp.packbits``: ``(n_steps, ceil(size / 8))`` uint8, 8× less memory;
+    ``simulate`` always packs and decodes on the host).
+    """
 
     population: str
+    packed: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,8 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
         outputs = []
         for m in monitors:
             if isinstance(m, SpikeMonitor):
-                outputs.append(spikes[m.population] > 0)
+                fired = spikes[m.population] > 0
+                outputs.append(jnp.packbits(fired) if m.packed else fired)
             elif isinstance(m, RateMonitor):
                 outputs.append(jnp.mean(spikes[m.population]) * (1000.0 / dt))
             else:
@@ -275,13 +282,14 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     if state is None:
         state = network.init(dt)
     monitors = _validate_monitors(network, state, monitors)
+    recorded = tuple(replace(m, packed=True) if isinstance(m, SpikeMonitor) else m for m in monitors)
     currents = _check_currents(network, currents, n_steps)
     chunk = _chunk_steps(network, monitors, n_steps, chunk_steps)
 
     dynamic, static = eqx.partition(network, eqx.is_array)
 
     def chunk_fn(dynamic, state, key, chunk_currents, n):
-        return run(eqx.combine(dynamic, static), state, n, dt, key=key, monitors=monitors, currents=chunk_currents)
+        return run(eqx.combine(dynamic, static), state, n, dt, key=key, monitors=recorded, currents=chunk_currents)
 
     compiled, compile_s = {}, 0.0
 
@@ -294,22 +302,29 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
         return compiled[n]
 
     collected = [[] for _ in monitors]
-    run_s, done = 0.0, 0
+    run_s, done, pending = 0.0, 0, None
     show = progress if progress is not None else n_steps > chunk
     with tqdm(total=n_steps, disable=not show, unit="step", desc="simulate", leave=False) as bar:
+        t0 = time.perf_counter()
         while done < n_steps:
             n = min(chunk, n_steps - done)
             chunk_currents = {k: jnp.asarray(v[done:done + n]) for k, v in currents.items()}
             args = (dynamic, state, key, chunk_currents)
-            fn = get_compiled(n, args)
-            t0 = time.perf_counter()
-            state, records = fn(*args)
-            jax.block_until_ready((state, records))
-            run_s += time.perf_counter() - t0
-            for j, rec in enumerate(records):
-                collected[j].append(_to_host(monitors[j], rec, done, dt))
+            if n not in compiled:  # compilation is timed apart from the run
+                jax.block_until_ready(state)
+                run_s += time.perf_counter() - t0
+                get_compiled(n, args)
+                t0 = time.perf_counter()
+            state, records = compiled[n](*args)  # dispatched asynchronously
+            if pending is not None:  # decode the previous chunk on the host while this one runs
+                _collect(collected, recorded, *pending, dt)
+                bar.update(pending[2])
+            pending = (records, done, n)
             done += n
-            bar.update(n)
+        _collect(collected, recorded, *pending, dt)
+        bar.update(pending[2])
+        jax.block_until_ready(state)
+        run_s += time.perf_counter() - t0
 
     result = SimulationResult(state=state, dt=dt, duration=n_steps * dt, compile_s=compile_s, run_s=run_s)
     for m, parts in zip(monitors, collected):
@@ -325,10 +340,26 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     return result
 
 
+def _collect(collected, monitors, records, first_step, n, dt) -> None:
+    for j, rec in enumerate(records):
+        collected[j].append(_to_host(monitors[j], rec, first_step, dt))
+
+
+def _decode_spikes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(step, neuron) of every set bit of a ``packbits`` raster, in step-then-neuron order.
+
+    Only the nonzero bytes are expanded, so the cost follows the number of spikes, not steps × neurons.
+    """
+    steps, byte = np.nonzero(packed)
+    bits = np.unpackbits(packed[steps, byte][:, None], axis=1)  # (k, 8), most significant bit first
+    which, bit = np.nonzero(bits)
+    return steps[which], byte[which] * 8 + bit
+
+
 def _to_host(monitor: Monitor, record, first_step: int, dt: float):
     record = np.asarray(record)
     if isinstance(monitor, SpikeMonitor):
-        steps, indices = np.nonzero(record)
+        steps, indices = _decode_spikes(record) if monitor.packed else np.nonzero(record)
         return ((steps + first_step) * dt).astype(np.float64), indices.astype(np.int32)
     if isinstance(monitor, StateMonitor):
         times = (first_step + np.arange(record.shape[0]) * monitor.every) * dt

@@ -163,3 +163,19 @@ def test_bad_inputs_give_clear_errors():
         SpikeTimes(2, [1.0, 1.01], [0, 0], dt=0.1)
     with pytest.raises(ValueError, match="has no membrane"):
         Population(PoissonSource(3, 5.0), {"ge": AMPA()})
+
+
+def test_packed_spike_records_decode_to_the_raster():
+    from brainsim.simulate import _decode_spikes
+
+    rng = np.random.default_rng(0)
+    raster = rng.random((37, 21)) < 0.1
+    steps, neurons = _decode_spikes(np.asarray(jnp.packbits(jnp.asarray(raster), axis=1)))
+    want_steps, want_neurons = np.nonzero(raster)
+    np.testing.assert_array_equal(steps, want_steps)
+    np.testing.assert_array_equal(neurons, want_neurons)
+    net = _poisson_net(n=13)
+    _, (plain, packed) = run(net, net.init(DT), 50, DT, key=jax.random.key(0),
+                             monitors=[SpikeMonitor("in"), SpikeMonitor("in", packed=True)])
+    assert packed.shape == (50, 25) and packed.dtype == jnp.uint8
+    np.testing.assert_array_equal(np.unpackbits(np.asarray(packed), axis=1)[:, :200], np.asarray(plain))
