@@ -130,6 +130,18 @@ def _deliver_bwd(row_offset, capacity, native, residuals, dout):
 deliver.defvjp(_deliver_fwd, _deliver_bwd)
 
 
+def pack_spikes(spikes: Array) -> Array:
+    """``packbits(spikes != 0)``: a spike vector as ``ceil(n / 8)`` bytes, most significant bit first.
+
+    On CPU with the native kernel the spike vector is read once (and shared with event delivery rather
+    than recomputed); elsewhere it is ``jnp.packbits``.
+    """
+    pure = lambda s: jnp.packbits(s != 0)
+    if spikes.dtype != jnp.float32 or not _kernels.native_available():
+        return pure(spikes)
+    return jax.lax.platform_dependent(spikes, cpu=_kernels.pack_spikes_native, default=pure)
+
+
 class EventOperator(eqx.Module):
     """Outgoing synapses of one projection in padded fixed-fan-out (ELL) layout.
 

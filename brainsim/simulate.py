@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_dt
 from .network import Network, NetworkState
+from .propagation import pack_spikes
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
         for m in monitors:
             if isinstance(m, SpikeMonitor):
                 fired = spikes[m.population] > 0
-                outputs.append(jnp.packbits(fired) if m.packed else fired)
+                outputs.append(pack_spikes(spikes[m.population].astype(jnp.float32)) if m.packed else fired)
             elif isinstance(m, RateMonitor):
                 outputs.append(jnp.mean(spikes[m.population]) * (1000.0 / dt))
             else:

@@ -147,3 +147,13 @@ def test_accumulate_with_row_offset_and_its_gradients(native):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="have no rows 30..60"):
         op.accumulate(g0, full, 30)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1001])
+def test_pack_spikes_matches_numpy_packbits(n):
+    from brainsim.propagation import pack_spikes
+
+    spikes = (np.random.default_rng(n).random(n) < 0.3).astype(np.float32)
+    spikes[::5] *= 0.5  # STP-scaled values are spikes too
+    got = np.asarray(jax.jit(pack_spikes)(jnp.asarray(spikes)))
+    np.testing.assert_array_equal(got, np.packbits(spikes != 0))

@@ -18,9 +18,11 @@ import threading
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 
-_SOURCE = Path(__file__).with_name("event_deliver.cc")
+_SOURCE = Path(__file__).with_name("event_deliver.cc")  # all native kernels
 _TARGET = "brainsim_event_deliver"
+_PACK_TARGET = "brainsim_pack_spikes"
 _lock = threading.Lock()
 _state: dict = {}
 
@@ -61,6 +63,7 @@ def native_available() -> bool:
                 try:
                     lib = ctypes.cdll.LoadLibrary(str(_compile()))
                     jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(lib.BrainsimEventDeliver), platform="cpu")
+                    jax.ffi.register_ffi_target(_PACK_TARGET, jax.ffi.pycapsule(lib.BrainsimPackSpikes), platform="cpu")
                     _state["lib"], _state["ok"] = lib, True
                 except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
                     _state["ok"], _state["why"] = False, f"{type(err).__name__}: {err}"
@@ -81,3 +84,10 @@ def event_deliver_native(g, spikes, targets, weights, row_offset: int = 0):
 
     return jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct(g.shape, g.dtype), input_output_aliases={0: 0},
                             vmap_method="sequential")(g, spikes, targets, weights, row_offset=np.int64(row_offset))
+
+
+def pack_spikes_native(spikes):
+    """``numpy.packbits(spikes != 0)`` of a float32 spike vector through the native kernel (CPU only)."""
+    n_bytes = -(-spikes.shape[-1] // 8)
+    return jax.ffi.ffi_call(_PACK_TARGET, jax.ShapeDtypeStruct((n_bytes,), jnp.uint8),
+                            vmap_method="sequential")(spikes)

@@ -1,4 +1,8 @@
-// Event-driven spike delivery as an XLA FFI custom call (CPU).
+// Native CPU kernels for brainsim, registered as XLA FFI custom calls:
+//   BrainsimEventDeliver: event-driven spike delivery;
+//   BrainsimPackSpikes:   bit-packing of a spike vector for spike monitors (numpy.packbits order).
+//
+// Event-driven spike delivery:
 //
 // out = g + spikes[row_offset : row_offset + n_pre] @ W,   computed in place (out aliases g)
 //
@@ -79,3 +83,34 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimEventDeliver, EventDeliverImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("row_offset")
                                   .Ret<ffi::Buffer<ffi::F32>>());
+
+// out[b] bit (7 - k) = spikes[8 b + k] != 0, i.e. numpy.packbits(spikes != 0) (most significant bit first).
+// Spike monitors record these bytes every step: 8x less than a bool raster, one pass over the spikes.
+static ffi::Error PackSpikesImpl(ffi::Buffer<ffi::F32> spikes, ffi::ResultBuffer<ffi::U8> out) {
+  const int64_t n = spikes.element_count();
+  const int64_t n_bytes = out->element_count();
+  if (n_bytes != (n + 7) / 8) return ffi::Error::InvalidArgument("pack_spikes: output must have ceil(n / 8) bytes");
+  const float* s = spikes.typed_data();
+  uint8_t* o = out->typed_data();
+  const int64_t full = n / 8;
+  for (int64_t b = 0; b < full; ++b) {
+    uint32_t bits[8];
+    std::memcpy(bits, s + 8 * b, sizeof(bits));
+    uint32_t any = 0;
+    for (int k = 0; k < 8; ++k) any |= bits[k];
+    uint8_t byte = 0;
+    if (any != 0) {
+      for (int k = 0; k < 8; ++k) byte |= static_cast<uint8_t>((s[8 * b + k] != 0.0f) << (7 - k));
+    }
+    o[b] = byte;
+  }
+  if (full < n_bytes) {
+    uint8_t byte = 0;
+    for (int64_t i = 8 * full; i < n; ++i) byte |= static_cast<uint8_t>((s[i] != 0.0f) << (7 - (i - 8 * full)));
+    o[full] = byte;
+  }
+  return ffi::Error::Success();
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimPackSpikes, PackSpikesImpl,
+                              ffi::Ffi::Bind().Arg<ffi::Buffer<ffi::F32>>().Ret<ffi::Buffer<ffi::U8>>());
