@@ -8,3 +8,4 @@ from .neurons import HH, QIF, AdEx, ExpIF, Izhikevich, TraubMilesHH
 from .spikes import spike
 
 __version__ = "0.1.0"
+from . import train

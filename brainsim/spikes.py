@@ -14,6 +14,12 @@ import jax.numpy as jnp
 
 from ._types import Array
 
+def _membrane_gaussian(x: Array, k: float) -> Array:
+    spread = jax.lax.stop_gradient(jnp.std(x, axis=-1, keepdims=True)) if x.ndim else jnp.ones_like(x)
+    sigma = jnp.maximum(spread, 1e-3) / k
+    return jnp.exp(-0.5 * (x / sigma) ** 2) / (sigma * jnp.sqrt(2.0 * jnp.pi))
+
+
 # Each surrogate derivative is a function of the scaled distance to threshold x and a slope k.
 # They are normalised to integrate to 1 over x, matching the Dirac delta they replace.
 _SURROGATES: dict[str, Callable[[Array, float], Array]] = {
@@ -29,6 +35,13 @@ _SURROGATES: dict[str, Callable[[Array, float], Array]] = {
     "rectangular": lambda x, k: k * (jnp.abs(x) < 0.5 / k).astype(x.dtype),
     # Gaussian with standard deviation 1/k
     "gaussian": lambda x, k: k / jnp.sqrt(2.0 * jnp.pi) * jnp.exp(-0.5 * (k * x) ** 2),
+    # exponential / SLAYER (Shrestha & Orchard 2018): (k/2) exp(-k|x|)
+    "exponential": lambda x, k: 0.5 * k * jnp.exp(-k * jnp.abs(x)),
+    # membrane-potential-distribution-aware Gaussian (after MPD-AGL, Jiang et al. 2024): the width
+    # follows the spread of the population's membrane potentials, sigma = std_neurons(x) / k (the std is
+    # taken over the last, neuron axis and is not differentiated), so the surrogate keeps covering the
+    # membrane distribution as it widens or narrows during training
+    "membrane": lambda x, k: _membrane_gaussian(x, k),
 }
 
 SURROGATES = tuple(_SURROGATES)

@@ -1,0 +1,76 @@
+"""SHD-shaped training step in brainsim, the same step as ../shared/peers/train_spyx.py and train_snntorch.py.
+
+T=100 steps of dt = 1 ms, batch 32, 700 inputs -> 256 recurrent LIF (beta = exp(-dt/tau_m) = 0.9,
+subtractive reset, fast-sigmoid surrogate) -> 20 leaky-integrator readout (beta 0.9), cross-entropy on
+the max over time of the readout membrane, Adam(1e-3). Trainable: all weights and biases, per-neuron
+tau_m and v_th, readout tau (C_m, v_rest, v_reset, t_ref frozen through a filter).
+Prints one JSON line: ``step_s`` = median seconds per train step (forward + backward + Adam) after warm-up.
+
+    python benchmarks/train_step.py [--mode full|checkpointed] [--repeats 10]
+"""
+import argparse
+import json
+import math
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from brainsim.train import LeakyReadout, Sequential, SpikingLayer, freeze, make_train_step, ml_lif
+from brainsim.train import losses
+
+T, B, I, H, O = 100, 32, 700, 256, 20
+TAU = -1.0 / math.log(0.9)  # ms, so that beta = exp(-dt / tau) = 0.9 at dt = 1 ms
+
+
+def build(key):
+    k1, k2 = jax.random.split(key)
+    hidden = SpikingLayer(I, H, key=k1, recurrent=True, neuron=ml_lif(H, tau_m=TAU))
+    readout = LeakyReadout(H, O, key=k2, tau=TAU)
+    return Sequential([hidden, readout])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", default="full", choices=["full", "checkpointed"])
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+
+    model = build(jax.random.key(0))
+    spec = freeze(model, *[(lambda m, f=f: getattr(m.layers[0].neuron, f)) for f in ("C_m", "v_rest", "v_reset", "t_ref")])
+    import equinox as eqx
+    params, static = eqx.partition(model, spec)
+    opt = optax.adam(1e-3)
+    opt_state = opt.init(params)
+    x = (jax.random.uniform(jax.random.PRNGKey(1), (T, B, I)) < 0.02).astype(jnp.float32)
+    x = jnp.transpose(x, (1, 0, 2))  # examples first: (B, T, I); layout only, outside the timed step
+    y = jax.random.randint(jax.random.PRNGKey(2), (B,), 0, O)
+
+    def loss_fn(m, xs, label, key):
+        out, _ = m(xs, mode=args.mode)
+        return losses.ce_max_membrane(out, label)
+
+    step = make_train_step(loss_fn, opt, B)
+    key = jax.random.key(3)
+    t0 = time.perf_counter()
+    params, opt_state, loss, _ = step(params, static, opt_state, x, y, key)
+    loss.block_until_ready()
+    compile_s = time.perf_counter() - t0
+    for _ in range(2):
+        params, opt_state, loss, _ = step(params, static, opt_state, x, y, key)
+        loss.block_until_ready()
+    ts = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        params, opt_state, loss, _ = step(params, static, opt_state, x, y, key)
+        loss.block_until_ready()
+        ts.append(time.perf_counter() - t)
+    print(json.dumps(dict(bench="train_step", lib="brainsim", mode=args.mode, T=T, batch=B,
+                          step_s=round(statistics.median(ts), 4), compile_s=round(compile_s, 2),
+                          loss=round(float(loss), 4))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Astrocytes and neuron–glia interaction.
+
+Models (common contract: ``eqx.Module`` parameters validated at construction, ``NamedTuple`` state,
+pure ``step(state, inputs, dt)``; units ms, µM, pA):
+
+* ``LiRinzel``: IP3R Ca²⁺ dynamics as NEST's ``astrocyte_lr_1994``, with its slow inward current output;
+* ``GChI``: De Pittà et al. 2009 IP3 metabolism (PLCβ, PLCδ, IP3-3K, IP-5P) with glutamate receptors and
+  gliotransmitter release (De Pittà et al. 2011);
+* ``GapJunctions``: IP3 diffusion between astrocytes;
+* ``TripartiteSynapse``: gliotransmitter-modulated presynaptic release;
+* ``MultiRate`` / ``run_multirate``: astrocytes stepped at 1–50 ms inside 0.1 ms neuron steps;
+* ``tripartite_bernoulli_with_pool``: NEST's third-factor connectivity rule;
+* ``AstroNetwork``: a ``Network`` with astrocytes (glutamate -> IP3, SIC -> neurons);
+* ``plasticity``: astrocyte-modulated STDP (NALSM) and the branching factor;
+* ``AstroLIFLayer``: an astrocyte-modulated spiking layer for gradient training.
+"""
+from .coupling import AstroNetwork, AstroNetworkState, SICCoupling, SpikeCoupling
+from .gap_junctions import GapJunctions
+from .gchi import GChI, GChIState
+from .li_rinzel import LiRinzel, LiRinzelState
+from .multirate import MultiRate, MultiRateState, run_multirate
+from .pool import Tripartite, astrocyte_pools, tripartite_bernoulli_with_pool
+from .tripartite import TripartiteState, TripartiteSynapse
+from .plasticity import AstroSTDP, AstroSTDPState, GlobalAstrocyte, branching_factor
+from .layers import AstroLIFLayer, AstroLIFState
+
+__all__ = [
+    "AstroNetwork", "AstroNetworkState", "SICCoupling", "SpikeCoupling", "GapJunctions", "GChI", "GChIState",
+    "LiRinzel", "LiRinzelState", "MultiRate", "MultiRateState", "run_multirate", "Tripartite",
+    "astrocyte_pools", "tripartite_bernoulli_with_pool", "TripartiteState", "TripartiteSynapse",
+    "AstroSTDP", "AstroSTDPState", "GlobalAstrocyte", "branching_factor", "AstroLIFLayer", "AstroLIFState",
+]

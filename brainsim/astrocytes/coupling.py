@@ -1,0 +1,185 @@
+"""Neuron–astrocyte coupling around a ``Network``: a self-contained object whose step calls the network step.
+
+``AstroNetwork(network, astrocytes, couplings)`` steps, every ``dt``:
+
+1. slow inward current (SIC, pA) of the astrocytes, as left by the previous step, is summed through each
+   ``SICCoupling`` (astrocyte -> neuron weights) and injected as a current into the target population
+   (NEST's ``sic_connection``, delay one step);
+2. the wrapped ``Network`` steps (with any user currents added);
+3. the spikes of each ``SpikeCoupling`` source population are delivered through an event-driven operator
+   (pre -> astrocyte weights, NEST's ``third_in``) to the astrocytes;
+4. the astrocytes step (usually a ``MultiRate`` wrapper: 1–50 ms inside 0.1 ms neuron steps).
+
+``AstroNetwork`` has ``init(dt)``, ``step(state, dt, key=..., currents=...)``, ``populations`` and a state
+with ``step`` and ``neurons`` like ``Network``, so ``brainsim.simulate``/``run`` and their monitors work
+unchanged; the astrocytes appear as the population ``"astro"`` to ``StateMonitor``
+(variables of the astrocyte model state, e.g. ``Ca``).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional, Sequence
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import sparse
+
+from .._types import Array
+from ..network import Network, Population
+from ..propagation import EventOperator
+from .multirate import MultiRate, MultiRateState
+
+ASTRO = "astro"  # name of the astrocyte population seen by monitors
+
+
+class SpikeCoupling(eqx.Module):
+    """Spikes of population ``source`` drive the astrocytes through ``(n_source, n_astro)`` weights."""
+
+    operator: EventOperator
+    source: str = eqx.field(static=True)
+
+    def __init__(self, source: str, weights, *, capacity: Optional[int] = None):
+        self.source = source
+        self.operator = weights if isinstance(weights, EventOperator) else EventOperator.from_sparse(weights, capacity=capacity)
+
+
+class SICCoupling(eqx.Module):
+    """Astrocytic slow inward current into population ``target`` through ``(n_astro, n_target)`` weights.
+
+    Stored target-major (each neuron gathers from its few astrocytes), so the cost is O(n_target x pool).
+    """
+
+    sources: Array  # (n_target, k) astrocyte indices, n_astro = padding
+    weights: Array  # (n_target, k)
+    target: str = eqx.field(static=True)
+    n_astro: int = eqx.field(static=True)
+
+    def __init__(self, target: str, weights):
+        self.target = target
+        if isinstance(weights, sparse.BCSR):
+            weights = weights.to_bcoo()
+        if not isinstance(weights, sparse.BCOO):
+            raise TypeError("SICCoupling: weights must be a (n_astro, n_target) BCOO/BCSR matrix")
+        n_astro, n_target = weights.shape
+        a, t = np.asarray(weights.indices).T
+        w = np.asarray(weights.data)
+        order = np.argsort(t, kind="stable")
+        a, t, w = a[order], t[order], w[order]
+        deg = np.bincount(t, minlength=n_target)
+        k = max(int(deg.max(initial=0)), 1)
+        slot = np.arange(len(t)) - np.repeat(np.cumsum(deg) - deg, deg)
+        src = np.full((n_target, k), n_astro, np.int32)
+        ww = np.zeros((n_target, k), np.float32)
+        src[t, slot], ww[t, slot] = a, w
+        self.sources, self.weights, self.n_astro = jnp.asarray(src), jnp.asarray(ww), int(n_astro)
+
+    @property
+    def n_target(self) -> int:
+        return int(self.sources.shape[0])
+
+    def __call__(self, sic: Array) -> Array:
+        """Current (pA) into every target neuron for astrocytic SIC values ``sic`` (pA), shape (n_astro,)."""
+        return jnp.sum(jnp.take(sic, self.sources, mode="fill", fill_value=0.0) * self.weights, axis=1)
+
+
+class AstroNetworkState(NamedTuple):
+    net: Any  # NetworkState
+    astro: Any  # astrocyte (or MultiRate) state
+    sic: Array  # (n_astro,) current astrocytic output, pA
+
+    @property
+    def step(self):
+        return self.net.step
+
+    @property
+    def neurons(self) -> dict:
+        return _AstroNeurons(self)
+
+
+class _AstroNeurons(dict):
+    def __init__(self, state: AstroNetworkState):
+        super().__init__(state.net.neurons)
+        astro = state.astro
+        self[ASTRO] = astro.inner if isinstance(astro, MultiRateState) else astro
+
+
+class AstroNetwork(eqx.Module):
+    """A ``Network`` with a population of astrocytes coupled to it (see module docstring).
+
+    Args:
+        network: the neuronal ``Network``.
+        astrocytes: an astrocyte model (``LiRinzel``, ``GChI``) or a ``MultiRate`` wrapping one.
+        spike_couplings: ``SpikeCoupling`` objects (neurons -> astrocytes).
+        sic_couplings: ``SICCoupling`` objects (astrocytes -> neurons).
+
+    The astrocytes appear to monitors as the population ``"astro"``.
+    """
+
+    network: Network
+    astrocytes: Any
+    spike_couplings: tuple
+    sic_couplings: tuple
+
+    def __init__(self, network: Network, astrocytes, spike_couplings: Sequence[SpikeCoupling] = (),
+                 sic_couplings: Sequence[SICCoupling] = ()):
+        self.network, self.astrocytes, name = network, astrocytes, ASTRO
+        self.spike_couplings, self.sic_couplings = tuple(spike_couplings), tuple(sic_couplings)
+        if name in network.populations:
+            raise ValueError(f"AstroNetwork: name {name!r} is already a population of the network")
+        n_astro = astrocytes.size
+        for c in self.spike_couplings:
+            if c.source not in network.populations:
+                raise ValueError(f"AstroNetwork: spike coupling from unknown population {c.source!r}")
+            shape = (network.populations[c.source].size, n_astro)
+            if (c.operator.n_pre, c.operator.n_post) != shape:
+                raise ValueError(f"AstroNetwork: spike coupling {c.source!r} -> astrocytes has shape "
+                                 f"({c.operator.n_pre}, {c.operator.n_post}), expected {shape}")
+        for c in self.sic_couplings:
+            if c.target not in network.populations:
+                raise ValueError(f"AstroNetwork: SIC coupling to unknown population {c.target!r}")
+            shape = (n_astro, network.populations[c.target].size)
+            if (c.n_astro, c.n_target) != shape:
+                raise ValueError(f"AstroNetwork: SIC coupling astrocytes -> {c.target!r} has shape "
+                                 f"({c.n_astro}, {c.n_target}), expected {shape}")
+
+    @property
+    def populations(self) -> dict:
+        model = self.astrocytes.model if isinstance(self.astrocytes, MultiRate) else self.astrocytes
+        return {**self.network.populations, ASTRO: Population(_SizedModel(model))}
+
+    @property
+    def projections(self) -> dict:
+        return self.network.projections
+
+    @property
+    def n_neurons(self) -> int:
+        return self.network.n_neurons
+
+    def init(self, dt: float, *, key=None, **astro_init) -> AstroNetworkState:
+        return AstroNetworkState(self.network.init(dt, key=key), self.astrocytes.init(**astro_init),
+                                 jnp.zeros((self.astrocytes.size,)))
+
+    def step(self, state: AstroNetworkState, dt: float, *, key, currents=None):
+        currents = dict(currents or {})
+        for c in self.sic_couplings:
+            i = c(state.sic)
+            currents[c.target] = currents[c.target] + i if c.target in currents else i
+        net, spikes = self.network.step(state.net, dt, key=key, currents=currents)
+        drive = jnp.zeros((self.astrocytes.size,))
+        for c in self.spike_couplings:
+            drive = c.operator.accumulate(drive, spikes[c.source])
+        astro, sic = self.astrocytes.step(state.astro, drive, dt)
+        return AstroNetworkState(net, astro, sic), spikes
+
+
+class _SizedModel(eqx.Module):
+    """Stand-in exposing an astrocyte model's size/init to monitors (it is never stepped by ``Network``)."""
+
+    model: Any
+
+    @property
+    def size(self) -> int:
+        return self.model.size
+
+    def init(self, *, key=None):
+        return self.model.init()

@@ -1,0 +1,13 @@
+"""Gradient training on brainsim's own models: surrogate spikes, constrained learnable parameters,
+ML layers, encoders, losses, regularizers, an Optax ``fit`` loop and memory modes for BPTT.
+
+Modules: ``surrogates`` (re-export of ``brainsim.spikes``), ``bijections``, ``layers``, ``encoders``,
+``losses``, ``regularizers``, ``bptt``, ``fit``, ``nnx`` (Flax NNX adapter, imported on demand).
+"""
+from . import bijections, bptt, encoders, losses, regularizers, surrogates
+from .bijections import (Bijection, Bounded, Constrained, DaleSign, Exp, Identity, Positive, constrain, freeze,
+                         resolve, trainable)
+from .bptt import checkpointed_scan, truncated_loss
+from .fit import FitResult, NonFiniteLossError, fit, load_checkpoint, make_train_step, save_checkpoint
+from .layers import LeakyReadout, Linear, Sequential, SparseLinear, SpikingLayer, ml_lif
+from .surrogates import SURROGATES, spike, surrogate_derivative

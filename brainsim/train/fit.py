@@ -1,0 +1,279 @@
+"""``fit``: an Optax training loop with one jitted train step, vmapped batches and checkpoints.
+
+The user supplies a per-example loss ``loss_fn(model, x, y, key) -> loss`` or ``-> (loss, metrics)``
+(``metrics`` a dict of scalars, e.g. accuracy). ``fit`` vmaps it over the batch, averages, differentiates
+with respect to the trainable leaves (``filter_spec``, default ``bijections.trainable``; freeze subsets
+with ``bijections.freeze``), applies the Optax update and repeats. The train step is compiled once
+(guarded by ``equinox.debug.assert_max_traces``): batches all have ``batch_size`` examples (the
+incomplete last batch of an epoch is dropped; evaluation pads and masks instead).
+
+Checkpoints (``save_checkpoint`` / ``load_checkpoint``) hold the model and the optimizer state
+(``equinox.tree_serialise_leaves``) plus a JSON side file with the epoch and metrics. A non-finite loss
+stops training with ``NonFiniteLossError``; the state before the bad step is written to the checkpoint
+(the last good one) and attached to the error as ``error.last_good``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from .bijections import trainable
+from .losses import check_labels
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss. ``last_good`` = (model, opt_state) before the bad step."""
+
+    def __init__(self, message: str, last_good=None, checkpoint: Optional[str] = None):
+        super().__init__(message)
+        self.last_good = last_good
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class FitResult:
+    model: Any
+    opt_state: Any
+    history: list = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = -1
+    stopped_early: bool = False
+    n_steps: int = 0
+    train_s: float = 0.0
+    compile_s: float = 0.0
+
+
+def save_checkpoint(path, model, opt_state, meta: Optional[dict] = None) -> None:
+    """Write ``(model, opt_state)`` leaves to ``path`` and ``meta`` to ``path + '.json'``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    eqx.tree_serialise_leaves(tmp, (model, opt_state))
+    tmp.replace(path)
+    Path(str(path) + ".json").write_text(json.dumps(meta or {}, default=float))
+
+
+def load_checkpoint(path, model_like, opt_state_like):
+    """Read a checkpoint written by ``save_checkpoint`` into the structure of ``(model_like, opt_state_like)``.
+
+    Returns ``(model, opt_state, meta)``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load_checkpoint: no checkpoint at {path}")
+    model, opt_state = eqx.tree_deserialise_leaves(path, (model_like, opt_state_like))
+    meta_path = Path(str(path) + ".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return model, opt_state, meta
+
+
+def _split_loss(out):
+    if isinstance(out, tuple):
+        loss, metrics = out
+        return loss, dict(metrics)
+    return out, {}
+
+
+def _check_data(data, name: str, model, n_classes: Optional[int]):
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(f"fit: {name} must be a pair (inputs, labels)")
+    x, y = data
+    leaves_x = jax.tree_util.tree_leaves(x)
+    n = {int(np.shape(a)[0]) for a in leaves_x} | {int(np.shape(a)[0]) for a in jax.tree_util.tree_leaves(y)}
+    if len(n) != 1:
+        raise ValueError(f"fit: {name} inputs and labels disagree on the number of examples "
+                         f"(leading axes {sorted(n)}); inputs are (N, T, features), labels (N, ...)")
+    if hasattr(model, "check_input"):
+        for a in leaves_x:
+            if np.ndim(a) < 2:
+                raise ValueError(f"fit: {name} inputs must be (N, T, features), got shape {np.shape(a)}")
+        try:
+            model.check_input(jnp.zeros(np.shape(x)[1:], jnp.float32))
+        except ValueError as err:
+            raise ValueError(f"fit: {name} inputs of shape {np.shape(x)} do not fit the model: {err}") from None
+    y_arr = np.asarray(y)
+    if n_classes is not None and np.issubdtype(y_arr.dtype, np.integer):
+        check_labels(y_arr, n_classes, f"fit ({name})")
+    for a in leaves_x:
+        if np.issubdtype(np.asarray(a).dtype, np.floating) and not np.all(np.isfinite(a)):
+            raise ValueError(f"fit: {name} inputs contain NaN or infinite values")
+    return n.pop()
+
+
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, batch_size: int,
+                    max_traces: int = 1):
+    """The jitted step ``(params, static, opt_state, xb, yb, key) -> (params, opt_state, loss, metrics)``.
+
+    ``loss_fn(model, x, y, key)`` is per example and is vmapped over the ``batch_size`` examples of
+    ``xb``/``yb``; the step is compiled once (``assert_max_traces``).
+    """
+
+    def batch_loss(params, static, xb, yb, keys):
+        m = eqx.combine(params, static)
+        losses, metrics = jax.vmap(lambda x, y, k: _split_loss(loss_fn(m, x, y, k)))(xb, yb, keys)
+        return losses.mean(), jax.tree_util.tree_map(jnp.mean, metrics)
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=max_traces)
+    def train_step(params, static, opt_state, xb, yb, key):
+        keys = jax.random.split(key, batch_size)
+        (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, static, xb, yb, keys)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, metrics
+
+    return train_step
+
+
+def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTransformation] = None,
+        epochs: int = 10, batch_size: int = 32, seed: int = 0, eval_data=None,
+        filter_spec=None, patience: Optional[int] = None, monitor: Optional[str] = None,
+        restore_best: bool = True, checkpoint_path=None, resume: bool = False,
+        n_classes: Optional[int] = None, progress: bool = True, max_steps: Optional[int] = None) -> FitResult:
+    """Train ``model`` on ``data = (x, y)`` (leading axis = examples) with Optax.
+
+    Args:
+        model: any Equinox module (e.g. ``Sequential``); its trainable leaves are chosen by ``filter_spec``.
+        loss_fn: ``loss_fn(model, x, y, key) -> loss | (loss, metrics)`` for ONE example.
+        optimizer: Optax transformation (default ``adam(1e-3)``).
+        epochs, batch_size: passes over the data; examples per step (the last partial batch is dropped).
+        seed: seeds the shuffling and the per-example keys: same seed, same result.
+        eval_data: optional ``(x, y)`` evaluated after each epoch (``eval_loss``, ``eval_<metric>``).
+        patience: early stopping after this many epochs without improvement of ``monitor``
+            (default ``"eval_loss"`` with eval data, else ``"train_loss"``; names ending in ``accuracy``
+            are maximised).
+        restore_best: return the best model seen (by ``monitor``) rather than the last.
+        checkpoint_path: file to save (model, optimizer state) to after every improving epoch.
+        resume: start from ``checkpoint_path`` if it exists (model, optimizer state and epoch count).
+        n_classes: check integer labels lie in ``[0, n_classes)`` (default ``model.n_out`` if present).
+        max_steps: stop after this many train steps (for quick tests).
+    """
+    optimizer = optax.adam(1e-3) if optimizer is None else optimizer
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
+    if n_classes is None:
+        n_classes = getattr(model, "n_out", None)
+    n_train = _check_data(data, "data", model, n_classes)
+    if eval_data is not None:
+        _check_data(eval_data, "eval_data", model, n_classes)
+    if n_train < batch_size:
+        raise ValueError(f"fit: {n_train} training examples are fewer than one batch of {batch_size}")
+    monitor = monitor or ("eval_loss" if eval_data is not None else "train_loss")
+    maximise = monitor.endswith("accuracy")
+
+    spec = trainable(model) if filter_spec is None else filter_spec
+    params, static = eqx.partition(model, spec)
+    opt_state = optimizer.init(params)
+    start_epoch = 0
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        model, opt_state, meta = load_checkpoint(checkpoint_path, model, opt_state)
+        params, static = eqx.partition(model, spec)
+        start_epoch = int(meta.get("epoch", -1)) + 1
+
+    train_step = make_train_step(loss_fn, optimizer, batch_size)
+
+    @eqx.filter_jit
+    def eval_step(params, static, xb, yb, mask, key):
+        keys = jax.random.split(key, xb.shape[0] if not isinstance(xb, tuple) else batch_size)
+        m = eqx.combine(params, static)
+        losses, metrics = jax.vmap(lambda x, y, k: _split_loss(loss_fn(m, x, y, k)))(xb, yb, keys)
+        w = mask / jnp.maximum(mask.sum(), 1.0)
+        return jnp.sum(losses * w), jax.tree_util.tree_map(lambda a: jnp.sum(a * w), metrics), mask.sum()
+
+    def evaluate(params, x, y, key):
+        n = len(np.asarray(y))
+        totals, count = {}, 0.0
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, start + batch_size)
+            mask = (idx < n).astype(np.float32)
+            idx = np.minimum(idx, n - 1)
+            take = lambda a: jnp.asarray(np.asarray(a)[idx])
+            loss, metrics, k = eval_step(params, static, jax.tree_util.tree_map(take, x), take(y), jnp.asarray(mask),
+                                         jax.random.fold_in(key, start))
+            k = float(k)
+            for name, val in {"loss": loss, **metrics}.items():
+                totals[name] = totals.get(name, 0.0) + float(val) * k
+            count += k
+        return {f"eval_{name}": val / count for name, val in totals.items()}
+
+    rng = np.random.default_rng(seed)
+    key = jax.random.key(seed)
+    x_all = jax.tree_util.tree_map(np.asarray, data[0])
+    y_all = np.asarray(data[1])
+    steps_per_epoch = n_train // batch_size
+    result = FitResult(model=eqx.combine(params, static), opt_state=opt_state)
+    best, best_state, bad_epochs, n_steps, previous = None, None, 0, 0, None
+    t_start = time.perf_counter()
+    epoch_bar = tqdm(range(start_epoch, epochs), disable=not progress, desc="fit", unit="epoch")
+    for epoch in epoch_bar:
+        order = rng.permutation(n_train)
+        sums, t0 = {}, time.perf_counter()
+        for b in range(steps_per_epoch):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            xb = jax.tree_util.tree_map(lambda a: jnp.asarray(a[idx]), x_all)
+            yb = jnp.asarray(y_all[idx])
+            step_key = jax.random.fold_in(key, epoch * steps_per_epoch + b)
+            t_call = time.perf_counter()
+            new_params, new_opt_state, loss, metrics = train_step(params, static, opt_state, xb, yb, step_key)
+            loss = float(loss)
+            if n_steps == 0:
+                result.compile_s = time.perf_counter() - t_call
+            if not math.isfinite(loss):
+                # the current parameters gave a non-finite loss: the last good ones are those before the
+                # update that produced them (the initial ones if this is the first step)
+                good_params, good_opt_state = previous if previous is not None else (params, opt_state)
+                last_good = (eqx.combine(good_params, static), good_opt_state)
+                msg = (f"fit: loss became {loss} at epoch {epoch}, step {b}; training stopped. The last model and "
+                       "optimizer state with a finite loss are in error.last_good")
+                if checkpoint_path is not None:
+                    save_checkpoint(checkpoint_path, *last_good, {"epoch": epoch - 1, "step": b, "reason": "last good before non-finite loss"})
+                    msg += f" and were saved to {checkpoint_path}"
+                raise NonFiniteLossError(msg + ".", last_good=last_good,
+                                         checkpoint=None if checkpoint_path is None else str(checkpoint_path))
+            previous = (params, opt_state)
+            params, opt_state = new_params, new_opt_state
+            n_steps += 1
+            sums["loss"] = sums.get("loss", 0.0) + loss
+            for name, val in metrics.items():
+                sums[name] = sums.get(name, 0.0) + float(val)
+            if max_steps is not None and n_steps >= max_steps:
+                break
+        n_done = b + 1
+        record = {"epoch": epoch, **{f"train_{k}": v / n_done for k, v in sums.items()},
+                  "epoch_s": time.perf_counter() - t0}
+        if eval_data is not None:
+            record.update(evaluate(params, eval_data[0], eval_data[1], jax.random.fold_in(jax.random.fold_in(key, 2**31 - 1), epoch)))
+        result.history.append(record)
+        epoch_bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+        score = record.get(monitor)
+        if score is None:
+            raise ValueError(f"fit: monitor {monitor!r} is not among the metrics {sorted(record)}")
+        improved = best is None or (score > best if maximise else score < best)
+        if improved:
+            best, bad_epochs, result.best_epoch = score, 0, epoch
+            best_state = (params, opt_state)
+            if checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, eqx.combine(params, static), opt_state, record)
+        else:
+            bad_epochs += 1
+        if max_steps is not None and n_steps >= max_steps:
+            break
+        if patience is not None and bad_epochs >= patience:
+            result.stopped_early = True
+            break
+    epoch_bar.close()
+    if restore_best and best_state is not None:
+        params, opt_state = best_state
+    result.model, result.opt_state = eqx.combine(params, static), opt_state
+    result.n_steps = n_steps
+    result.train_s = time.perf_counter() - t_start
+    return result
