@@ -8,7 +8,9 @@ Brian2 with the same equations produce the same dynamics:
    (plus drives and external currents), then thresholds and resets -> spikes;
 2. receptor states relax over dt (exactly);
 3. drives (Poisson input) add arrivals; each projection delivers its (delayed, STP-scaled) spikes
-   into the receptor it targets.
+   into the receptor it targets;
+4. plastic projections apply their local learning rule (``brainsim.plasticity``) to the weights held
+   in ``NetworkState.plasticity``, from this step's delivered presynaptic spikes and postsynaptic spikes.
 
 Populations, receptors and projections are named by strings chosen by the user, as in Brian2.
 """
@@ -24,6 +26,7 @@ from ._checks import check_size
 from ._types import Array
 from .inputs import CurrentStep, PoissonInput
 from .neurons.base import SynapticInput
+from .delays import DelayedEventOperator
 from .propagation import EventOperator
 from .synapses.receptors import Receptor
 from .synapses.stp import TsodyksMarkram
@@ -62,10 +65,16 @@ class Projection(eqx.Module):
         stp: optional ``TsodyksMarkram`` short-term plasticity on the presynaptic side.
         pre_range: optional ``(start, stop)``: only neurons ``start <= i < stop`` of ``pre`` project
             (row ``k`` of ``weights`` is neuron ``start + k``), like a Brian2 subgroup.
+        plasticity: optional local learning rule (``brainsim.plasticity.STDP``, ...); its weights and
+            traces live in ``NetworkState.plasticity[name]`` and are updated every step.
+
+    ``weights`` may also be a ``brainsim.delays.DelayedEventOperator`` (one integer delay per synapse,
+    in steps of dt); then ``delay`` must be 0.
     """
 
     operator: EventOperator
     stp: Optional[TsodyksMarkram]
+    plasticity: Optional[Any]
     pre: str = eqx.field(static=True)
     post: str = eqx.field(static=True)
     receptor: str = eqx.field(static=True)
@@ -74,14 +83,18 @@ class Projection(eqx.Module):
 
     def __init__(self, pre: str, post: str, receptor: str, weights, *, delay: float = 0.0,
                  stp: Optional[TsodyksMarkram] = None, capacity: Optional[int] = None,
-                 pre_range: Optional[tuple] = None):
+                 pre_range: Optional[tuple] = None, plasticity=None):
         self.pre, self.post, self.receptor = pre, post, receptor
         self.pre_range = None if pre_range is None else (int(pre_range[0]), int(pre_range[1]))
-        self.operator = weights if isinstance(weights, EventOperator) else EventOperator.from_sparse(weights, capacity=capacity)
+        self.operator = weights if isinstance(weights, (EventOperator, DelayedEventOperator)) else EventOperator.from_sparse(weights, capacity=capacity)
         if not delay >= 0:
             raise ValueError(f"Projection {pre}->{post}: delay must be >= 0 ms, got {delay}")
+        if delay > 0 and isinstance(self.operator, DelayedEventOperator):
+            raise ValueError(f"Projection {pre}->{post}: per-synapse delays (DelayedEventOperator) and a "
+                             f"homogeneous delay ({delay} ms) cannot be combined; put it into the per-synapse delays")
         self.delay = float(delay)
         self.stp = stp
+        self.plasticity = None if plasticity is None else plasticity.bind(self.operator)
 
     def delay_steps(self, dt: float) -> int:
         return int(round(self.delay / dt))
@@ -93,6 +106,9 @@ class NetworkState(NamedTuple):
     receptors: dict  # population name -> {receptor name -> kinetics state}
     stp: dict  # projection name -> STPState
     delay_buffers: dict  # projection name -> (delay_steps, n_pre) ring buffer of spike values
+    # projection name -> state of its learning rule (first field: ELL weights); per-synapse-delay
+    # projections keep their (max_delay + 1, n_post) arrival ring buffer in delay_buffers
+    plasticity: dict = {}
 
 
 class Network(eqx.Module):
@@ -121,6 +137,10 @@ class Network(eqx.Module):
                     raise ValueError(f"Network: projection {name!r} has unknown {role} population {pop!r}; "
                                      f"known: {', '.join(self.populations)}")
             post = self.populations[proj.post]
+            modulator = None if proj.plasticity is None else proj.plasticity.modulator
+            if modulator is not None and modulator not in self.populations:
+                raise ValueError(f"Network: projection {name!r} has a learning rule modulated by unknown population "
+                                 f"{modulator!r}; known: {', '.join(self.populations)}")
             if proj.receptor not in post.receptors:
                 raise ValueError(f"Network: projection {name!r} targets unknown receptor {proj.receptor!r} of "
                                  f"{proj.post!r}; known: {', '.join(post.receptors) or 'none'}")
@@ -158,8 +178,12 @@ class Network(eqx.Module):
         stp = {name: proj.stp.init(proj.operator.n_pre) for name, proj in self.projections.items() if proj.stp is not None}
         buffers = {name: jnp.zeros((proj.delay_steps(dt), proj.operator.n_pre))
                    for name, proj in self.projections.items() if proj.delay_steps(dt) > 0}
+        buffers.update({name: proj.operator.init_buffer() for name, proj in self.projections.items()
+                        if isinstance(proj.operator, DelayedEventOperator)})
+        plasticity = {name: proj.plasticity.init(proj.operator) for name, proj in self.projections.items()
+                      if proj.plasticity is not None}
         return NetworkState(step=jnp.zeros((), jnp.int32), neurons=neurons,
-                            receptors=receptors, stp=stp, delay_buffers=buffers)
+                            receptors=receptors, stp=stp, delay_buffers=buffers, plasticity=plasticity)
 
     def _population_input(self, name: str, state: NetworkState, dt: float, currents) -> SynapticInput:
         pop = self.populations[name]
@@ -208,22 +232,40 @@ class Network(eqx.Module):
                 receptors[drive.target][drive.receptor] = rec.kinetics.arrive(
                     receptors[drive.target][drive.receptor], drive.arrivals(size, dt, k))
 
-        stp, buffers = dict(state.stp), dict(state.delay_buffers)
+        stp, buffers, plastic = dict(state.stp), dict(state.delay_buffers), dict(state.plasticity)
         for name, proj in self.projections.items():
             values, row_offset = spikes[proj.pre], 0
+            per_synapse_delays = isinstance(proj.operator, DelayedEventOperator)
             if proj.pre_range is not None:
                 row_offset = proj.pre_range[0]
-                if proj.stp is not None or name in buffers:
+                if proj.stp is not None or name in buffers or proj.plasticity is not None:
                     values, row_offset = values[proj.pre_range[0]:proj.pre_range[1]], 0
             if proj.stp is not None:
                 stp[name], values = proj.stp.step(state.stp[name], values, dt)
-            if name in buffers:  # ring buffer: slot (step mod d) holds the spikes emitted d steps ago
+            if name in buffers and not per_synapse_delays:  # slot (step mod d): spikes emitted d steps ago
                 buf = buffers[name]
                 slot = state.step % buf.shape[0]
                 values, buffers[name] = buf[slot], buf.at[slot].set(values)
+            operator = proj.operator
+            if proj.plasticity is not None:
+                operator = eqx.tree_at(lambda op: op.weights, operator, state.plasticity[name].weights)
             rec = self.populations[proj.post].receptors[proj.receptor]
-            receptors[proj.post][proj.receptor] = rec.kinetics.arrive_events(
-                receptors[proj.post][proj.receptor], proj.operator, values, row_offset)
+            modulator = None
+            if proj.plasticity is not None and proj.plasticity.modulator is not None:
+                modulator = spikes[proj.plasticity.modulator]
+            if per_synapse_delays:
+                buffers[name], arrived = operator.propagate(buffers[name], state.step, values)
+                receptors[proj.post][proj.receptor] = rec.kinetics.arrive(receptors[proj.post][proj.receptor], arrived)
+                if proj.plasticity is not None:  # pairs presynaptic emission times with postsynaptic spikes
+                    plastic[name] = proj.plasticity.step(state.plasticity[name], operator, values,
+                                                         spikes[proj.post], dt, modulator)
+            elif proj.plasticity is not None:  # deliver with the weights before this step's update, then learn
+                arrived, plastic[name] = proj.plasticity.deliver_and_step(state.plasticity[name], operator, values,
+                                                                          spikes[proj.post], dt, modulator)
+                receptors[proj.post][proj.receptor] = rec.kinetics.arrive(receptors[proj.post][proj.receptor], arrived)
+            else:
+                receptors[proj.post][proj.receptor] = rec.kinetics.arrive_events(
+                    receptors[proj.post][proj.receptor], operator, values, row_offset)
         new_state = NetworkState(step=state.step + 1, neurons=neurons, receptors=receptors,
-                                 stp=stp, delay_buffers=buffers)
+                                 stp=stp, delay_buffers=buffers, plasticity=plastic)
         return new_state, spikes

@@ -1,0 +1,134 @@
+"""Shared machinery of the local learning rules: event loops over spiking neurons and the reverse index.
+
+Weights live in the padded fixed-fan-out (ELL) layout of ``brainsim.propagation.EventOperator``:
+``weights[i, k]`` is the synapse from presynaptic neuron ``i`` to ``targets[i, k]`` (``n_post`` marks
+padding). A presynaptic spike touches one row; a postsynaptic spike touches one *column set* which the
+``ReverseIndex`` (built once, on the host, outside the time loop) lists as flat slots ``i * K + k``.
+
+``for_each_event`` runs an update over the indices of the nonzero entries of an event vector in batches
+of ``capacity``: one batch costs O(capacity × fan-out). When more than ``capacity`` neurons are active
+the loop simply runs more batches, so no event is ever dropped; when none is active it runs none.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._types import Array, ArrayLike
+
+
+def default_event_capacity(n: int) -> int:
+    """Batch size of one event loop iteration: ~0.5 % of the neurons, at least 16, at most ``n``."""
+    return int(min(n, max(16, -(-n // 200))))
+
+
+def compact(active: Array, capacity: int, block: int = 16) -> Array:
+    """Indices of the first ``capacity`` True entries of boolean ``active`` (padded with ``len(active)``).
+
+    Two-level compaction: find the first ``capacity`` blocks of ``block`` entries holding any True entry,
+    then compact within them. Cost O(n / block + capacity × block) instead of the O(n) prefix sum of
+    ``jnp.nonzero`` over the whole vector, which dominates on CPU (measured: ~90 µs for n = 8 000 vs
+    ~12 µs). Entries beyond the first ``capacity`` are simply not returned (callers loop).
+    """
+    n = active.shape[0]
+    capacity = int(min(capacity, n))
+    n_blocks = -(-n // block)
+    if n_blocks <= capacity or n <= 4 * block:
+        (idx,) = jnp.nonzero(active, size=capacity, fill_value=n)
+        return idx.astype(jnp.int32)
+    padded = jnp.pad(active, (0, n_blocks * block - n)).reshape(n_blocks, block)
+    (blocks,) = jnp.nonzero(jnp.any(padded, axis=1), size=capacity, fill_value=n_blocks)
+    candidates = jnp.take(padded, blocks, axis=0, mode="fill", fill_value=False).reshape(-1)
+    (pos,) = jnp.nonzero(candidates, size=capacity, fill_value=capacity * block)
+    index = (blocks[:, None] * block + jnp.arange(block, dtype=blocks.dtype)).reshape(-1)
+    return jnp.take(index, pos, mode="fill", fill_value=n).astype(jnp.int32)
+
+
+def for_each_event(events: Array, capacity: int, body: Callable, carry):
+    """Apply ``carry = body(carry, idx)`` to the indices of nonzero ``events`` in batches of ``capacity``.
+
+    ``idx`` has shape ``(capacity,)`` and is padded with ``len(events)``; ``body`` must ignore padded
+    entries (use ``mode="fill"`` gathers and ``mode="drop"`` scatters). Every event is visited exactly once.
+    """
+    n = events.shape[0]
+    capacity = int(min(capacity, n))
+    active = events != 0
+
+    def cond(state):
+        _, remaining = state
+        return jnp.any(remaining)
+
+    def step(state):
+        carry, remaining = state
+        idx = compact(remaining, capacity)
+        carry = body(carry, idx)
+        return carry, remaining.at[idx].set(False, mode="drop")
+
+    carry, _ = jax.lax.while_loop(cond, step, (carry, active))
+    return carry
+
+
+class ReverseIndex(eqx.Module):
+    """Incoming synapses of every postsynaptic neuron, as flat slots into an ``(n_pre, K)`` ELL layout.
+
+    Attributes:
+        slots: ``(n_post, max_in_degree)`` int32; ``slots[j, m] = i * K + k`` with ``targets[i, k] == j``,
+            padded with ``n_pre * K`` (an out-of-range slot: gathers fill, scatters drop).
+    """
+
+    slots: Array
+    n_pre: int = eqx.field(static=True)
+    n_post: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)  # K, the ELL row width
+
+    def __init__(self, targets: ArrayLike, n_post: int):
+        targets = np.asarray(targets)
+        if targets.ndim != 2:
+            raise ValueError(f"ReverseIndex: targets must be (n_pre, K), got shape {targets.shape}")
+        n_pre, width = targets.shape
+        flat = targets.ravel()
+        slot = np.nonzero(flat < n_post)[0]
+        post = flat[slot]
+        order = np.argsort(post, kind="stable")
+        slot, post = slot[order], post[order]
+        degree = np.bincount(post, minlength=n_post)
+        in_width = max(int(degree.max(initial=0)), 1)
+        pos = np.arange(len(post)) - np.repeat(np.cumsum(degree) - degree, degree)
+        slots = np.full((n_post, in_width), n_pre * width, dtype=np.int32)
+        slots[post, pos] = slot
+        self.slots = jnp.asarray(slots)
+        self.n_pre, self.n_post, self.width = int(n_pre), int(n_post), int(width)
+
+    @property
+    def max_in_degree(self) -> int:
+        return int(self.slots.shape[1])
+
+    def sources(self, slots: Array) -> Array:
+        """Presynaptic index of each slot (``n_pre`` for padding)."""
+        return jnp.minimum(slots // self.width, self.n_pre)
+
+
+def check_scalar(value, name: str, owner: str, *, positive: bool = False, allow_zero: bool = True) -> float:
+    """A scalar hyper-parameter (learning rate, amplitude, bound) given on the host, checked."""
+    arr = np.asarray(value)
+    if arr.ndim != 0:
+        raise ValueError(f"{owner}: {name} must be a scalar, got an array of shape {arr.shape}")
+    try:
+        x = float(arr)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a number, got {value!r}") from None
+    if not np.isfinite(x):
+        raise ValueError(f"{owner}: {name} must be finite, got {x}")
+    if positive and (x < 0 or (x == 0 and not allow_zero)):
+        raise ValueError(f"{owner}: {name} must be {'>= 0' if allow_zero else '> 0'}, got {x}")
+    return x
+
+
+def check_plastic_operator(operator, owner: str) -> None:
+    if getattr(operator, "homogeneous", False):
+        raise ValueError(f"{owner}: plasticity needs one weight per synapse, but the operator stores a single "
+                         "homogeneous weight; build it with EventOperator.from_sparse(..., homogeneous=False)")

@@ -1,0 +1,195 @@
+// Event-driven STDP update (pair and triplet, all-to-all or nearest-spike) as an XLA FFI call (CPU).
+//
+// One step, in place (outputs alias the weight and trace inputs):
+//   traces relax (multiplied by their decay factors);
+//   for every presynaptic spike i:  w[i,k] -= (A_minus + A3_minus r2[i]) y[t[i,k]] f_minus(w)  (clipped)
+//   pre traces jump (x += 1, or x = 1 for nearest-spike pairing);
+//   for every postsynaptic spike j: w[s] += (A_plus + A3_plus o2[j]) x[s / K] f_plus(w)  for the slots s
+//                                   of the reverse index row j (clipped)
+//   post traces jump.
+// Cost: one pass over the pre and post spike/trace vectors plus O(fan-out) per pre spike and O(fan-in)
+// per post spike. Semantics are those of brainsim/plasticity/stdp.py (the pure-JAX path).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+static inline void copy_if_needed(float* dst, const float* src, int64_t n) {
+  if (dst != src) std::memcpy(dst, src, sizeof(float) * n);
+}
+
+static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32> weights, ffi::Buffer<ffi::F32> pre_trace,
+                           ffi::Buffer<ffi::F32> post_trace, ffi::Buffer<ffi::S32> targets,
+                           ffi::Buffer<ffi::S32> slots, ffi::Buffer<ffi::F32> pre_spikes,
+                           ffi::Buffer<ffi::F32> post_spikes, float a_plus, float a_minus, float a3_plus,
+                           float a3_minus, float w_min, float w_max, float dec_pre1, float dec_pre2,
+                           float dec_post1, float dec_post2, int64_t soft, int64_t multiplicative,
+                           int64_t nearest, ffi::Result<ffi::Buffer<ffi::F32>> w_out,
+                           ffi::Result<ffi::Buffer<ffi::F32>> pre_out, ffi::Result<ffi::Buffer<ffi::F32>> post_out) {
+  const auto tdims = targets.dimensions();
+  const auto sdims = slots.dimensions();
+  if (tdims.size() != 2 || sdims.size() != 2) return ffi::Error::InvalidArgument("stdp: targets/slots must be 2-D");
+  const int64_t n_pre = tdims[0], width = tdims[1];
+  const int64_t n_post = sdims[0], in_width = sdims[1];
+  const int64_t n_syn = n_pre * width;
+  if (static_cast<int64_t>(weights.element_count()) != n_syn) return ffi::Error::InvalidArgument("stdp: weights shape");
+  if (static_cast<int64_t>(pre_spikes.element_count()) != n_pre || static_cast<int64_t>(post_spikes.element_count()) != n_post)
+    return ffi::Error::InvalidArgument("stdp: spike vector sizes");
+  const int64_t p = pre_trace.element_count() / std::max<int64_t>(n_pre, 1);
+  const int64_t q = post_trace.element_count() / std::max<int64_t>(n_post, 1);
+  float* w = w_out->typed_data();
+  float* x = pre_out->typed_data();
+  float* y = post_out->typed_data();
+  copy_if_needed(w, weights.typed_data(), n_syn);
+  copy_if_needed(x, pre_trace.typed_data(), p * n_pre);
+  copy_if_needed(y, post_trace.typed_data(), q * n_post);
+  const float span = w_max - w_min;
+  const float dec_pre[2] = {dec_pre1, dec_pre2};
+  const float dec_post[2] = {dec_post1, dec_post2};
+  for (int64_t r = 0; r < p; ++r) {
+    float* row = x + r * n_pre;
+    for (int64_t i = 0; i < n_pre; ++i) row[i] *= dec_pre[r];
+  }
+  for (int64_t r = 0; r < q; ++r) {
+    float* row = y + r * n_post;
+    for (int64_t j = 0; j < n_post; ++j) row[j] *= dec_post[r];
+  }
+  const float* sp = pre_spikes.typed_data();
+  const float* so = post_spikes.typed_data();
+  const int32_t* t = targets.typed_data();
+  const int32_t* sl = slots.typed_data();
+  const uint64_t post_limit = static_cast<uint64_t>(n_post);
+  // presynaptic events: depression
+  if (g_out != nullptr) copy_if_needed(g_out, g_in, n_post);
+  for (int64_t i = 0; i < n_pre; ++i) {
+    if (sp[i] == 0.0f) continue;
+    if (g_out != nullptr) {  // deliver this row with the weights before this step's update
+      const int32_t* trow = t + i * width;
+      const float* wrow = w + i * width;
+      const float value = sp[i];
+      for (int64_t k = 0; k < width; ++k) {
+        const uint32_t j = static_cast<uint32_t>(trow[k]);
+        if (j >= post_limit) break;
+        g_out[j] += value * wrow[k];
+      }
+    }
+    const float amp = a_minus + (p > 1 ? a3_minus * x[n_pre + i] : 0.0f);
+    const int32_t* trow = t + i * width;
+    float* wrow = w + i * width;
+    for (int64_t k = 0; k < width; ++k) {
+      const uint32_t j = static_cast<uint32_t>(trow[k]);
+      if (j >= post_limit) break;
+      const float wk = wrow[k];
+      const float f = (soft || multiplicative) ? (wk - w_min) / span : 1.0f;
+      wrow[k] = std::min(std::max(wk - amp * y[j] * f, w_min), w_max);
+    }
+    for (int64_t r = 0; r < p; ++r) x[r * n_pre + i] = nearest ? 1.0f : x[r * n_pre + i] + 1.0f;
+  }
+  // postsynaptic events: potentiation
+  const uint64_t slot_limit = static_cast<uint64_t>(n_syn);
+  for (int64_t j = 0; j < n_post; ++j) {
+    if (so[j] == 0.0f) continue;
+    const float amp = a_plus + (q > 1 ? a3_plus * y[n_post + j] : 0.0f);
+    const int32_t* srow = sl + j * in_width;
+    for (int64_t m = 0; m < in_width; ++m) {
+      const uint32_t s = static_cast<uint32_t>(srow[m]);
+      if (s >= slot_limit) break;
+      const float ws = w[s];
+      const float f = soft ? 1.0f - (ws - w_min) / span : 1.0f;
+      w[s] = std::min(std::max(ws + amp * x[s / width] * f, w_min), w_max);
+    }
+    for (int64_t r = 0; r < q; ++r) y[r * n_post + j] = nearest ? 1.0f : y[r * n_post + j] + 1.0f;
+  }
+  return ffi::Error::Success();
+}
+
+static ffi::Error StdpImpl(ffi::Buffer<ffi::F32> weights, ffi::Buffer<ffi::F32> pre_trace,
+                           ffi::Buffer<ffi::F32> post_trace, ffi::Buffer<ffi::S32> targets,
+                           ffi::Buffer<ffi::S32> slots, ffi::Buffer<ffi::F32> pre_spikes,
+                           ffi::Buffer<ffi::F32> post_spikes, float a_plus, float a_minus, float a3_plus,
+                           float a3_minus, float w_min, float w_max, float dec_pre1, float dec_pre2,
+                           float dec_post1, float dec_post2, int64_t soft, int64_t multiplicative,
+                           int64_t nearest, ffi::Result<ffi::Buffer<ffi::F32>> w_out,
+                           ffi::Result<ffi::Buffer<ffi::F32>> pre_out, ffi::Result<ffi::Buffer<ffi::F32>> post_out) {
+  return StdpCore(nullptr, nullptr, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes, a_plus,
+                  a_minus, a3_plus, a3_minus, w_min, w_max, dec_pre1, dec_pre2, dec_post1, dec_post2, soft,
+                  multiplicative, nearest, w_out, pre_out, post_out);
+}
+
+// Delivery fused with the update: g_out = g + pre_spikes @ W (weights before the update), then STDP.
+// One call reads and rewrites the weights, so XLA needs no copy of them to order a separate delivery.
+static ffi::Error StdpDeliverImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> weights,
+                                  ffi::Buffer<ffi::F32> pre_trace, ffi::Buffer<ffi::F32> post_trace,
+                                  ffi::Buffer<ffi::S32> targets, ffi::Buffer<ffi::S32> slots,
+                                  ffi::Buffer<ffi::F32> pre_spikes, ffi::Buffer<ffi::F32> post_spikes, float a_plus,
+                                  float a_minus, float a3_plus, float a3_minus, float w_min, float w_max,
+                                  float dec_pre1, float dec_pre2, float dec_post1, float dec_post2, int64_t soft,
+                                  int64_t multiplicative, int64_t nearest, ffi::Result<ffi::Buffer<ffi::F32>> g_out,
+                                  ffi::Result<ffi::Buffer<ffi::F32>> w_out, ffi::Result<ffi::Buffer<ffi::F32>> pre_out,
+                                  ffi::Result<ffi::Buffer<ffi::F32>> post_out) {
+  if (g.element_count() != g_out->element_count() ||
+      static_cast<int64_t>(g.element_count()) != slots.dimensions()[0])
+    return ffi::Error::InvalidArgument("stdp_deliver: g must have n_post elements");
+  return StdpCore(g_out->typed_data(), g.typed_data(), weights, pre_trace, post_trace, targets, slots, pre_spikes,
+                  post_spikes, a_plus, a_minus, a3_plus, a3_minus, w_min, w_max, dec_pre1, dec_pre2, dec_post1,
+                  dec_post2, soft, multiplicative, nearest, w_out, pre_out, post_out);
+}
+
+#define STDP_ATTRS                      \
+  .Attr<float>("a_plus")                \
+      .Attr<float>("a_minus")           \
+      .Attr<float>("a3_plus")           \
+      .Attr<float>("a3_minus")          \
+      .Attr<float>("w_min")             \
+      .Attr<float>("w_max")             \
+      .Attr<float>("dec_pre1")          \
+      .Attr<float>("dec_pre2")          \
+      .Attr<float>("dec_post1")         \
+      .Attr<float>("dec_post2")         \
+      .Attr<int64_t>("soft")            \
+      .Attr<int64_t>("multiplicative")  \
+      .Attr<int64_t>("nearest")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimStdpDeliverUpdate, StdpDeliverImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>() STDP_ATTRS
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimStdpUpdate, StdpImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Attr<float>("a_plus")
+                                  .Attr<float>("a_minus")
+                                  .Attr<float>("a3_plus")
+                                  .Attr<float>("a3_minus")
+                                  .Attr<float>("w_min")
+                                  .Attr<float>("w_max")
+                                  .Attr<float>("dec_pre1")
+                                  .Attr<float>("dec_pre2")
+                                  .Attr<float>("dec_post1")
+                                  .Attr<float>("dec_post2")
+                                  .Attr<int64_t>("soft")
+                                  .Attr<int64_t>("multiplicative")
+                                  .Attr<int64_t>("nearest")
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
