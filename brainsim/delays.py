@@ -34,7 +34,7 @@ import numpy as np
 from jax.experimental import sparse
 
 from ._types import Array, ArrayLike
-from .propagation import EventOperator, default_capacity
+from .propagation import EventOperator, default_capacity, ell_layout, for_each_event
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -85,8 +85,6 @@ def _scatter_rows(buffer, rows, values, targets, delays, weights, step, n_post: 
 
 
 def _schedule_forward(buffer, spikes, targets, delays, weights, step, capacity: int):
-    from .plasticity.base import for_each_event
-
     n_post = buffer.shape[1]
 
     def body(buf, rows):
@@ -208,7 +206,7 @@ class DelayedEventOperator(eqx.Module):
         if steps.shape != (nse,):
             raise ValueError(f"DelayedEventOperator.from_sparse: delays have shape {steps.shape}, expected ({nse},) "
                              "(one per stored entry of the weight matrix)")
-        ell_delays = _to_ell_like(matrix, steps, base.targets.shape)
+        ell_delays = ell_layout(matrix).scatter(steps, np.int64)
         return cls(base.weights, base.targets, ell_delays, base.n_post, max_delay=max_delay,
                    n_synapses=base.n_synapses, capacity=capacity)
 
@@ -259,24 +257,6 @@ class DelayedEventOperator(eqx.Module):
         W[pre, t[pre, slot]] = w[pre, slot]
         D[pre, t[pre, slot]] = d[pre, slot]
         return W, D
-
-
-def _to_ell_like(matrix, values: np.ndarray, shape) -> np.ndarray:
-    """Lay per-entry ``values`` of a BCOO/BCSR matrix out like ``EventOperator.from_sparse`` lays weights."""
-    if isinstance(matrix, sparse.BCSR):
-        matrix = matrix.to_bcoo()
-    n_pre = matrix.shape[0]
-    indices = np.asarray(matrix.indices)
-    pre = indices[:, 0]
-    valid = pre < n_pre
-    pre, values = pre[valid], values[valid]
-    order = np.argsort(pre, kind="stable")
-    pre, values = pre[order], values[order]
-    degree = np.bincount(pre, minlength=n_pre)
-    slot = np.arange(len(pre)) - np.repeat(np.cumsum(degree) - degree, degree)
-    out = np.zeros(shape, dtype=np.int64)
-    out[pre, slot] = values
-    return out
 
 
 # ------------------------------------------------------------------------------------ learnable delays

@@ -8,8 +8,8 @@ sentinel target ``n_post`` (dropped on delivery). One step of delivery:
 2. gather those rows (``capacity × max_out_degree``) and scatter-add ``weight × spike value`` into
    the postsynaptic array.
 
-Cost: O(capacity × max_out_degree) instead of O(synapses). **No spike is ever dropped**: when more than
-``capacity`` neurons spike in one step, ``lax.cond`` switches to the exact all-rows path for that step.
+Cost: O(capacity × max_out_degree) per batch instead of O(synapses). **No spike is ever dropped**: when
+more than ``capacity`` neurons spike in one step, ``for_each_event`` simply runs more batches.
 
 On CPU, when a C++ compiler is available, the same delivery runs as a native XLA FFI kernel
 (``brainsim._kernels``): one pass over the spike vector plus O(out-degree) per spiking neuron, with no
@@ -29,6 +29,7 @@ The operator is built once, outside the time loop, from a ``jax.experimental.spa
 from __future__ import annotations
 
 import functools
+from typing import Callable, NamedTuple
 
 import equinox as eqx
 import jax
@@ -40,19 +41,57 @@ from . import _kernels
 from ._types import Array
 
 
+def compact(active: Array, capacity: int, block: int = 16) -> Array:
+    """Indices of the first ``capacity`` True entries of boolean ``active`` (padded with ``len(active)``).
+
+    Two-level compaction: find the first ``capacity`` blocks of ``block`` entries holding any True entry,
+    then compact within them. Cost O(n / block + capacity × block) instead of the O(n) prefix sum of
+    ``jnp.nonzero`` over the whole vector, which dominates on CPU (measured: ~90 µs for n = 8 000 vs
+    ~12 µs). Entries beyond the first ``capacity`` are not returned (``for_each_event`` loops).
+    """
+    n = active.shape[0]
+    capacity = int(min(capacity, n))
+    n_blocks = -(-n // block)
+    if n_blocks <= capacity or n <= 4 * block:
+        (idx,) = jnp.nonzero(active, size=capacity, fill_value=n)
+        return idx.astype(jnp.int32)
+    padded = jnp.pad(active, (0, n_blocks * block - n)).reshape(n_blocks, block)
+    (blocks,) = jnp.nonzero(jnp.any(padded, axis=1), size=capacity, fill_value=n_blocks)
+    candidates = jnp.take(padded, blocks, axis=0, mode="fill", fill_value=False).reshape(-1)
+    (pos,) = jnp.nonzero(candidates, size=capacity, fill_value=capacity * block)
+    index = (blocks[:, None] * block + jnp.arange(block, dtype=blocks.dtype)).reshape(-1)
+    return jnp.take(index, pos, mode="fill", fill_value=n).astype(jnp.int32)
+
+
+def for_each_event(events: Array, capacity: int, body: Callable, carry):
+    """Apply ``carry = body(carry, idx)`` to the indices of nonzero ``events`` in batches of ``capacity``.
+
+    ``idx`` has shape ``(capacity,)`` and is padded with ``len(events)``; ``body`` must ignore padded
+    entries (use ``mode="fill"`` gathers and ``mode="drop"`` scatters). Every event is visited exactly
+    once: more active entries than ``capacity`` just cost more batches, none cost none.
+    """
+    n = events.shape[0]
+    capacity = int(min(capacity, n))
+
+    def step(state):
+        carry, remaining = state
+        idx = compact(remaining, capacity)
+        return body(carry, idx), remaining.at[idx].set(False, mode="drop")
+
+    carry, _ = jax.lax.while_loop(lambda state: jnp.any(state[1]), step, (carry, events != 0))
+    return carry
+
+
 def compact_spikes(spikes: Array, capacity: int) -> tuple[Array, Array]:
     """Indices of the nonzero entries of ``spikes``, padded with ``len(spikes)``, and their count.
 
     Only the first ``capacity`` indices are returned; callers must check ``count <= capacity``.
     """
-    n = spikes.shape[0]
-    count = jnp.count_nonzero(spikes)
-    (indices,) = jnp.nonzero(spikes, size=capacity, fill_value=n)
-    return indices, count
+    return compact(spikes != 0, capacity), jnp.count_nonzero(spikes)
 
 
 def default_capacity(n_pre: int) -> int:
-    """Spike-list capacity: enough for ~1.5% of neurons firing in one step (≥ 32), exact fallback beyond."""
+    """Spike-list batch size: ~1.5% of neurons firing in one step (≥ 32); more spikes run more batches."""
     return int(min(n_pre, max(32, -(-n_pre * 3 // 200))))
 
 
@@ -67,24 +106,25 @@ def _deliver_rows(targets, weights, rows, values, n_post: int) -> Array:
     return out.at[rows_targets].add(contributions, mode="drop")
 
 
-def _deliver_jax(g, spikes, targets, weights, row_offset: int, capacity: int):
+def deliver_jax(g, spikes, targets, weights, row_offset: int = 0, capacity: int | None = None) -> Array:
+    """Pure-JAX ``g + spikes[row_offset:row_offset + n_pre] @ W`` for ELL synapses, batch by batch of spikes.
+
+    The portable path of ``deliver`` (and the reference the native kernel is tested against).
+    """
     n_pre, n_post = targets.shape[0], g.shape[0]
     spikes = jax.lax.dynamic_slice_in_dim(spikes, row_offset, n_pre) if spikes.shape[0] != n_pre else spikes
+    capacity = default_capacity(n_pre) if capacity is None else capacity
     if capacity >= n_pre:
         return g + _deliver_rows(targets, weights, jnp.arange(n_pre), spikes, n_post)
-    rows, count = compact_spikes(spikes, capacity)
 
-    def sparse_path(_):
-        return _deliver_rows(targets, weights, rows, jnp.take(spikes, rows, mode="fill", fill_value=0), n_post)
+    def batch(acc, rows):
+        return acc + _deliver_rows(targets, weights, rows, jnp.take(spikes, rows, mode="fill", fill_value=0), n_post)
 
-    def exact_path(_):
-        return _deliver_rows(targets, weights, jnp.arange(n_pre), spikes, n_post)
-
-    return g + jax.lax.cond(count <= capacity, sparse_path, exact_path, None)
+    return for_each_event(spikes, capacity, batch, g)
 
 
 def _deliver_forward(g, spikes, targets, weights, row_offset: int, capacity: int, native: bool):
-    pure = functools.partial(_deliver_jax, row_offset=row_offset, capacity=capacity)
+    pure = functools.partial(deliver_jax, row_offset=row_offset, capacity=capacity)
     dtypes_ok = g.dtype == spikes.dtype == weights.dtype == jnp.float32
     if not native or not dtypes_ok or not _kernels.native_available():
         return pure(g, spikes, targets, weights)
@@ -142,6 +182,48 @@ def pack_spikes(spikes: Array) -> Array:
     return jax.lax.platform_dependent(spikes, cpu=_kernels.pack_spikes_native, default=pure)
 
 
+class EllLayout(NamedTuple):
+    """Where each stored entry of a sparse ``(n_pre, n_post)`` matrix goes in the ELL layout.
+
+    Entry ``e`` (in row-major order) becomes slot ``slot[e]`` of row ``pre[e]``; rows are padded to
+    ``width`` (the maximum out-degree).
+    """
+
+    pre: np.ndarray
+    post: np.ndarray
+    data: np.ndarray
+    slot: np.ndarray
+    order: np.ndarray  # positions of the entries in the matrix's own data array
+    n_pre: int
+    n_post: int
+    width: int
+
+    def scatter(self, values_in_matrix_order: np.ndarray, dtype) -> np.ndarray:
+        """Lay per-entry values (aligned with the matrix's data) out as an ``(n_pre, width)`` array."""
+        out = np.zeros((self.n_pre, self.width), dtype=dtype)
+        out[self.pre, self.slot] = np.asarray(values_in_matrix_order)[self.order]
+        return out
+
+
+def ell_layout(matrix) -> EllLayout:
+    """ELL placement of a ``jax.experimental.sparse`` BCOO/BCSR matrix (host-side, once)."""
+    if isinstance(matrix, sparse.BCSR):
+        matrix = matrix.to_bcoo()
+    if not isinstance(matrix, sparse.BCOO):
+        raise TypeError(f"EventOperator.from_sparse expects a jax.experimental.sparse BCOO/BCSR matrix, "
+                        f"got {type(matrix).__name__}")
+    if matrix.n_batch or matrix.n_dense or matrix.indices.shape[-1] != 2:
+        raise ValueError("EventOperator.from_sparse: expected an unbatched 2-D sparse matrix")
+    n_pre, n_post = matrix.shape
+    indices = np.asarray(matrix.indices)
+    valid = np.nonzero(indices[:, 0] < n_pre)[0]  # BCOO may carry padding entries with out-of-range indices
+    order = valid[np.argsort(indices[valid, 0], kind="stable")]
+    pre, post, data = indices[order, 0], indices[order, 1], np.asarray(matrix.data)[order]
+    degree = np.bincount(pre, minlength=n_pre)
+    slot = np.arange(len(pre)) - np.repeat(np.cumsum(degree) - degree, degree)
+    return EllLayout(pre, post, data, slot, order, int(n_pre), int(n_post), max(int(degree.max(initial=0)), 1))
+
+
 class EventOperator(eqx.Module):
     """Outgoing synapses of one projection in padded fixed-fan-out (ELL) layout.
 
@@ -184,33 +266,18 @@ class EventOperator(eqx.Module):
 
         ``homogeneous=True`` stores one scalar weight (all stored weights must be equal).
         """
-        if isinstance(matrix, sparse.BCSR):
-            matrix = matrix.to_bcoo()
-        if not isinstance(matrix, sparse.BCOO):
-            raise TypeError(f"EventOperator.from_sparse expects a jax.experimental.sparse BCOO/BCSR matrix, got {type(matrix).__name__}")
-        if matrix.n_batch or matrix.n_dense or matrix.indices.shape[-1] != 2:
-            raise ValueError("EventOperator.from_sparse: expected an unbatched 2-D sparse matrix")
-        n_pre, n_post = matrix.shape
-        indices = np.asarray(matrix.indices)
-        data = np.asarray(matrix.data)
-        pre, post = indices[:, 0], indices[:, 1]
-        valid = pre < n_pre  # BCOO may carry padding entries with out-of-range indices
-        pre, post, data = pre[valid], post[valid], data[valid]
-        order = np.argsort(pre, kind="stable")
-        pre, post, data = pre[order], post[order], data[order]
-        degree = np.bincount(pre, minlength=n_pre)
-        width = max(int(degree.max(initial=0)), 1)
-        slot = np.arange(len(pre)) - np.repeat(np.cumsum(degree) - degree, degree)
-        targets = np.full((n_pre, width), n_post, dtype=np.int32)
-        targets[pre, slot] = post
+        layout = ell_layout(matrix)
+        n_post, data = layout.n_post, layout.data
+        targets = np.full((layout.n_pre, layout.width), n_post, dtype=np.int32)
+        targets[layout.pre, layout.slot] = layout.post
         if homogeneous:
             if len(data) and not np.all(data == data[0]):
                 raise ValueError("EventOperator.from_sparse: homogeneous=True needs all weights equal")
             weights = np.float32(data[0] if len(data) else 0.0)
         else:
-            weights = np.zeros((n_pre, width), dtype=np.float32)
-            weights[pre, slot] = data
-        return cls(weights, targets, n_post, n_synapses=len(pre), capacity=capacity, native=native)
+            weights = np.zeros((layout.n_pre, layout.width), dtype=np.float32)
+            weights[layout.pre, layout.slot] = data
+        return cls(weights, targets, n_post, n_synapses=len(data), capacity=capacity, native=native)
 
     @classmethod
     def from_dense(cls, matrix, *, capacity: int | None = None, native: bool = True) -> "EventOperator":

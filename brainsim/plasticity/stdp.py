@@ -47,6 +47,7 @@ from . import _native
 
 from .._checks import check_choice
 from .._types import Array
+from ..propagation import deliver_jax
 from .base import ReverseIndex, check_scalar, default_event_capacity, for_each_event
 
 WEIGHT_DEPENDENCES = ("additive", "multiplicative")
@@ -255,7 +256,7 @@ class STDP(eqx.Module):
         g0 = jnp.zeros((n_post,), weights.dtype)
 
         def pure(g, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes):
-            g = g + _deliver(g, pre_spikes, targets, weights)
+            g = deliver_jax(g, pre_spikes, targets, weights, capacity=default_event_capacity(targets.shape[0]))
             return (g, *self._update_pure(weights, pre_trace, post_trace, targets, slots, pre_spikes,
                                           post_spikes, dt))
 
@@ -325,19 +326,6 @@ def _stdp_step_jvp(rule, dt, primals, tangents):
     out = _stdp_step(rule, dt, *primals)
     d_weights = tangents[0]
     return out, (d_weights, jnp.zeros_like(out[1]), jnp.zeros_like(out[2]))
-
-
-def _deliver(g, spikes, targets, weights):
-    """Pure-JAX event-driven ``spikes @ W`` for ELL synapses (the delivery half of the fused step)."""
-    n_pre, n_post = targets.shape[0], g.shape[0]
-
-    def body(acc, rows):
-        t = jnp.take(targets, rows, axis=0, mode="fill", fill_value=n_post)
-        v = jnp.take(spikes, rows, mode="fill", fill_value=0)
-        w = jnp.take(weights, rows, axis=0, mode="fill", fill_value=0) * v[:, None]
-        return acc.at[t].add(w, mode="drop")
-
-    return for_each_event(spikes, default_event_capacity(n_pre), body, jnp.zeros_like(g))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
