@@ -108,7 +108,7 @@ class NetworkState(NamedTuple):
     delay_buffers: dict  # projection name -> (delay_steps, n_pre) ring buffer of spike values
     # projection name -> state of its learning rule (first field: ELL weights); per-synapse-delay
     # projections keep their (max_delay + 1, n_post) arrival ring buffer in delay_buffers
-    plasticity: dict = {}
+    plasticity: dict
 
 
 class Network(eqx.Module):
