@@ -26,6 +26,19 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
+def _cpu_flags() -> str:
+    """The CPU's feature flags (Linux), so that a library built with -march=native is never loaded on a
+    different CPU that shares the cache."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 class NativeLibrary:
     """A C++ source file of XLA FFI handlers, compiled on first use and registered for CPU.
 
@@ -43,7 +56,8 @@ class NativeLibrary:
         import jaxlib
 
         code = self.source.read_bytes()
-        tag = hashlib.sha256(code + jaxlib.__version__.encode() + platform.machine().encode()).hexdigest()[:16]
+        cpu = platform.machine() + _cpu_flags()
+        tag = hashlib.sha256(code + jaxlib.__version__.encode() + cpu.encode()).hexdigest()[:16]
         out = _cache_dir() / f"{self.source.stem}_{tag}.so"
         if out.exists():
             return out
@@ -55,7 +69,10 @@ class NativeLibrary:
             tmp_out = Path(tmp) / out.name
             cmd = [compiler, "-O3", "-std=c++17", "-shared", "-fPIC", "-I", jax.ffi.include_dir(), str(self.source),
                    "-o", str(tmp_out)]
-            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+            # tuned for this CPU (the cache key includes its feature flags); plain -O3 if the compiler refuses
+            native = subprocess.run(cmd[:1] + ["-march=native"] + cmd[1:], capture_output=True, text=True, timeout=300)
+            if native.returncode != 0:
+                subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
             os.replace(tmp_out, out)  # atomic: concurrent processes never load a half-written library
         return out
 
@@ -111,3 +128,52 @@ def pack_spikes_native(spikes):
     n_bytes = -(-spikes.shape[-1] // 8)
     return jax.ffi.ffi_call(_PACK_TARGET, jax.ShapeDtypeStruct((n_bytes,), jnp.uint8),
                             vmap_method="sequential")(spikes)
+
+
+_MATMUL_TARGET = "brainsim_event_matmul"
+_MATMUL_T_TARGET = "brainsim_event_matmul_t"
+_MATMUL = NativeLibrary(Path(__file__).with_name("event_matmul.cc"),
+                        {_MATMUL_TARGET: "BrainsimEventMatmul", _MATMUL_T_TARGET: "BrainsimEventMatmulT"})
+
+
+def event_matmul_available() -> bool:
+    """Whether the native event-matmul kernels are compiled and registered (compiles them on first call)."""
+    return _MATMUL.available()
+
+
+def event_matmul_native(x, w):
+    """``x @ w`` for float32 ``x (M, K)``, ``w (K, N)``, visiting only the nonzero entries of x (CPU only)."""
+    return jax.ffi.ffi_call(_MATMUL_TARGET, jax.ShapeDtypeStruct((x.shape[0], w.shape[1]), jnp.float32),
+                            vmap_method="sequential")(x, w)
+
+
+def event_matmul_t_native(x, g):
+    """``x.T @ g`` for float32 ``x (M, K)``, ``g (M, N)``, visiting only the nonzero entries of x (CPU only)."""
+    return jax.ffi.ffi_call(_MATMUL_T_TARGET, jax.ShapeDtypeStruct((x.shape[1], g.shape[1]), jnp.float32),
+                            vmap_method="sequential")(x, g)
+
+
+_LIF_FWD_TARGET = "brainsim_lif_forward"
+_LIF_BWD_TARGET = "brainsim_lif_backward"
+_LIF_LAYER = NativeLibrary(Path(__file__).with_name("lif_layer.cc"),
+                           {_LIF_FWD_TARGET: "BrainsimLifForward", _LIF_BWD_TARGET: "BrainsimLifBackward"})
+
+
+def lif_layer_available() -> bool:
+    """Whether the fused LIF-layer kernels are compiled and registered (compiles them on first call)."""
+    return _LIF_LAYER.available()
+
+
+def lif_forward_native(i_ext, v0, ref0, s0, w, p, **attrs):
+    """Fused LIF-layer forward sweep (see ``lif_layer.cc``): returns (S, V, V_new, I_t, frozen), each (B, T, H)."""
+    out = jax.ShapeDtypeStruct(i_ext.shape, jnp.float32)
+    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out,) * 5, vmap_method="sequential")(i_ext, v0, ref0, s0, w, p, **attrs)
+
+
+def lif_backward_native(ct_s, ct_v, s, v, v_new, cur, frozen, v0, s0, w, p, **attrs):
+    """Fused LIF-layer backward sweep: returns (dI_ext, dv0, ds0, dW, dP)."""
+    f32 = jnp.float32
+    shapes = (jax.ShapeDtypeStruct(s.shape, f32), jax.ShapeDtypeStruct(v0.shape, f32),
+              jax.ShapeDtypeStruct(s0.shape, f32), jax.ShapeDtypeStruct(w.shape, f32), jax.ShapeDtypeStruct(p.shape, f32))
+    return jax.ffi.ffi_call(_LIF_BWD_TARGET, shapes, vmap_method="sequential")(
+        ct_s, ct_v, s, v, v_new, cur, frozen, v0, s0, w, p, **attrs)

@@ -29,11 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array
+from ..event_matmul import event_matmul
 from ..neurons import LIF, AdaptiveLIF
 from ..neurons.base import exp_euler_linear
 from ..propagation import EventOperator
 from ..synapses import Exponential
-from . import bptt
+from . import bptt, fused_lif
 from .bijections import Constrained, Positive, resolve
 
 
@@ -59,22 +60,31 @@ def _glorot(key, n_in, n_out, scale=1.0):
 
 
 class Linear(eqx.Module):
-    """Dense projection ``x @ W + b`` (W: ``(n_in, n_out)``, pA per unit input; may be ``Constrained``)."""
+    """Dense projection ``x @ W + b`` (W: ``(n_in, n_out)``, pA per unit input; may be ``Constrained``).
+
+    With ``events=True`` (default) the product is ``brainsim.event_matmul``: for spike inputs it visits
+    only the nonzero inputs, in the forward pass and in the weight gradient (dense inputs take the dense
+    product; the result is the same either way).
+    """
 
     weight: Array
     bias: Optional[Array]
     n_in: int = eqx.field(static=True)
     n_out: int = eqx.field(static=True)
+    events: bool = eqx.field(static=True)
 
-    def __init__(self, n_in: int, n_out: int, *, key, bias: bool = True, scale: float = 1.0, weight=None):
+    def __init__(self, n_in: int, n_out: int, *, key, bias: bool = True, scale: float = 1.0, weight=None,
+                 events: bool = True):
         self.n_in, self.n_out = int(n_in), int(n_out)
         self.weight = _glorot(key, n_in, n_out, scale) if weight is None else weight
         self.bias = jnp.zeros((n_out,)) if bias else None
+        self.events = bool(events)
 
     def __call__(self, x: Array) -> Array:
         if x.shape[-1] != self.n_in:
             raise ValueError(f"Linear: input has {x.shape[-1]} features, expected {self.n_in}")
-        y = x @ resolve(self.weight)
+        w = resolve(self.weight)
+        y = event_matmul(x, w) if self.events else x @ w
         return y if self.bias is None else y + self.bias
 
 
@@ -128,6 +138,9 @@ class SpikingLayer(eqx.Module):
             (ms, > 0) filters the input current.
         sparse_p: if given, the input projection is a ``SparseLinear`` with connection probability p.
         dt: time step, ms.
+        fused: in ``Sequential``'s ``"full"`` mode, run the whole sequence of a plain-``LIF`` layer
+            without synapse as one fused operation (``brainsim.train.fused_lif``: same equations, same
+            results, much less per-step overhead) instead of a scan over ``step``.
     """
 
     projection: eqx.Module
@@ -137,12 +150,13 @@ class SpikingLayer(eqx.Module):
     n_in: int = eqx.field(static=True)
     n_out: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
+    fused: bool = eqx.field(static=True)
 
     def __init__(self, n_in: int, n_out: int, *, key, neuron=None, recurrent: bool = False,
                  tau_syn: Optional[float] = None, sparse_p: Optional[float] = None, dt: float = 1.0,
-                 scale: float = 1.0, rec_scale: float = 1.0):
+                 scale: float = 1.0, rec_scale: float = 1.0, fused: bool = True):
         k_in, k_rec = jax.random.split(key)
-        self.n_in, self.n_out, self.dt = int(n_in), int(n_out), float(dt)
+        self.n_in, self.n_out, self.dt, self.fused = int(n_in), int(n_out), float(dt), bool(fused)
         if sparse_p is None:
             self.projection = Linear(n_in, n_out, key=k_in, scale=scale)
         else:
@@ -175,13 +189,21 @@ class SpikingLayer(eqx.Module):
         """One step of ``dt`` ms given this step's projected input ``current`` (pA). Returns (state, (s, v))."""
         p = resolve(self)
         if p.recurrent:
-            current = current + state.spikes @ p.recurrent_weight
+            current = current + event_matmul(state.spikes, p.recurrent_weight)
         syn = state.synapse
         if p.synapse is not None:
             syn = p.synapse.arrive(p.synapse.decay(syn, p.dt), current)
             current = p.synapse.value(syn, p.dt)
         neuron_state, spikes = p.neuron.step(state.neuron, current, p.dt)
         return LayerState(neuron_state, syn, spikes), (spikes, neuron_state.v)
+
+
+    def run_fused(self, currents: Array):
+        """All steps at once from ``init()`` (see ``fused_lif``): ``(T, n_out)`` currents -> (spikes, v)."""
+        p = resolve(self)
+        state = p.init()
+        return fused_lif.lif_sequence(p.neuron, currents, state.neuron.v, state.neuron.refractory, state.spikes,
+                                      p.recurrent_weight, dt=p.dt)
 
 
 class ReadoutState(NamedTuple):
@@ -276,8 +298,12 @@ class Sequential(eqx.Module):
         aux = {"counts": [], "v_mean": [], "v_sq": [], "spikes": [], "v": []}
         h = xs
         for layer in self.layers:
+            layer = resolve(layer)  # constrained parameters once per sequence, not once per step
             currents = layer.project(h)
-            _, (h, v) = jax.lax.scan(lambda s, c: layer.step(s, c), layer.init(), currents)
+            if _is_spiking(layer) and layer.fused and fused_lif.supports(layer):
+                h, v = layer.run_fused(currents)
+            else:
+                _, (h, v) = jax.lax.scan(lambda s, c: layer.step(s, c), layer.init(), currents)
             if _is_spiking(layer):
                 aux["counts"].append(h.sum(0))
                 aux["v_mean"].append(v.mean(0))

@@ -1,0 +1,208 @@
+"""The fast paths of gradient training against the plain JAX code they replace.
+
+- ``event_matmul``: ``x @ W`` visiting only nonzero inputs; forward, both gradients, both vmap orders,
+  dense inputs, float64, bad input.
+- ``fused_lif.lif_sequence``: a whole LIF-layer sequence as one operation with its own backward pass,
+  against ``lax.scan`` over ``LIF.step`` with ordinary autodiff: spikes, membrane potentials and the
+  gradients of every parameter, of the recurrent weights and of the input currents; batched under
+  ``grad(vmap)`` and ``vmap(grad)``; and ``Sequential`` with and without fusion.
+"""
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from brainsim import _kernels
+from brainsim.event_matmul import event_matmul
+from brainsim.neurons import LIF
+from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
+from brainsim.train import fused_lif
+
+# --- event_matmul -----------------------------------------------------------------------------------------
+
+
+def _sparse_input(key, shape, density=0.05):
+    k1, k2 = jax.random.split(key)
+    return (jax.random.uniform(k1, shape) < density) * jax.random.normal(k2, shape)
+
+
+def _rel(a, b):
+    return float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-30))
+
+
+def test_event_matmul_equals_dense_product_and_gradients():
+    x = _sparse_input(jax.random.key(0), (3, 40, 130))
+    w = jax.random.normal(jax.random.key(1), (130, 37))
+    assert _rel(jax.jit(event_matmul)(x, w), x @ w) < 1e-5
+
+    def loss(mm):
+        return lambda w, x: jnp.sum(jnp.sin(mm(x, w)))
+
+    fast, plain = loss(event_matmul), loss(jnp.matmul)
+    # weight and input gradients
+    for argnum in (0, 1):
+        assert _rel(jax.jit(jax.grad(fast, argnum))(w, x[0]), jax.grad(plain, argnum)(w, x[0])) < 1e-5
+    # batch-mean gradient (examples stacked into one product) and per-example gradients
+    mean = lambda f: (lambda w: jax.vmap(lambda xx: f(w, xx))(x).mean())  # noqa: E731
+    assert _rel(jax.jit(jax.grad(mean(fast)))(w), jax.grad(mean(plain))(w)) < 1e-5
+    per_example = jax.jit(jax.vmap(jax.grad(fast), in_axes=(None, 0)))(w, x)
+    assert _rel(per_example, jax.vmap(jax.grad(plain), in_axes=(None, 0))(w, x)) < 1e-5
+    # second order and forward mode
+    hess = lambda f: jax.grad(lambda w: jnp.sum(jax.grad(f)(w, x[0]) ** 2))  # noqa: E731
+    assert _rel(hess(fast)(w), hess(plain)(w)) < 1e-4
+    assert _rel(jax.jvp(lambda w: event_matmul(x, w), (w,), (w,))[1], x @ w) < 1e-5
+
+
+def test_event_matmul_dense_input_per_example_weights_and_float64():
+    dense = jax.random.normal(jax.random.key(2), (50, 64))
+    w = jax.random.normal(jax.random.key(3), (64, 9))
+    assert _rel(jax.jit(event_matmul)(dense, w), dense @ w) < 1e-5
+    ws = jax.random.normal(jax.random.key(4), (4, 64, 9))
+    x = _sparse_input(jax.random.key(5), (50, 64))
+    assert _rel(jax.vmap(event_matmul, in_axes=(None, 0))(x, ws), jnp.einsum("mk,bkn->bmn", x, ws)) < 1e-5
+    x64 = np.asarray(x, np.float64)
+    with jax.enable_x64(True):
+        out = event_matmul(jnp.asarray(x64), jnp.asarray(np.asarray(w, np.float64)))
+        assert out.dtype == jnp.float64
+        np.testing.assert_allclose(np.asarray(out), x64 @ np.asarray(w, np.float64), rtol=1e-12)
+
+
+def test_event_matmul_bad_input():
+    w = jnp.ones((5, 3))
+    with pytest.raises(ValueError, match=r"expected \(\.\.\., 5\)"):
+        event_matmul(jnp.ones((2, 4)), w)
+    with pytest.raises(ValueError, match="2-D"):
+        event_matmul(jnp.ones((2, 5)), jnp.ones((5,)))
+    with pytest.raises(ValueError, match="max_density"):
+        event_matmul(jnp.ones((2, 5)), w, max_density=1.5)
+
+
+# --- fused LIF layer ----------------------------------------------------------------------------------------
+
+T, H = 40, 48
+
+
+def _scan_lif(neuron, i_ext, v0, ref0, s0, w, dt):
+    """The plain reference: lax.scan over LIF.step with the recurrent current s_{t-1} @ w."""
+
+    def step(carry, i_t):
+        state, s_prev = carry
+        current = i_t + (s_prev @ w if w is not None else 0.0)
+        state, s = neuron.step(state, current, dt)
+        return (state, s), (s, state.v)
+
+    state0 = neuron.init()._replace(v=v0, refractory=ref0)
+    return jax.lax.scan(step, (state0, s0), i_ext)[1]
+
+
+def _fused(neuron, i_ext, v0, ref0, s0, w, dt):
+    return fused_lif.lif_sequence(neuron, i_ext, v0, ref0, s0, w, dt=dt)
+
+
+CONFIGS = [
+    dict(reset="subtract", t_ref=0.0, surrogate="fast_sigmoid", recurrent=True),
+    dict(reset="value", t_ref=2.0, surrogate="arctan", recurrent=True),
+    dict(reset="subtract", t_ref=3.0, surrogate="sigmoid", recurrent=False),
+    dict(reset="value", t_ref=0.0, surrogate="triangle", recurrent=True),
+]
+
+
+def _case(cfg, seed=0):
+    k = jax.random.split(jax.random.key(seed), 4)
+    neuron = LIF(H, tau_m=jnp.linspace(5.0, 20.0, H), C_m=jnp.linspace(0.8, 1.2, H), v_rest=0.0,
+                 v_th=jnp.linspace(0.8, 1.2, H), v_reset=-0.1, t_ref=cfg["t_ref"], reset=cfg["reset"],
+                 surrogate=cfg["surrogate"], slope=5.0)
+    i_ext = 0.25 * jax.random.normal(k[0], (T, H)) + 0.15
+    w = 0.3 * jax.random.normal(k[1], (H, H)) if cfg["recurrent"] else None
+    v0 = 0.5 * jax.random.uniform(k[2], (H,))
+    return neuron, i_ext, w, v0, jnp.zeros(H), jnp.zeros(H)
+
+
+def _loss(run, neuron, i_ext, w, v0, ref0, s0):
+    s, v = run(neuron, i_ext, v0, ref0, s0, w, 1.0)
+    return jnp.sum(s * jnp.linspace(0.0, 1.0, T)[:, None]) + 0.1 * jnp.sum(v ** 2) / T
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c['reset']}-tref{c['t_ref']}-{c['surrogate']}-rec{c['recurrent']}")
+def test_fused_lif_matches_scan_of_lif_step(cfg):
+    neuron, i_ext, w, v0, ref0, s0 = _case(cfg)
+    s_f, v_f = jax.jit(_fused, static_argnums=6)(neuron, i_ext, v0, ref0, s0, w, 1.0)
+    s_r, v_r = _scan_lif(neuron, i_ext, v0, ref0, s0, w, 1.0)
+    assert 0.02 < float(s_r.mean()) < 0.5  # the case exercises spikes and resets
+    np.testing.assert_array_equal(np.asarray(s_f), np.asarray(s_r))
+    np.testing.assert_allclose(np.asarray(v_f), np.asarray(v_r), atol=2e-5)
+
+    argnums = (0, 1, 2) if w is not None else (0, 1)
+    g_f = jax.jit(jax.grad(lambda *a: _loss(_fused, *a, v0, ref0, s0), argnums))(neuron, i_ext, *(
+        (w,) if w is not None else (None,)))
+    g_r = jax.grad(lambda *a: _loss(_scan_lif, *a, v0, ref0, s0), argnums)(neuron, i_ext, *(
+        (w,) if w is not None else (None,)))
+    for name in ("tau_m", "C_m", "v_rest", "v_th", "v_reset"):
+        assert _rel(getattr(g_f[0], name), getattr(g_r[0], name)) < 2e-3, name
+    assert _rel(g_f[1], g_r[1]) < 2e-3
+    if w is not None:
+        assert _rel(g_f[2], g_r[2]) < 2e-3
+    # gradient with respect to the initial membrane potential
+    gv_f = jax.grad(lambda v: _loss(_fused, neuron, i_ext, w, v, ref0, s0))(v0)
+    gv_r = jax.grad(lambda v: _loss(_scan_lif, neuron, i_ext, w, v, ref0, s0))(v0)
+    assert _rel(gv_f, gv_r) < 2e-3
+
+
+def test_fused_lif_batched_gradients_both_orders():
+    neuron, i_ext, w, v0, ref0, s0 = _case(CONFIGS[0])
+    batch = i_ext[None] + 0.05 * jax.random.normal(jax.random.key(9), (5, T, H))
+
+    def mean_loss(run):
+        return lambda n, w: jax.vmap(lambda i: _loss(run, n, i, w, v0, ref0, s0))(batch).mean()
+
+    g_f = jax.jit(jax.grad(mean_loss(_fused), (0, 1)))(neuron, w)
+    g_r = jax.grad(mean_loss(_scan_lif), (0, 1))(neuron, w)
+    assert _rel(g_f[1], g_r[1]) < 2e-3 and _rel(g_f[0].tau_m, g_r[0].tau_m) < 2e-3
+
+    per_f = jax.jit(jax.vmap(jax.grad(lambda w, i: _loss(_fused, neuron, i, w, v0, ref0, s0)), (None, 0)))(w, batch)
+    per_r = jax.vmap(jax.grad(lambda w, i: _loss(_scan_lif, neuron, i, w, v0, ref0, s0)), (None, 0))(w, batch)
+    assert per_f.shape == (5, H, H) and _rel(per_f, per_r) < 2e-3
+
+
+def test_fused_lif_reference_path_without_native_kernels(monkeypatch):
+    """With the native kernels unavailable (BRAINSIM_NATIVE=0, other platforms) the same op runs in JAX."""
+    neuron, i_ext, w, v0, ref0, s0 = _case(CONFIGS[1])
+    g_native = jax.jit(jax.grad(lambda w: _loss(_fused, neuron, i_ext, w, v0, ref0, s0)))(w)
+    monkeypatch.setattr(_kernels, "lif_layer_available", lambda: False)
+    g_ref = jax.jit(jax.grad(lambda w: _loss(_fused, neuron, i_ext, w, v0, ref0, s0)))(w)
+    assert _rel(g_native, g_ref) < 2e-3
+
+
+def test_sequential_fused_and_scanned_agree():
+    key = jax.random.key(4)
+
+    def build(fused):
+        k1, k2 = jax.random.split(key)
+        hidden = SpikingLayer(30, H, key=k1, recurrent=True, neuron=ml_lif(H, tau_m=8.0), fused=fused, scale=3.0)
+        return Sequential([hidden, LeakyReadout(H, 5, key=k2, tau=8.0)])
+
+    x = (jax.random.uniform(jax.random.key(5), (T, 30)) < 0.2).astype(jnp.float32)
+
+    def loss(model):
+        out, aux = model(x)
+        return losses.ce_max_membrane(out, 2) + 0.01 * aux["counts"][0].mean()
+
+    fused, scanned = build(True), build(False)
+    out_f, aux_f = fused(x)
+    out_s, aux_s = scanned(x)
+    assert float(aux_s["counts"][0].sum()) > 0
+    np.testing.assert_allclose(np.asarray(out_f), np.asarray(out_s), atol=1e-4)
+    g_f = eqx.filter_grad(loss)(fused)
+    g_s = eqx.filter_grad(loss)(scanned)
+    for a, b in zip(jax.tree_util.tree_leaves(g_f), jax.tree_util.tree_leaves(g_s)):
+        assert _rel(a, b) < 5e-3
+
+
+def test_fused_lif_supports_and_bad_input():
+    layer = SpikingLayer(4, 6, key=jax.random.key(0))
+    assert fused_lif.supports(layer)
+    assert not fused_lif.supports(SpikingLayer(4, 6, key=jax.random.key(0), tau_syn=5.0))
+    assert not fused_lif.supports(SpikingLayer(4, 6, key=jax.random.key(0), neuron=ml_lif(6, adaptive=True)))
+    with pytest.raises(ValueError, match=r"shape \(T, 6\)"):
+        fused_lif.lif_sequence(LIF(6), jnp.ones((10, 5)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1)
