@@ -156,6 +156,68 @@ void parallel_over_batch(int64_t B, int64_t work_per_example, Body body) {
   other.join();
 }
 
+// Per-neuron constants of the adjoint update (see LifBackwardImpl).
+struct AdjointConsts {
+  const float *vth, *vreset, *vrest, *inv_d, *sign_d, *jump, *decay, *tau_cm, *inv_cm, *tau_cm2, *ddecay_dtau;
+};
+
+// One step of the reverse sweep for one example, elementwise over the H neurons. All pointers are
+// distinct arrays (restrict), so the loop vectorises.
+template <bool kSubtract>
+void adjoint_step(int64_t H, const AdjointConsts& c, const float* __restrict s_t, const float* __restrict vn_t,
+                  const float* __restrict cur_t, const float* __restrict fz_t, const float* __restrict cs_t,
+                  const float* __restrict cv_t, const float* __restrict v_prev, const float* __restrict sg,
+                  const float* __restrict rec, float* __restrict gv_carry, float* __restrict dI,
+                  float* __restrict g_tau, float* __restrict g_cm, float* __restrict g_vrest,
+                  float* __restrict g_vth, float* __restrict g_vreset) {
+  const float* __restrict vth = c.vth;
+  const float* __restrict vreset = c.vreset;
+  const float* __restrict vrest = c.vrest;
+  const float* __restrict inv_d = c.inv_d;
+  const float* __restrict sign_d = c.sign_d;
+  const float* __restrict jump = c.jump;
+  const float* __restrict decay = c.decay;
+  const float* __restrict tau_cm = c.tau_cm;
+  const float* __restrict inv_cm = c.inv_cm;
+  const float* __restrict tau_cm2 = c.tau_cm2;
+  const float* __restrict ddecay_dtau = c.ddecay_dtau;
+  for (int64_t h = 0; h < H; ++h) {
+    const float s = s_t[h], vn = vn_t[h];
+    const float gvo = cv_t[h] + gv_carry[h];
+    float gs = cs_t[h] + rec[h];
+    float gvn;
+    if (kSubtract) {  // v = v_new - s (v_th - v_reset)
+      gvn = gvo;
+      gs -= gvo * jump[h];
+      g_vth[h] -= gvo * s;
+      g_vreset[h] += gvo * s;
+    } else {  // v = v_new + s (v_reset - v_new)
+      gvn = gvo * (1.0f - s);
+      gs += gvo * (vreset[h] - vn);
+      g_vreset[h] += gvo * s;
+    }
+    // s = H(x), x = (v_new - v_th) / D, D = |v_th - v_reset|; sg = sigma'(x)
+    const float x = (vn - vth[h]) * inv_d[h];
+    const float gx = gs * sg[h];
+    const float gD = -gx * x * inv_d[h];
+    gvn += gx * inv_d[h];
+    g_vth[h] += -gx * inv_d[h] + gD * sign_d[h];
+    g_vreset[h] -= gD * sign_d[h];
+    // not refractory: v_new = v_inf + (v_prev - v_inf) a, a = exp(-dt / tau), v_inf = v_rest + I tau / C_m;
+    // refractory (frozen): v_new = v_prev
+    const float live = 1.0f - fz_t[h];
+    const float cur = cur_t[h];
+    const float v_inf = vrest[h] + cur * tau_cm[h];
+    const float g_inf = live * gvn * (1.0f - decay[h]);
+    const float g_a = live * gvn * (v_prev[h] - v_inf);
+    gv_carry[h] = gvn * (live * decay[h] + fz_t[h]);
+    dI[h] = g_inf * tau_cm[h];
+    g_tau[h] += g_inf * cur * inv_cm[h] + g_a * ddecay_dtau[h];
+    g_cm[h] -= g_inf * cur * tau_cm2[h];
+    g_vrest[h] += g_inf;
+  }
+}
+
 }  // namespace
 
 static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> i_ext, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0,
@@ -271,6 +333,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     jump[h] = diff;
   }
   const int kind = static_cast<int>(surrogate_kind);
+  const AdjointConsts consts{P.vth, P.vreset, P.vrest, inv_d.data(), sign_d.data(), jump.data(), decay.data(),
+                             tau_cm.data(), inv_cm.data(), tau_cm2.data(), ddecay_dtau.data()};
 
   // All examples of a thread's share of the batch step back in time together, so that each row of W^T
   // is loaded once per step and reused for every example in the recurrent adjoint.
@@ -299,40 +363,12 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           default:
             for (int64_t h = 0; h < H; ++h) sg[h] = surrogate(kind, sg[h], slope);
         }
-        for (int64_t h = 0; h < H; ++h) {
-          const float s = s_t[h], vn = vn_t[h];
-          const float gvo = cv_t[h] + gv_carry[h];
-          float gs = cs_t[h] + rec[h];
-          float gvn;
-          if (subtract) {  // v = v_new - s (v_th - v_reset)
-            gvn = gvo;
-            gs -= gvo * jump[h];
-            g_vth[h] -= gvo * s;
-            g_vreset[h] += gvo * s;
-          } else {  // v = v_new + s (v_reset - v_new)
-            gvn = gvo * (1.0f - s);
-            gs += gvo * (P.vreset[h] - vn);
-            g_vreset[h] += gvo * s;
-          }
-          // s = H(x), x = (v_new - v_th) / D, D = |v_th - v_reset|
-          const float x = (vn - P.vth[h]) * inv_d[h];
-          const float gx = gs * sg[h];
-          const float gD = -gx * x * inv_d[h];
-          gvn += gx * inv_d[h];
-          g_vth[h] += -gx * inv_d[h] + gD * sign_d[h];
-          g_vreset[h] -= gD * sign_d[h];
-          // not refractory: v_new = v_inf + (v_prev - v_inf) a, a = exp(-dt / tau), v_inf = v_rest + I tau / C_m;
-          // refractory (frozen): v_new = v_prev
-          const float live = 1.0f - fz_t[h];
-          const float cur = cur_t[h];
-          const float v_inf = P.vrest[h] + cur * tau_cm[h];
-          const float g_inf = live * gvn * (1.0f - decay[h]);
-          const float g_a = live * gvn * (v_prev[h] - v_inf);
-          gv_carry[h] = gvn * (live * decay[h] + fz_t[h]);
-          dI[h] = g_inf * tau_cm[h];
-          g_tau[h] += g_inf * cur * inv_cm[h] + g_a * ddecay_dtau[h];
-          g_cm[h] -= g_inf * cur * tau_cm2[h];
-          g_vrest[h] += g_inf;
+        if (subtract) {
+          adjoint_step<true>(H, consts, s_t, vn_t, cur_t, fz_t, cs_t, cv_t, v_prev, sg.data(), rec, gv_carry, dI,
+                             g_tau, g_cm, g_vrest, g_vth, g_vreset);
+        } else {
+          adjoint_step<false>(H, consts, s_t, vn_t, cur_t, fz_t, cs_t, cv_t, v_prev, sg.data(), rec, gv_carry, dI,
+                              g_tau, g_cm, g_vrest, g_vth, g_vreset);
         }
         if (recurrent) {  // I_t = ... + s_{t-1} W: dW += s_{t-1}^T dI_t
           const float* s_prev = t > 0 ? S + o - H : s0.typed_data() + b * H;
