@@ -8,8 +8,10 @@
 // nonzero, instead of M * K * N for the dense product. They are the forward product and the weight
 // gradient of a projection fed with spikes; the caller picks the dense XLA product when x is dense.
 // Zero blocks of x (kSkipBlock floats, all bits zero) are skipped with one 64-bit OR per two floats.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -32,6 +34,20 @@ __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 static void axpy(float* __restrict acc, float a, const float* __restrict row, int64_t n) {
   for (int64_t j = 0; j < n; ++j) acc[j] += a * row[j];
+}
+
+// Runs body(begin, end) over [0, n), split between two threads when there is enough work (the products
+// are independent per row of the output).
+template <typename Body>
+void split_in_two(int64_t n, int64_t work, Body body) {
+  if (n < 2 || work < (1 << 21) || std::thread::hardware_concurrency() < 2) {
+    body(int64_t{0}, n);
+    return;
+  }
+  const int64_t half = n / 2;
+  std::thread other(body, half, n);
+  body(int64_t{0}, half);
+  other.join();
 }
 
 // Calls visit(k, x[k]) for every nonzero entry of the length-K row x, skipping all-zero blocks.
@@ -59,11 +75,13 @@ static ffi::Error EventMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32>
   const float* xp = x.typed_data();
   const float* wp = w.typed_data();
   float* yp = y->typed_data();
-  std::memset(yp, 0, sizeof(float) * M * N);
-  for (int64_t m = 0; m < M; ++m) {
-    float* out = yp + m * N;
-    for_each_nonzero(xp + m * K, K, [&](int64_t k, float value) { axpy(out, value, wp + k * N, N); });
-  }
+  split_in_two(M, M * K, [&](int64_t m0, int64_t m1) {  // rows of y
+    std::memset(yp + m0 * N, 0, sizeof(float) * (m1 - m0) * N);
+    for (int64_t m = m0; m < m1; ++m) {
+      float* out = yp + m * N;
+      for_each_nonzero(xp + m * K, K, [&](int64_t k, float value) { axpy(out, value, wp + k * N, N); });
+    }
+  });
   return ffi::Error::Success();
 }
 
@@ -78,10 +96,13 @@ static ffi::Error EventMatmulTImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32
   const float* gp = g.typed_data();
   float* out = dw->typed_data();
   std::memset(out, 0, sizeof(float) * K * N);
-  for (int64_t m = 0; m < M; ++m) {
-    const float* g_row = gp + m * N;
-    for_each_nonzero(xp + m * K, K, [&](int64_t k, float value) { axpy(out + k * N, value, g_row, N); });
-  }
+  // each thread owns a range of columns of dW (and reads the same nonzeros of x)
+  split_in_two(N, M * K, [&](int64_t n0, int64_t n1) {
+    for (int64_t m = 0; m < M; ++m) {
+      const float* g_row = gp + m * N + n0;
+      for_each_nonzero(xp + m * K, K, [&](int64_t k, float value) { axpy(out + k * N + n0, value, g_row, n1 - n0); });
+    }
+  });
   return ffi::Error::Success();
 }
 
