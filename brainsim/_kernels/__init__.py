@@ -26,6 +26,12 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
+# -fno-trapping-math: the kernels never inspect floating-point exception flags; without it GCC will not
+# turn the kernels' conditional selects into vector blends, and their loops stay scalar. -fopenmp-simd:
+# honour `#pragma omp simd` (vectorisation hints only; no OpenMP runtime).
+_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-trapping-math", "-fopenmp-simd")
+
+
 def _cpu_flags() -> str:
     """The CPU's feature flags (Linux), so that a library built with -march=native is never loaded on a
     different CPU that shares the cache."""
@@ -57,7 +63,7 @@ class NativeLibrary:
 
         code = self.source.read_bytes()
         cpu = platform.machine() + _cpu_flags()
-        tag = hashlib.sha256(code + jaxlib.__version__.encode() + cpu.encode()).hexdigest()[:16]
+        tag = hashlib.sha256(code + jaxlib.__version__.encode() + cpu.encode() + " ".join(_FLAGS).encode()).hexdigest()[:16]
         out = _cache_dir() / f"{self.source.stem}_{tag}.so"
         if out.exists():
             return out
@@ -67,8 +73,7 @@ class NativeLibrary:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             tmp_out = Path(tmp) / out.name
-            cmd = [compiler, "-O3", "-std=c++17", "-shared", "-fPIC", "-I", jax.ffi.include_dir(), str(self.source),
-                   "-o", str(tmp_out)]
+            cmd = [compiler, *_FLAGS, "-I", jax.ffi.include_dir(), str(self.source), "-o", str(tmp_out)]
             # tuned for this CPU (the cache key includes its feature flags); plain -O3 if the compiler refuses
             native = subprocess.run(cmd[:1] + ["-march=native"] + cmd[1:], capture_output=True, text=True, timeout=300)
             if native.returncode != 0:
@@ -177,3 +182,28 @@ def lif_backward_native(ct_s, ct_v, s, v, v_new, cur, frozen, v0, s0, w, p, **at
               jax.ShapeDtypeStruct(s0.shape, f32), jax.ShapeDtypeStruct(w.shape, f32), jax.ShapeDtypeStruct(p.shape, f32))
     return jax.ffi.ffi_call(_LIF_BWD_TARGET, shapes, vmap_method="sequential")(
         ct_s, ct_v, s, v, v_new, cur, frozen, v0, s0, w, p, **attrs)
+
+
+_POPULATION_TARGET = "brainsim_lif_population_step"
+_POPULATION = NativeLibrary(Path(__file__).with_name("population.cc"), {_POPULATION_TARGET: "BrainsimLifPopulationStep"})
+
+
+def population_available() -> bool:
+    """Whether the fused LIF-population step kernel is compiled and registered (compiles it on first call)."""
+    return _POPULATION.available()
+
+
+def lif_population_step_native(v, ref, p, r, i_ext, gs, *, dt: float, subtract: bool, euler: bool):
+    """One in-place step of a LIF population with exponential receptors (see ``population.cc``).
+
+    Returns ``(v, refractory, spikes, [g_k after decay])``.
+    """
+    import numpy as np
+
+    n = len(gs)
+    out = jax.ShapeDtypeStruct(v.shape, jnp.float32)
+    aliases = {0: 0, 1: 1, **{5 + k: 3 + k for k in range(n)}}
+    results = jax.ffi.ffi_call(_POPULATION_TARGET, (out,) * (3 + n), input_output_aliases=aliases,
+                               vmap_method="sequential")(v, ref, p, r, i_ext, *gs, dt=np.float32(dt),
+                                                         subtract=np.int64(subtract), euler=np.int64(euler))
+    return results[0], results[1], results[2], list(results[3:])
