@@ -8,7 +8,8 @@ Brian2 with the same equations produce the same dynamics:
    (plus drives and external currents), then thresholds and resets -> spikes;
 2. receptor states relax over dt (exactly);
 3. drives (Poisson input) add arrivals; each projection delivers its (delayed, STP-scaled) spikes
-   into the receptor it targets;
+   into the receptor it targets (a projection whose STP is a ``TripartiteSynapse`` scales them by a
+   release that the gliotransmitter of this step, ``step(gliotransmitter=...)``, modulates);
 4. plastic projections apply their local learning rule (``brainsim.plasticity``) to the weights held
    in ``NetworkState.plasticity``, from this step's delivered presynaptic spikes and postsynaptic spikes.
 
@@ -22,6 +23,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from . import _population_step
 from ._checks import check_size
 from ._types import Array
 from .inputs import CurrentStep, PoissonInput
@@ -62,7 +64,9 @@ class Projection(eqx.Module):
         weights: ``EventOperator`` or a ``(n_pre, n_post)`` BCOO/BCSR weight matrix (nS or pA).
         delay: homogeneous transmission delay, ms (rounded to whole steps of ``dt``; 0 = delivered in
             the step the spike is emitted, as Brian2 without delay).
-        stp: optional ``TsodyksMarkram`` short-term plasticity on the presynaptic side.
+        stp: optional presynaptic short-term plasticity: ``TsodyksMarkram``, or
+            ``brainsim.astrocytes.TripartiteSynapse(n_pre)`` whose release probability is modulated by
+            astrocytic gliotransmitter (``Network.step(gliotransmitter=...)``, filled by ``AstroNetwork``).
         pre_range: optional ``(start, stop)``: only neurons ``start <= i < stop`` of ``pre`` project
             (row ``k`` of ``weights`` is neuron ``start + k``), like a Brian2 subgroup.
         plasticity: optional local learning rule (``brainsim.plasticity.STDP``, ...); its weights and
@@ -104,7 +108,7 @@ class NetworkState(NamedTuple):
     step: Array  # index of the next step (int32 scalar); its start time is step * dt ms
     neurons: dict  # population name -> model state
     receptors: dict  # population name -> {receptor name -> kinetics state}
-    stp: dict  # projection name -> STPState
+    stp: dict  # projection name -> STPState (or TripartiteState for gliotransmitter-modulated release)
     delay_buffers: dict  # projection name -> (delay_steps, n_pre) ring buffer of spike values
     # projection name -> state of its learning rule (first field: ELL weights); per-synapse-delay
     # projections keep their (max_delay + 1, n_post) arrival ring buffer in delay_buffers
@@ -152,6 +156,10 @@ class Network(eqx.Module):
                                      f"population {proj.pre!r} of size {n_pre}")
                 n_pre = stop - start
             shape = (n_pre, post.size)
+            stp_size = getattr(proj.stp, "size", None)
+            if stp_size is not None and stp_size != n_pre:
+                raise ValueError(f"Network: projection {name!r} has a {type(proj.stp).__name__} of size {stp_size} "
+                                 f"but {n_pre} presynaptic neurons")
             if (proj.operator.n_pre, proj.operator.n_post) != shape:
                 raise ValueError(f"Network: projection {name!r} has weights of shape "
                                  f"({proj.operator.n_pre}, {proj.operator.n_post}) but {proj.pre}->{proj.post} "
@@ -192,15 +200,20 @@ class Network(eqx.Module):
         for r, rec in pop.receptors.items():
             g = rec.kinetics.value(state.receptors[name][r], dt)
             total = total + rec.output.input(g, v)
-        extra = jnp.zeros((pop.size,))
+        return total._replace(current=total.current + self._extra_current(name, state, dt, currents))
+
+    def _extra_current(self, name: str, state: NetworkState, dt: float, currents) -> Array:
+        """Current-step drives plus the caller's ``currents`` for population ``name``, pA (a scalar 0 if none)."""
+        extra = jnp.zeros(())
         for drive in self.drives:
             if isinstance(drive, CurrentStep) and drive.target == name:
                 extra = extra + drive.current(state.step * dt, dt)
         if currents is not None and name in currents:
             extra = extra + currents[name]
-        return total._replace(current=total.current + extra)
+        return extra
 
-    def step(self, state: NetworkState, dt: float, *, key, currents: Optional[Mapping[str, Array]] = None):
+    def step(self, state: NetworkState, dt: float, *, key, currents: Optional[Mapping[str, Array]] = None,
+             gliotransmitter: Optional[Mapping[str, Array]] = None):
         """Advance the network by one step of ``dt`` ms.
 
         Args:
@@ -208,22 +221,39 @@ class Network(eqx.Module):
             dt: time step, ms.
             key: PRNG key for this step (Poisson sources and inputs).
             currents: optional population name -> current (pA, shape ``(size,)`` or scalar) for this step.
+            gliotransmitter: optional projection name -> extracellular gliotransmitter (µM, shape ``(n_pre,)``
+                or scalar) at the presynaptic terminals of that projection during this step; the projection's
+                ``stp`` must accept it (``TripartiteSynapse``). Projections not named see none.
 
         Returns:
             ``(new_state, spikes)`` with ``spikes`` a dict population name -> float spike vector.
         """
+        gliotransmitter = dict(gliotransmitter or {})
+        for name in gliotransmitter:
+            proj = self.projections.get(name)
+            if proj is None:
+                raise ValueError(f"Network.step: gliotransmitter given for unknown projection {name!r}; "
+                                 f"known: {', '.join(self.projections) or 'none'}")
+            if not getattr(proj.stp, "accepts_gliotransmitter", False):
+                raise ValueError(f"Network.step: projection {name!r} has no gliotransmitter-modulated release "
+                                 f"(its stp is {type(proj.stp).__name__ if proj.stp is not None else 'None'}; "
+                                 f"use brainsim.astrocytes.TripartiteSynapse)")
         keys = iter(jax.random.split(key, len(self.populations) + len(self.drives)))
-        neurons, spikes = {}, {}
+        neurons, spikes, receptors = {}, {}, {}
         for name, pop in self.populations.items():
             k = next(keys)
+            if hasattr(state.neurons[name], "v") and _population_step.applicable(pop.model, pop.receptors):
+                # LIF with exponential receptors: membrane update, reset and receptor decay in one native pass
+                neurons[name], spikes[name], receptors[name] = _population_step.population_step(
+                    pop.model, pop.receptors, state.neurons[name], state.receptors[name],
+                    self._extra_current(name, state, dt, currents), dt)
+                continue
             if hasattr(state.neurons[name], "v"):
                 inputs = self._population_input(name, state, dt, currents)
                 neurons[name], spikes[name] = pop.model.step(state.neurons[name], inputs, dt)
             else:
                 neurons[name], spikes[name] = pop.model.step(state.neurons[name], None, dt, key=k)
-
-        receptors = {name: {r: rec.kinetics.decay(state.receptors[name][r], dt) for r, rec in pop.receptors.items()}
-                     for name, pop in self.populations.items()}
+            receptors[name] = {r: rec.kinetics.decay(state.receptors[name][r], dt) for r, rec in pop.receptors.items()}
         for drive in self.drives:
             k = next(keys)
             if isinstance(drive, PoissonInput):
@@ -240,7 +270,9 @@ class Network(eqx.Module):
                 row_offset = proj.pre_range[0]
                 if proj.stp is not None or name in buffers or proj.plasticity is not None:
                     values, row_offset = values[proj.pre_range[0]:proj.pre_range[1]], 0
-            if proj.stp is not None:
+            if proj.stp is not None and name in gliotransmitter:
+                stp[name], values = proj.stp.step(state.stp[name], values, dt, gliotransmitter[name])
+            elif proj.stp is not None:
                 stp[name], values = proj.stp.step(state.stp[name], values, dt)
             if name in buffers and not per_synapse_delays:  # slot (step mod d): spikes emitted d steps ago
                 buf = buffers[name]

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._checks import check_dt
+from . import _kernels
 from .network import Network, NetworkState
 from .propagation import pack_spikes
 
@@ -351,10 +352,22 @@ def _decode_spikes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Only the nonzero bytes are expanded, so the cost follows the number of spikes, not steps × neurons.
     """
-    steps, byte = np.nonzero(packed)
-    bits = np.unpackbits(packed[steps, byte][:, None], axis=1)  # (k, 8), most significant bit first
+    native = _kernels.decode_spikes_native(packed)
+    if native is not None:
+        return native
+    packed = np.ascontiguousarray(packed)
+    n_steps, n_bytes = packed.shape
+    if n_bytes % 8:  # pad rows to whole 64-bit words (zeros decode to nothing)
+        packed = np.concatenate([packed, np.zeros((n_steps, 8 - n_bytes % 8), np.uint8)], axis=1)
+    words = packed.view(np.uint64)  # scanning 8 bytes at a time: spikes are rare, most words are zero
+    per_row = words.shape[1]
+    hit = np.flatnonzero(words)  # nonzero words
+    hit_bytes = words.reshape(-1)[hit].view(np.uint8).reshape(-1, 8)
+    w, b = np.nonzero(hit_bytes)  # nonzero bytes within them
+    bits = np.unpackbits(hit_bytes[w, b][:, None], axis=1)  # (m, 8), most significant bit first
     which, bit = np.nonzero(bits)
-    return steps[which], byte[which] * 8 + bit
+    word = hit[w[which]]
+    return word // per_row, (word % per_row) * 64 + b[which] * 8 + bit
 
 
 def _to_host(monitor: Monitor, record, first_step: int, dt: float):

@@ -117,6 +117,33 @@ def why_unavailable() -> str:
     return _EVENTS.why_unavailable()
 
 
+def decode_spikes_native(packed):
+    """``(rows, neurons)`` of the set bits of a ``numpy.packbits`` raster ``(n_rows, n_bytes)`` (host numpy),
+    through the compiled library; None if it is not available or the host is big-endian."""
+    import sys
+
+    import numpy as np
+
+    if sys.byteorder != "little" or not _EVENTS.available():
+        return None
+    lib = _EVENTS._state["lib"]
+    decode = lib.brainsim_decode_spikes
+    decode.restype = ctypes.c_int64
+    n_rows, n_bytes = packed.shape
+    pad = (-n_bytes) % 8
+    if pad == 0:
+        words = np.ascontiguousarray(packed).view(np.uint64)
+    else:
+        words = np.zeros((n_rows, (n_bytes + pad) // 8), np.uint64)
+        words.view(np.uint8)[:, :n_bytes] = packed
+    ptr = words.ctypes.data_as(ctypes.c_void_p)
+    count = decode(ptr, ctypes.c_int64(n_rows), ctypes.c_int64(words.shape[1]), None, None)
+    steps, neurons = np.empty(count, np.int64), np.empty(count, np.int32)
+    decode(ptr, ctypes.c_int64(n_rows), ctypes.c_int64(words.shape[1]), steps.ctypes.data_as(ctypes.c_void_p),
+           neurons.ctypes.data_as(ctypes.c_void_p))
+    return steps, neurons
+
+
 def event_deliver_native(g, spikes, targets, weights, row_offset: int = 0):
     """``g + spikes[row_offset:row_offset + n_pre] @ W`` through the native kernel, in place on ``g``.
 

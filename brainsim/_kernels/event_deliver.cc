@@ -119,3 +119,35 @@ static ffi::Error PackSpikesImpl(ffi::Buffer<ffi::F32> spikes, ffi::ResultBuffer
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimPackSpikes, PackSpikesImpl,
                               ffi::Ffi::Bind().Arg<ffi::Buffer<ffi::F32>>().Ret<ffi::Buffer<ffi::U8>>());
+
+// Host-side decoding of a packed spike raster (numpy.packbits rows, padded to whole 64-bit words):
+// writes the (row, neuron) of every set bit, row by row and in increasing neuron order, and returns
+// the number of set bits. With steps == nullptr it only counts. Called through ctypes by
+// brainsim.simulate, so that decoding costs one pass over the raster plus O(spikes).
+extern "C" int64_t brainsim_decode_spikes(const uint64_t* words, int64_t n_rows, int64_t words_per_row,
+                                          int64_t* steps, int32_t* neurons) {
+  int64_t count = 0;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint64_t* row = words + r * words_per_row;
+    for (int64_t k = 0; k < words_per_row; ++k) {
+      const uint64_t w = row[k];
+      if (w == 0) continue;
+      if (steps == nullptr) {
+        count += __builtin_popcountll(w);
+        continue;
+      }
+      for (int j = 0; j < 8; ++j) {  // byte j of the word in memory order (little-endian)
+        const unsigned byte = static_cast<unsigned>(w >> (8 * j)) & 0xFFu;
+        if (byte == 0) continue;
+        for (int q = 7; q >= 0; --q) {  // packbits: the most significant bit is the lowest neuron
+          if ((byte >> q) & 1u) {
+            steps[count] = r;
+            neurons[count] = static_cast<int32_t>(k * 64 + j * 8 + (7 - q));
+            ++count;
+          }
+        }
+      }
+    }
+  }
+  return count;
+}

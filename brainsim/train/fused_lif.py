@@ -51,10 +51,14 @@ _N_OUT = 5  # S, V, V_new, I_t, frozen: each (B, T, H); the last three are resid
 
 def supports(layer) -> bool:
     """Whether ``lif_sequence`` can run this ``SpikingLayer`` (plain LIF neurons, exponential Euler,
-    current input without a synapse, a surrogate other than the population-dependent ``"membrane"``)."""
+    current input without a synapse, a surrogate other than the population-dependent ``"membrane"``, and
+    the layer's own ``step``, not a subclass's)."""
+    from .layers import SpikingLayer
+
     neuron = layer.neuron
     return (type(neuron) is LIF and neuron.method == "exp_euler" and neuron.surrogate in NATIVE_SURROGATES
-            and layer.synapse is None)
+            and layer.synapse is None
+            and type(layer).step is SpikingLayer.step)  # a subclass that changes the step is scanned
 
 
 def pack_params(neuron: LIF):
