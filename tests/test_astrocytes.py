@@ -166,6 +166,85 @@ def test_gliotransmission_release_matches_brian2():
     assert rel[:, 0].sum() >= 1 and rel[:, 1].sum() >= 1  # both astrocytes released gliotransmitter
 
 
+def _glio_network(alpha=0.0):
+    """Three presynaptic neurons with the Brian2 spike train; neuron 0 has no astrocyte, 1 the weak one, 2 the
+    stronger one (same GChI astrocytes as the standalone protocol). One-to-one unit weights onto a Delta receptor,
+    so the receptor of post neuron i holds the release r_S of presynaptic neuron i in the step of its spike."""
+    from brainsim.astrocytes import GliotransmitterCoupling
+    from brainsim.inputs import SpikeTimes
+    from brainsim.network import Network, Population, Projection
+    from brainsim.neurons import LIF
+    from brainsim.synapses import CurrentOutput, Receptor
+    from brainsim.synapses.kinetics import Delta
+    t = np.asarray(BRIAN["spike_times_ms"], float)
+    pre = SpikeTimes(3, np.tile(t, 3), np.repeat(np.arange(3), len(t)), dt=1.0)
+    one_to_one = sparse.BCOO((jnp.ones(3), jnp.array([[0, 0], [1, 1], [2, 2]])), shape=(3, 3))
+    net = Network({"pre": Population(pre), "post": Population(LIF(3), {"e": Receptor(Delta(), CurrentOutput())})},
+                  {"syn": Projection("pre", "post", "e", one_to_one, stp=TripartiteSynapse(3, alpha=alpha))})
+    astro = GChI(2, F_ex=2e-3, I_bias=jnp.asarray(BRIAN["I_bias_uM"]), O_beta=0.0)
+    glio = GliotransmitterCoupling("syn", sparse.BCOO((jnp.ones(2), jnp.array([[0, 1], [1, 2]])), shape=(2, 3)))
+    return AstroNetwork(net, astro, glio_couplings=[glio]), astro
+
+
+def _glio_network_run(alpha=0.0):
+    anet, astro = _glio_network(alpha)
+    state = anet.init(1.0)._replace(astro=astro.init(I=BRIAN["I0_uM"], C=BRIAN["C0_uM"], h=BRIAN["h0"]))
+    keys = jax.random.split(jax.random.key(0), 17_100)
+
+    def body(s, k):
+        s, spk = anet.step(s, 1.0, key=k)
+        return s, (s.net.receptors["post"]["e"], spk["pre"])
+
+    _, (release, pre_spikes) = jax.lax.scan(body, state, keys)
+    idx = np.round(np.asarray(BRIAN["spike_times_ms"])).astype(int)
+    assert np.all(np.asarray(pre_spikes)[idx] == 1.0)
+    return np.asarray(release)[idx].T  # (3 synapses, n_spikes)
+
+
+def test_gliotransmission_in_network_matches_standalone_synapse():
+    r = _glio_network_run()
+    r_alone, _ = _glio_run(None)
+    np.testing.assert_allclose(r, r_alone, atol=1e-5)  # same release as the standalone tripartite synapse
+    np.testing.assert_allclose(r, np.asarray(BRIAN["r_S"]), atol=3e-4)  # and as Brian2
+    means = r.mean(1)
+    assert means[0] > means[1] > means[2]  # no > weak > stronger gliotransmission (release-decreasing)
+    # release-increasing gliotransmission (alpha > U_0_star) reverses the direction
+    up = _glio_network_run(alpha=1.0).mean(1)
+    assert up[0] < up[1] < up[2]
+
+
+def test_gliotransmission_network_bad_input():
+    from brainsim.astrocytes import GliotransmitterCoupling
+    from brainsim.network import Network, Projection
+    anet, astro = _glio_network()
+    net, glio = anet.network, anet.glio_couplings[0]
+    w = sparse.BCOO((jnp.ones(1), jnp.array([[0, 0]])), shape=(2, 3))
+    with pytest.raises(ValueError, match="unknown projection 'nope'"):
+        AstroNetwork(net, astro, glio_couplings=[GliotransmitterCoupling("nope", w)])
+    with pytest.raises(ValueError, match="shape"):
+        AstroNetwork(net, astro, glio_couplings=[GliotransmitterCoupling("syn", sparse.BCOO.fromdense(jnp.ones((2, 4))))])
+    with pytest.raises(ValueError, match="two gliotransmitter couplings"):
+        AstroNetwork(net, astro, glio_couplings=[glio, glio])
+    with pytest.raises(ValueError, match="G_A state variable"):
+        AstroNetwork(net, LiRinzel(2), glio_couplings=[glio])
+    with pytest.raises(ValueError, match=">= 0"):
+        GliotransmitterCoupling("syn", sparse.BCOO((-jnp.ones(1), jnp.array([[0, 0]])), shape=(2, 3)))
+    with pytest.raises(TypeError, match="BCOO/BCSR"):
+        GliotransmitterCoupling("syn", np.ones((2, 3)))
+    plain = eqx.tree_at(lambda n: n.projections["syn"].stp, net, None, is_leaf=lambda x: x is None)
+    with pytest.raises(ValueError, match="no gliotransmitter-modulated release"):
+        AstroNetwork(plain, astro, glio_couplings=[glio])
+    with pytest.raises(ValueError, match="no gliotransmitter-modulated release"):
+        plain.step(plain.init(1.0), 1.0, key=jax.random.key(0), gliotransmitter={"syn": jnp.zeros(3)})
+    with pytest.raises(ValueError, match="unknown projection"):
+        net.step(net.init(1.0), 1.0, key=jax.random.key(0), gliotransmitter={"nope": jnp.zeros(3)})
+    proj = net.projections["syn"]
+    with pytest.raises(ValueError, match="TripartiteSynapse of size 4 but 3 presynaptic neurons"):
+        Network(net.populations, {"syn": Projection("pre", "post", "e", proj.operator, stp=TripartiteSynapse(4))})
+    with pytest.raises(ValueError, match="built for 3"):
+        TripartiteSynapse(3).init(5)
+
+
 def test_gchi_glutamate_drives_ip3():
     m = GChI(2)
     s, _ = jax.lax.scan(lambda s, _: m.step(s, jnp.array([0.0, 50.0]), 1.0), m.init(), None, length=2000)

@@ -10,11 +10,12 @@ pure ``step(state, inputs, dt)``; units ms, µM, pA):
 * ``TripartiteSynapse``: gliotransmitter-modulated presynaptic release;
 * ``MultiRate`` / ``run_multirate``: astrocytes stepped at 1–50 ms inside 0.1 ms neuron steps;
 * ``tripartite_bernoulli_with_pool``: NEST's third-factor connectivity rule;
-* ``AstroNetwork``: a ``Network`` with astrocytes (glutamate -> IP3, SIC -> neurons);
+* ``AstroNetwork``: a ``Network`` with astrocytes (glutamate -> IP3, SIC -> neurons, gliotransmitter ->
+  presynaptic release of a projection, ``GliotransmitterCoupling``);
 * ``plasticity``: astrocyte-modulated STDP (NALSM) and the branching factor;
 * ``AstroLIFLayer``: an astrocyte-modulated spiking layer for gradient training.
 """
-from .coupling import AstroNetwork, AstroNetworkState, SICCoupling, SpikeCoupling
+from .coupling import AstroNetwork, AstroNetworkState, GliotransmitterCoupling, SICCoupling, SpikeCoupling
 from .gap_junctions import GapJunctions
 from .gchi import GChI, GChIState
 from .li_rinzel import LiRinzel, LiRinzelState
@@ -25,7 +26,8 @@ from .plasticity import AstroSTDP, AstroSTDPState, GlobalAstrocyte, branching_fa
 from .layers import AstroLIFLayer, AstroLIFState
 
 __all__ = [
-    "AstroNetwork", "AstroNetworkState", "SICCoupling", "SpikeCoupling", "GapJunctions", "GChI", "GChIState",
+    "AstroNetwork", "AstroNetworkState", "GliotransmitterCoupling", "SICCoupling", "SpikeCoupling", "GapJunctions",
+    "GChI", "GChIState",
     "LiRinzel", "LiRinzelState", "MultiRate", "MultiRateState", "run_multirate", "Tripartite",
     "astrocyte_pools", "tripartite_bernoulli_with_pool", "TripartiteState", "TripartiteSynapse",
     "AstroSTDP", "AstroSTDPState", "GlobalAstrocyte", "branching_factor", "AstroLIFLayer", "AstroLIFState",

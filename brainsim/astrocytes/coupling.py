@@ -10,6 +10,14 @@
    (pre -> astrocyte weights, NEST's ``third_in``) to the astrocytes;
 4. the astrocytes step (usually a ``MultiRate`` wrapper: 1–50 ms inside 0.1 ms neuron steps).
 
+Gliotransmission (De Pittà et al. 2011; Stimberg et al. 2019): each ``GliotransmitterCoupling`` maps the
+extracellular gliotransmitter ``G_A`` (µM) of the astrocytes, as left by the previous step, through
+``(n_astro, n_pre)`` weights onto the presynaptic terminals of one projection, whose ``stp`` is a
+``TripartiteSynapse``; in step 2 the network then releases ``r_S`` per presynaptic spike with the
+gliotransmitter-modulated release probability ``U_0 = (1 - Gamma_S) U_0_star + alpha Gamma_S``. The
+presynaptic receptor state ``Gamma_S`` lives in ``NetworkState.stp[projection]``; the astrocytes must have a
+``G_A`` state variable (``GChI``).
+
 ``AstroNetwork`` has ``init(dt)``, ``step(state, dt, key=..., currents=...)``, ``populations`` and a state
 with ``step`` and ``neurons`` like ``Network``, so ``brainsim.simulate``/``run`` and their monitors work
 unchanged; the astrocytes appear as the population ``"astro"`` to ``StateMonitor``
@@ -43,6 +51,26 @@ class SpikeCoupling(eqx.Module):
         self.operator = weights if isinstance(weights, EventOperator) else EventOperator.from_sparse(weights, capacity=capacity)
 
 
+def _target_major(weights, owner: str, what: str):
+    """``(n_astro, n_target)`` BCOO/BCSR -> padded ``(n_target, k)`` astrocyte indices and weights."""
+    if isinstance(weights, sparse.BCSR):
+        weights = weights.to_bcoo()
+    if not isinstance(weights, sparse.BCOO):
+        raise TypeError(f"{owner}: weights must be a (n_astro, {what}) BCOO/BCSR matrix")
+    n_astro, n_target = weights.shape
+    a, t = np.asarray(weights.indices).T
+    w = np.asarray(weights.data)
+    order = np.argsort(t, kind="stable")
+    a, t, w = a[order], t[order], w[order]
+    deg = np.bincount(t, minlength=n_target)
+    k = max(int(deg.max(initial=0)), 1)
+    slot = np.arange(len(t)) - np.repeat(np.cumsum(deg) - deg, deg)
+    src = np.full((n_target, k), n_astro, np.int32)
+    ww = np.zeros((n_target, k), np.float32)
+    src[t, slot], ww[t, slot] = a, w
+    return jnp.asarray(src), jnp.asarray(ww), int(n_astro)
+
+
 class SICCoupling(eqx.Module):
     """Astrocytic slow inward current into population ``target`` through ``(n_astro, n_target)`` weights.
 
@@ -56,22 +84,7 @@ class SICCoupling(eqx.Module):
 
     def __init__(self, target: str, weights):
         self.target = target
-        if isinstance(weights, sparse.BCSR):
-            weights = weights.to_bcoo()
-        if not isinstance(weights, sparse.BCOO):
-            raise TypeError("SICCoupling: weights must be a (n_astro, n_target) BCOO/BCSR matrix")
-        n_astro, n_target = weights.shape
-        a, t = np.asarray(weights.indices).T
-        w = np.asarray(weights.data)
-        order = np.argsort(t, kind="stable")
-        a, t, w = a[order], t[order], w[order]
-        deg = np.bincount(t, minlength=n_target)
-        k = max(int(deg.max(initial=0)), 1)
-        slot = np.arange(len(t)) - np.repeat(np.cumsum(deg) - deg, deg)
-        src = np.full((n_target, k), n_astro, np.int32)
-        ww = np.zeros((n_target, k), np.float32)
-        src[t, slot], ww[t, slot] = a, w
-        self.sources, self.weights, self.n_astro = jnp.asarray(src), jnp.asarray(ww), int(n_astro)
+        self.sources, self.weights, self.n_astro = _target_major(weights, "SICCoupling", "n_target")
 
     @property
     def n_target(self) -> int:
@@ -80,6 +93,35 @@ class SICCoupling(eqx.Module):
     def __call__(self, sic: Array) -> Array:
         """Current (pA) into every target neuron for astrocytic SIC values ``sic`` (pA), shape (n_astro,)."""
         return jnp.sum(jnp.take(sic, self.sources, mode="fill", fill_value=0.0) * self.weights, axis=1)
+
+
+class GliotransmitterCoupling(eqx.Module):
+    """Astrocytic gliotransmitter onto the presynaptic terminals of projection ``projection``.
+
+    ``weights``: ``(n_astro, n_pre)`` BCOO/BCSR; the gliotransmitter seen by presynaptic neuron i is
+    ``sum_a weights[a, i] G_A[a]`` (µM; weight 1 = the terminal sees its astrocyte's ``G_A``, as the
+    synapse–astrocyte pairing of Stimberg et al. 2019). Terminals without an astrocyte see none. The
+    projection's ``stp`` must be a ``TripartiteSynapse`` of size n_pre.
+    """
+
+    sources: Array  # (n_pre, k) astrocyte indices, n_astro = padding
+    weights: Array  # (n_pre, k)
+    projection: str = eqx.field(static=True)
+    n_astro: int = eqx.field(static=True)
+
+    def __init__(self, projection: str, weights):
+        self.projection = projection
+        self.sources, self.weights, self.n_astro = _target_major(weights, "GliotransmitterCoupling", "n_pre")
+        if np.any(np.asarray(self.weights) < 0) or not np.all(np.isfinite(np.asarray(self.weights))):
+            raise ValueError("GliotransmitterCoupling: weights must be finite and >= 0")
+
+    @property
+    def n_pre(self) -> int:
+        return int(self.sources.shape[0])
+
+    def __call__(self, G_A: Array) -> Array:
+        """Gliotransmitter (µM) at every presynaptic terminal for astrocytic ``G_A`` (µM), shape (n_astro,)."""
+        return jnp.sum(jnp.take(G_A, self.sources, mode="fill", fill_value=0.0) * self.weights, axis=1)
 
 
 class AstroNetworkState(NamedTuple):
@@ -111,6 +153,8 @@ class AstroNetwork(eqx.Module):
         astrocytes: an astrocyte model (``LiRinzel``, ``GChI``) or a ``MultiRate`` wrapping one.
         spike_couplings: ``SpikeCoupling`` objects (neurons -> astrocytes).
         sic_couplings: ``SICCoupling`` objects (astrocytes -> neurons).
+        glio_couplings: ``GliotransmitterCoupling`` objects (astrocytic gliotransmitter -> presynaptic
+            release of a projection whose ``stp`` is a ``TripartiteSynapse``; astrocytes with ``G_A``).
 
     The astrocytes appear to monitors as the population ``"astro"``.
     """
@@ -119,11 +163,13 @@ class AstroNetwork(eqx.Module):
     astrocytes: Any
     spike_couplings: tuple
     sic_couplings: tuple
+    glio_couplings: tuple
 
     def __init__(self, network: Network, astrocytes, spike_couplings: Sequence[SpikeCoupling] = (),
-                 sic_couplings: Sequence[SICCoupling] = ()):
+                 sic_couplings: Sequence[SICCoupling] = (), glio_couplings: Sequence[GliotransmitterCoupling] = ()):
         self.network, self.astrocytes, name = network, astrocytes, ASTRO
         self.spike_couplings, self.sic_couplings = tuple(spike_couplings), tuple(sic_couplings)
+        self.glio_couplings = tuple(glio_couplings)
         if name in network.populations:
             raise ValueError(f"AstroNetwork: name {name!r} is already a population of the network")
         n_astro = astrocytes.size
@@ -141,6 +187,29 @@ class AstroNetwork(eqx.Module):
             if (c.n_astro, c.n_target) != shape:
                 raise ValueError(f"AstroNetwork: SIC coupling astrocytes -> {c.target!r} has shape "
                                  f"({c.n_astro}, {c.n_target}), expected {shape}")
+        seen = set()
+        for c in self.glio_couplings:
+            if not isinstance(c, GliotransmitterCoupling):
+                raise TypeError(f"AstroNetwork: glio_couplings takes GliotransmitterCoupling objects, got {type(c).__name__}")
+            proj = network.projections.get(c.projection)
+            if proj is None:
+                raise ValueError(f"AstroNetwork: gliotransmitter coupling to unknown projection {c.projection!r}; "
+                                 f"known: {', '.join(network.projections) or 'none'}")
+            if c.projection in seen:
+                raise ValueError(f"AstroNetwork: two gliotransmitter couplings onto projection {c.projection!r}")
+            seen.add(c.projection)
+            if not getattr(proj.stp, "accepts_gliotransmitter", False):
+                raise ValueError(f"AstroNetwork: projection {c.projection!r} has no gliotransmitter-modulated release; "
+                                 f"give it stp=TripartiteSynapse(n_pre)")
+            shape = (n_astro, proj.stp.size)
+            if (c.n_astro, c.n_pre) != shape:
+                raise ValueError(f"AstroNetwork: gliotransmitter coupling astrocytes -> {c.projection!r} has shape "
+                                 f"({c.n_astro}, {c.n_pre}), expected {shape}")
+        if self.glio_couplings:
+            model = astrocytes.model if isinstance(astrocytes, MultiRate) else astrocytes
+            if not hasattr(model.init(), "G_A"):
+                raise ValueError(f"AstroNetwork: gliotransmitter couplings need astrocytes that release gliotransmitter "
+                                 f"(a G_A state variable, e.g. GChI); {type(model).__name__} has none")
 
     @property
     def populations(self) -> dict:
@@ -164,7 +233,11 @@ class AstroNetwork(eqx.Module):
         for c in self.sic_couplings:
             i = c(state.sic)
             currents[c.target] = currents[c.target] + i if c.target in currents else i
-        net, spikes = self.network.step(state.net, dt, key=key, currents=currents)
+        glio = None
+        if self.glio_couplings:
+            astro = state.astro.inner if isinstance(state.astro, MultiRateState) else state.astro
+            glio = {c.projection: c(astro.G_A) for c in self.glio_couplings}
+        net, spikes = self.network.step(state.net, dt, key=key, currents=currents, gliotransmitter=glio)
         drive = jnp.zeros((self.astrocytes.size,))
         for c in self.spike_couplings:
             drive = c.operator.accumulate(drive, spikes[c.source])

@@ -16,8 +16,15 @@ With ``m = 0`` (``modulated=False``) this is plain STDP. This rule works on dens
 matrices with batches averaged (what a liquid of ~1000 neurons trained on many examples at once needs);
 it is self-contained (a minimal local trace rule), not built on ``brainsim.plasticity``.
 
-``branching_factor(counts)`` estimates the average number of descendant spikes per ancestor spike
-(Beggs & Plenz 2003): the mean over time bins with activity of ``n(t+1) / n(t)``.
+The astrocyte is a homeostatic controller: its equilibrium ``A = 0`` is a liquid firing ``w_in / w_liq``
+spikes per input spike (the set point); STDP then moves the recurrent weights until the liquid sits there.
+
+``branching_factor(counts)`` is the population (spike-train) estimate of the average number of descendant
+spikes per ancestor spike (Beggs & Plenz 2003; Haldeman & Beggs 2005): the mean over time bins with activity
+of ``n(t+1) / n(t)``. It cannot tell spikes caused by other liquid spikes from spikes caused by the input:
+under a steady input drive it stays near 1 (biased upwards by small counts) whatever the recurrence, even
+with no recurrent synapses. For a driven liquid measure the branching causally instead, by perturbation (add
+one spike, count the spikes it changes in the next step; see ``benchmarks/nalsm.py``).
 """
 from __future__ import annotations
 
@@ -122,7 +129,8 @@ class AstroSTDP(eqx.Module):
 
 
 def branching_factor(counts, min_count: int = 1) -> float:
-    """Mean descendants per ancestor: average of ``n(t+1)/n(t)`` over bins with ``n(t) >= min_count``.
+    """Mean descendants per ancestor: average of ``n(t+1)/n(t)`` over bins with ``n(t) >= min_count``
+    (population estimator; see the module docstring for its limits under input drive).
 
     ``counts``: spike counts per time bin, shape ``(T,)`` or ``(batch, T)`` (ratios pooled over the batch).
     """

@@ -16,6 +16,11 @@ At a presynaptic spike (per-spike release ``r_S``)::
 ``alpha < U_0_star``: release-decreasing gliotransmission; ``alpha > U_0_star``: release-increasing.
 ``Y_S`` drives the IP3 production (``Gamma_A``) of the paired astrocyte (``GChI``); ``r_S`` scales the weight of
 the postsynaptic effect.
+
+Inside a ``Network``: pass ``TripartiteSynapse(n_pre)`` as the ``stp`` of a ``Projection`` (one release state
+per presynaptic neuron, shared by its synapses in that projection, like ``TsodyksMarkram``); the
+gliotransmitter ``G_A`` reaching each presynaptic terminal comes from ``Network.step(gliotransmitter=...)``,
+which ``AstroNetwork`` fills every step from its astrocytes through a ``GliotransmitterCoupling``.
 """
 from __future__ import annotations
 
@@ -73,7 +78,14 @@ class TripartiteSynapse(eqx.Module):
             if float(jnp.max(getattr(self, name))) > 1.0:
                 raise ValueError(f"{owner}: {name} must be in [0, 1], got {locals()[name]}")
 
-    def init(self, *, key=None) -> TripartiteState:
+    #: ``Network`` may pass a gliotransmitter concentration to ``step`` (see module docstring).
+    accepts_gliotransmitter = True
+
+    def init(self, size: int | None = None, *, key=None) -> TripartiteState:
+        """Resting state. ``size`` (optional, as ``TsodyksMarkram.init``) must equal ``self.size``."""
+        if size is not None and int(size) != self.size:
+            raise ValueError(f"{type(self).__name__}: built for {self.size} synapses/presynaptic neurons, "
+                             f"asked to initialise {size}")
         z = jnp.zeros((self.size,), self.Y_T.dtype)
         return TripartiteState(Y_S=z, Gamma_S=z, u_S=z, x_S=jnp.ones_like(z))
 
