@@ -56,7 +56,7 @@ def population_step(model, receptors, neuron_state, receptor_states, extra_curre
     """
     args = (model, receptors, neuron_state, receptor_states, extra_current)
     leaves = jax.tree_util.tree_leaves(args)
-    if not all(jnp.asarray(x).dtype == jnp.float32 for x in leaves):
+    if not _kernels.population_available() or not all(jnp.asarray(x).dtype == jnp.float32 for x in leaves):
         return reference_step(*args, dt)
     return jax.lax.platform_dependent(*args, cpu=functools.partial(_native_step, dt=dt),
                                       default=lambda *a: reference_step(*a, dt))

@@ -76,3 +76,18 @@ def test_not_applicable_models_use_the_general_path():
     model, receptors = _population("euler", "value", False)
     assert not _population_step.applicable(AdaptiveLIF(N), receptors)
     assert not _population_step.applicable(model, {"nmda": NMDA()})
+
+
+def test_large_population_split_over_threads_is_exact():
+    """Above 100 000 neurons the kernel splits the population over two threads; forward Euler has no
+    exponential, so the native step equals the JAX step bit for bit."""
+    n = 250_000
+    model = LIF(n, tau_m=20.0, C_m=200.0, v_rest=-60.0, v_th=-50.0, v_reset=-60.0, t_ref=5.0, method="euler")
+    receptors = {"ge": conductance_exp(5.0, 0.0), "gi": conductance_exp(10.0, -80.0)}
+    state = model.init()._replace(v=jax.random.uniform(jax.random.key(0), (n,), minval=-60.0, maxval=-49.0))
+    recs = {"ge": jnp.full((n,), 3.0), "gi": jnp.full((n,), 1.0)}
+    fast = jax.jit(lambda s, g: _population_step.population_step(model, receptors, s, g, 0.0, DT))(state, recs)
+    ref = _population_step.reference_step(model, receptors, state, recs, 0.0, DT)
+    assert float(fast[1].sum()) > 1000
+    for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(ref)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

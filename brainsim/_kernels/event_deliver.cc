@@ -72,12 +72,45 @@ static ffi::Error EventDeliverImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32
     }
   };
   // Most presynaptic neurons are silent in a step: skip blocks of 64 spike values whose bit patterns
-  // are all zero (+0.0f is all-zero bits), testing them with one vectorisable OR reduction.
+  // are all zero (+0.0f is all-zero bits), testing them with one vectorisable OR reduction. The
+  // spiking rows found are delivered in batches; while one row is delivered, the target rows of the
+  // spikes kPrefetchRows ahead are prefetched, and the postsynaptic entries of the next one, so that
+  // for large networks (synapse tables far bigger than the caches) the memory latencies overlap.
+  constexpr int64_t kBatch = 256, kPrefetchRows = 8;
+  int64_t pending[kBatch];
+  int64_t n_pending = 0;
+  const int64_t row_bytes = width * static_cast<int64_t>(sizeof(int32_t));
+  auto prefetch_row = [&](int64_t i) {
+    const char* p = reinterpret_cast<const char*>(t + i * width);
+    for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(p + b);
+  };
+  auto prefetch_targets = [&](int64_t i) {
+    const int32_t* row = t + i * width;
+    for (int64_t k = 0; k < width; ++k) {
+      const uint32_t j = static_cast<uint32_t>(row[k]);
+      if (j >= limit) break;
+      __builtin_prefetch(o + j, 1);
+    }
+  };
+  auto flush = [&] {
+    for (int64_t n = 0; n < n_pending; ++n) {
+      if (n + kPrefetchRows < n_pending) prefetch_row(pending[n + kPrefetchRows]);
+      if (n + 1 < n_pending) prefetch_targets(pending[n + 1]);
+      deliver_row(pending[n]);
+    }
+    n_pending = 0;
+  };
   for (int64_t start = 0; start < n_pre; start += kSkipBlock) {
     const int64_t stop = start + kSkipBlock < n_pre ? start + kSkipBlock : n_pre;
     if (stop - start == kSkipBlock && block_is_zero(s + start)) continue;
-    for (int64_t i = start; i < stop; ++i) deliver_row(i);
+    for (int64_t i = start; i < stop; ++i) {
+      if (s[i] == 0.0f) continue;
+      if (n_pending == kBatch) flush();
+      if (n_pending < kPrefetchRows) prefetch_row(i);
+      pending[n_pending++] = i;
+    }
   }
+  flush();
   return ffi::Error::Success();
 }
 

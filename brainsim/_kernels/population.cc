@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -26,6 +27,8 @@
 namespace ffi = xla::ffi;
 
 namespace {
+
+constexpr int64_t kThreadedSize = 100000;
 
 // exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 (two-part ln 2), exp(r) by a degree-7
 // polynomial; x is clamped to [-87, 88] (the float range).
@@ -146,50 +149,62 @@ static ffi::Error LifPopulationStepImpl(ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi
   // Blocks of neurons: first the summed receptor input for the block, then the membrane update (one
   // vectorised loop, specialised at compile time), then the decay of each receptor.
   constexpr int64_t kBlock = 256;
-  float g_sum[kBlock], ge_sum[kBlock], i_sum[kBlock];
-  for (int64_t b0 = 0; b0 < N; b0 += kBlock) {
-    const int64_t nb = N - b0 < kBlock ? N - b0 : kBlock;
-    for (int64_t j = 0; j < nb; ++j) {
-      g_sum[j] = 0.0f;
-      ge_sum[j] = 0.0f;
-      i_sum[j] = 0.0f;
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      const float* g = gk_in[k] + b0;
-      if (is_cond[k] != 0.0f) {
-        const float e = e_rev[k];
-        for (int64_t j = 0; j < nb; ++j) {
-          g_sum[j] += g[j];
-          ge_sum[j] += g[j] * e;
+  auto run = [&](int64_t first, int64_t last) {
+    float g_sum[kBlock], ge_sum[kBlock], i_sum[kBlock];
+    for (int64_t b0 = first; b0 < last; b0 += kBlock) {
+      const int64_t nb = last - b0 < kBlock ? last - b0 : kBlock;
+      for (int64_t j = 0; j < nb; ++j) {
+        g_sum[j] = 0.0f;
+        ge_sum[j] = 0.0f;
+        i_sum[j] = 0.0f;
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const float* g = gk_in[k] + b0;
+        if (is_cond[k] != 0.0f) {
+          const float e = e_rev[k];
+          for (int64_t j = 0; j < nb; ++j) {
+            g_sum[j] += g[j];
+            ge_sum[j] += g[j] * e;
+          }
+        } else {
+          for (int64_t j = 0; j < nb; ++j) i_sum[j] += g[j];
         }
+      }
+      if (ext_shared) {
+        for (int64_t j = 0; j < nb; ++j) i_sum[j] += I[0];
       } else {
-        for (int64_t j = 0; j < nb; ++j) i_sum[j] += g[j];
+        for (int64_t j = 0; j < nb; ++j) i_sum[j] += I[b0 + j];
+      }
+      Block blk{nb, dt, v.typed_data() + b0, ref.typed_data() + b0, g_sum, ge_sum, i_sum,
+                v_out->typed_data() + b0, ref_out->typed_data() + b0, spikes->typed_data() + b0};
+      const int variant = (shared ? 4 : 0) + (euler ? 2 : 0) + (subtract ? 1 : 0);
+      switch (variant) {
+        case 0: membrane_update<false, false, false>(blk, P, M, b0); break;
+        case 1: membrane_update<false, false, true>(blk, P, M, b0); break;
+        case 2: membrane_update<false, true, false>(blk, P, M, b0); break;
+        case 3: membrane_update<false, true, true>(blk, P, M, b0); break;
+        case 4: membrane_update<true, false, false>(blk, P, M, b0); break;
+        case 5: membrane_update<true, false, true>(blk, P, M, b0); break;
+        case 6: membrane_update<true, true, false>(blk, P, M, b0); break;
+        default: membrane_update<true, true, true>(blk, P, M, b0); break;
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const float* g = gk_in[k] + b0;
+        float* go = gk_out[k] + b0;
+        const float d = decay[k];
+        for (int64_t j = 0; j < nb; ++j) go[j] = g[j] * d;
       }
     }
-    if (ext_shared) {
-      for (int64_t j = 0; j < nb; ++j) i_sum[j] += I[0];
-    } else {
-      for (int64_t j = 0; j < nb; ++j) i_sum[j] += I[b0 + j];
-    }
-    Block blk{nb, dt, v.typed_data() + b0, ref.typed_data() + b0, g_sum, ge_sum, i_sum,
-              v_out->typed_data() + b0, ref_out->typed_data() + b0, spikes->typed_data() + b0};
-    const int variant = (shared ? 4 : 0) + (euler ? 2 : 0) + (subtract ? 1 : 0);
-    switch (variant) {
-      case 0: membrane_update<false, false, false>(blk, P, M, b0); break;
-      case 1: membrane_update<false, false, true>(blk, P, M, b0); break;
-      case 2: membrane_update<false, true, false>(blk, P, M, b0); break;
-      case 3: membrane_update<false, true, true>(blk, P, M, b0); break;
-      case 4: membrane_update<true, false, false>(blk, P, M, b0); break;
-      case 5: membrane_update<true, false, true>(blk, P, M, b0); break;
-      case 6: membrane_update<true, true, false>(blk, P, M, b0); break;
-      default: membrane_update<true, true, true>(blk, P, M, b0); break;
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      const float* g = gk_in[k] + b0;
-      float* go = gk_out[k] + b0;
-      const float d = decay[k];
-      for (int64_t j = 0; j < nb; ++j) go[j] = g[j] * d;
-    }
+  };
+  // Large populations are bound by memory bandwidth, not arithmetic: split them over two threads
+  // (a thread costs tens of microseconds to start, so small populations stay on one).
+  if (N >= kThreadedSize && std::thread::hardware_concurrency() >= 2) {
+    const int64_t half = (N / 2 + kBlock - 1) / kBlock * kBlock;
+    std::thread other(run, half, N);
+    run(0, half);
+    other.join();
+  } else {
+    run(0, N);
   }
   return ffi::Error::Success();
 }
