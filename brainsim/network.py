@@ -30,6 +30,7 @@ from .inputs import CurrentStep, PoissonInput
 from .neurons.base import SynapticInput
 from .delays import DelayedEventOperator
 from .propagation import EventOperator
+from .synapses.kinetics import Exponential
 from .synapses.receptors import Receptor
 from .synapses.stp import TsodyksMarkram
 
@@ -292,9 +293,14 @@ class Network(eqx.Module):
                     plastic[name] = proj.plasticity.step(state.plasticity[name], operator, values,
                                                          spikes[proj.post], dt, modulator)
             elif proj.plasticity is not None:  # deliver with the weights before this step's update, then learn
-                arrived, plastic[name] = proj.plasticity.deliver_and_step(state.plasticity[name], operator, values,
-                                                                          spikes[proj.post], dt, modulator)
-                receptors[proj.post][proj.receptor] = rec.kinetics.arrive(receptors[proj.post][proj.receptor], arrived)
+                g = receptors[proj.post][proj.receptor]
+                if isinstance(rec.kinetics, Exponential):  # arrival is addition: deliver straight into g
+                    receptors[proj.post][proj.receptor], plastic[name] = proj.plasticity.deliver_and_step(
+                        state.plasticity[name], operator, values, spikes[proj.post], dt, modulator, into=g)
+                else:
+                    arrived, plastic[name] = proj.plasticity.deliver_and_step(state.plasticity[name], operator, values,
+                                                                              spikes[proj.post], dt, modulator)
+                    receptors[proj.post][proj.receptor] = rec.kinetics.arrive(g, arrived)
             else:
                 receptors[proj.post][proj.receptor] = rec.kinetics.arrive_events(
                     receptors[proj.post][proj.receptor], operator, values, row_offset)

@@ -41,10 +41,14 @@ class Plastic(eqx.Module):
         return self.rule.update(state, operator.targets, self.reverse, pre_spikes, post_spikes, dt,
                                 modulator=modulator)
 
-    def deliver_and_step(self, state, operator, pre_spikes, post_spikes, dt: float, modulator=None):
-        """``(pre_spikes @ W with the weights before the update, new state)``; fused when the rule can."""
+    def deliver_and_step(self, state, operator, pre_spikes, post_spikes, dt: float, modulator=None, into=None):
+        """``(into + pre_spikes @ W with the weights before the update, new state)`` (``into`` defaults to
+        zeros); fused into one native call when the rule can."""
         if hasattr(self.rule, "deliver_and_update") and modulator is None:
-            return self.rule.deliver_and_update(state, operator.targets, self.reverse, pre_spikes, post_spikes, dt)
+            return self.rule.deliver_and_update(state, operator.targets, self.reverse, pre_spikes, post_spikes, dt,
+                                                into=into)
         current = eqx.tree_at(lambda op: op.weights, operator, state.weights)
         arrived = current(pre_spikes)
+        if into is not None:
+            arrived = into + arrived
         return arrived, self.step(state, operator, pre_spikes, post_spikes, dt, modulator)

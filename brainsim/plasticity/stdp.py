@@ -224,15 +224,18 @@ class STDP(eqx.Module):
         return flat.reshape(n_pre, width), pre_trace, post_trace
 
     def deliver_and_update(self, state: STDPState, targets: Array, reverse: ReverseIndex, pre_spikes: Array,
-                           post_spikes: Array, dt: float) -> tuple[Array, STDPState]:
-        """``pre_spikes @ W`` (n_post,) with the weights before this step's update, and the updated state.
+                           post_spikes: Array, dt: float, into: Array | None = None) -> tuple[Array, STDPState]:
+        """``into + pre_spikes @ W`` (n_post,; ``into`` defaults to zeros) with the weights before this
+        step's update, and the updated state.
 
         Equal to delivering with ``EventOperator`` and then calling ``update``; on CPU both run in one
         native call that rewrites the weights in place (a separate delivery would make XLA copy them).
         Differentiable like ``brainsim.propagation.deliver`` in spikes and weights, straight-through in
         the weights for the update.
         """
-        g, w, x, y = _stdp_deliver_step(self, float(dt), state.weights, state.pre_trace, state.post_trace,
+        if into is None:
+            into = jnp.zeros((reverse.slots.shape[0],), state.weights.dtype)
+        g, w, x, y = _stdp_deliver_step(self, float(dt), into, state.weights, state.pre_trace, state.post_trace,
                                         targets, reverse.slots, pre_spikes, post_spikes)
         return g, STDPState(weights=w, pre_trace=x, post_trace=y)
 
@@ -251,9 +254,7 @@ class STDP(eqx.Module):
                     multiplicative=np.int64(self.weight_dependence == "multiplicative"),
                     nearest=np.int64(self.pairing == "nearest"))
 
-    def _deliver_update(self, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes, dt):
-        n_post = slots.shape[0]
-        g0 = jnp.zeros((n_post,), weights.dtype)
+    def _deliver_update(self, g0, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes, dt):
 
         def pure(g, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes):
             g = deliver_jax(g, pre_spikes, targets, weights, capacity=default_event_capacity(targets.shape[0]))
@@ -329,12 +330,12 @@ def _stdp_step_jvp(rule, dt, primals, tangents):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _stdp_deliver_step(rule, dt, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes):
-    return rule._deliver_update(weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes, dt)
+def _stdp_deliver_step(rule, dt, g0, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes):
+    return rule._deliver_update(g0, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes, dt)
 
 
-def _stdp_deliver_fwd(rule, dt, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes):
-    out = _stdp_deliver_step(rule, dt, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes)
+def _stdp_deliver_fwd(rule, dt, g0, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes):
+    out = _stdp_deliver_step(rule, dt, g0, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes)
     return out, (weights, targets, slots, pre_spikes, post_spikes, pre_trace, post_trace)
 
 
@@ -346,7 +347,7 @@ def _stdp_deliver_bwd(rule, dt, residuals, cotangents):
     d_pre = jnp.sum(weights * d_at, axis=1)
     d_weights = d_w + pre_spikes[:, None] * d_at
     float0 = lambda a: np.zeros(a.shape, dtype=jax.dtypes.float0)  # noqa: E731
-    return (d_weights, jnp.zeros_like(pre_trace), jnp.zeros_like(post_trace), float0(targets), float0(slots),
+    return (d_g, d_weights, jnp.zeros_like(pre_trace), jnp.zeros_like(post_trace), float0(targets), float0(slots),
             d_pre.astype(pre_spikes.dtype), jnp.zeros_like(post_spikes))
 
 
