@@ -29,6 +29,7 @@ def _cache_dir() -> Path:
 # -fno-trapping-math: the kernels never inspect floating-point exception flags; without it GCC will not
 # turn the kernels' conditional selects into vector blends, and their loops stay scalar. -fopenmp-simd:
 # honour `#pragma omp simd` (vectorisation hints only; no OpenMP runtime).
+_COMMON_HEADER = Path(__file__).with_name("kernel_common.h")
 _FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-trapping-math", "-fopenmp-simd")
 
 
@@ -61,7 +62,7 @@ class NativeLibrary:
     def _compile(self) -> Path:
         import jaxlib
 
-        code = self.source.read_bytes()
+        code = self.source.read_bytes() + _COMMON_HEADER.read_bytes()  # the shared header is part of the source
         cpu = platform.machine() + _cpu_flags()
         tag = hashlib.sha256(code + jaxlib.__version__.encode() + cpu.encode() + " ".join(_FLAGS).encode()).hexdigest()[:16]
         out = _cache_dir() / f"{self.source.stem}_{tag}.so"

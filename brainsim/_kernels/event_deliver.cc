@@ -13,21 +13,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernel_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
-// Number of float32 values tested at once when looking for spikes.
-constexpr int64_t kSkipBlock = 64;
-
-// True if all kSkipBlock floats at `values` have all-zero bits (+0.0f); reads them as 32 uint64 words.
-static inline bool block_is_zero(const float* values) {
-  uint64_t words[kSkipBlock / 2];
-  std::memcpy(words, values, sizeof(words));
-  uint64_t any = 0;
-  for (int k = 0; k < kSkipBlock / 2; ++k) any |= words[k];
-  return any == 0;
-}
+using brainsim::block_is_zero;
+using brainsim::kSkipBlock;
 
 static ffi::Error EventDeliverImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> spikes,
                                    ffi::Buffer<ffi::S32> targets, ffi::Buffer<ffi::F32> weights,

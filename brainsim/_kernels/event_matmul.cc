@@ -13,28 +13,14 @@
 #include <cstring>
 #include <thread>
 
+#include "kernel_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
-constexpr int64_t kSkipBlock = 64;
-
-static inline bool block_is_zero(const float* values) {
-  uint64_t words[kSkipBlock / 2];
-  std::memcpy(words, values, sizeof(words));
-  uint64_t any = 0;
-  for (int k = 0; k < kSkipBlock / 2; ++k) any |= words[k];
-  return any == 0;
-}
-
-// acc[0:n] += a * row[0:n]. Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the best
-// version for the running CPU (GCC function multiversioning), so the shared library stays portable.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void axpy(float* __restrict acc, float a, const float* __restrict row, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) acc[j] += a * row[j];
-}
+using brainsim::axpy;
+using brainsim::block_is_zero;
+using brainsim::kSkipBlock;
 
 // Runs body(begin, end) over [0, n), split between two threads when there is enough work (the products
 // are independent per row of the output).

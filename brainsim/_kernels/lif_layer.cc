@@ -27,18 +27,14 @@
 #include <thread>
 #include <vector>
 
+#include "kernel_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void axpy(float* __restrict acc, float a, const float* __restrict row, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) acc[j] += a * row[j];
-}
+using brainsim::axpy;
 
 // C (M x N) = A (M x K, row stride lda) * Bm (K x N, row stride N). Blocks of 4 rows x 32 columns are
 // accumulated in registers (GCC/Clang vector extensions, 16 floats per vector) over the whole K loop:

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../_kernels/kernel_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -20,15 +21,9 @@ namespace ffi = xla::ffi;
 // Spike vectors are scanned in blocks of kSkipBlock floats; a block whose bits are all zero (+0.0f)
 // is skipped with one OR reduction. Potentiation prefetches the weight and presynaptic trace of the
 // synapse kPrefetch slots ahead.
-constexpr int64_t kSkipBlock = 64, kPrefetch = 8;
-
-static inline bool block_is_zero(const float* values) {
-  uint64_t words[kSkipBlock / 2];
-  std::memcpy(words, values, sizeof(words));
-  uint64_t any = 0;
-  for (int k = 0; k < kSkipBlock / 2; ++k) any |= words[k];
-  return any == 0;
-}
+using brainsim::block_is_zero;
+using brainsim::kSkipBlock;
+constexpr int64_t kPrefetch = 8;
 
 static inline void copy_if_needed(float* dst, const float* src, int64_t n) {
   if (dst != src) std::memcpy(dst, src, sizeof(float) * n);
