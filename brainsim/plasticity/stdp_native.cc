@@ -25,6 +25,12 @@ using brainsim::block_is_zero;
 using brainsim::kSkipBlock;
 constexpr int64_t kPrefetch = 8;
 
+// trace[0:n] *= factor (vectorised)
+static void decay_trace(float* __restrict trace, int64_t n, float factor) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) trace[i] *= factor;
+}
+
 static inline void copy_if_needed(float* dst, const float* src, int64_t n) {
   if (dst != src) std::memcpy(dst, src, sizeof(float) * n);
 }
@@ -57,14 +63,8 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
   const float span = w_max - w_min;
   const float dec_pre[2] = {dec_pre1, dec_pre2};
   const float dec_post[2] = {dec_post1, dec_post2};
-  for (int64_t r = 0; r < p; ++r) {
-    float* row = x + r * n_pre;
-    for (int64_t i = 0; i < n_pre; ++i) row[i] *= dec_pre[r];
-  }
-  for (int64_t r = 0; r < q; ++r) {
-    float* row = y + r * n_post;
-    for (int64_t j = 0; j < n_post; ++j) row[j] *= dec_post[r];
-  }
+  for (int64_t r = 0; r < p; ++r) decay_trace(x + r * n_pre, n_pre, dec_pre[r]);
+  for (int64_t r = 0; r < q; ++r) decay_trace(y + r * n_post, n_post, dec_post[r]);
   const float* sp = pre_spikes.typed_data();
   const float* so = post_spikes.typed_data();
   const int32_t* t = targets.typed_data();
