@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "../_kernels/kernel_common.h"
 #include "xla/ffi/api/ffi.h"
@@ -19,11 +20,9 @@
 namespace ffi = xla::ffi;
 
 // Spike vectors are scanned in blocks of kSkipBlock floats; a block whose bits are all zero (+0.0f)
-// is skipped with one OR reduction. Potentiation prefetches the weight and presynaptic trace of the
-// synapse kPrefetch slots ahead.
+// is skipped with one OR reduction (kernel_common.h).
 using brainsim::block_is_zero;
 using brainsim::kSkipBlock;
-constexpr int64_t kPrefetch = 8;
 
 // trace[0:n] *= factor (vectorised)
 static void decay_trace(float* __restrict trace, int64_t n, float factor) {
@@ -72,12 +71,30 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
   const uint64_t post_limit = static_cast<uint64_t>(n_post);
   // presynaptic events: depression
   if (g_out != nullptr) copy_if_needed(g_out, g_in, n_post);
+  // spiking presynaptic neurons first; their target and weight rows are prefetched two spikes ahead
+  thread_local std::vector<int64_t> firing;
+  firing.clear();
   for (int64_t i = 0; i < n_pre; ++i) {
     if (i % kSkipBlock == 0 && i + kSkipBlock <= n_pre && block_is_zero(sp + i)) {
       i += kSkipBlock - 1;  // a block of silent presynaptic neurons
       continue;
     }
-    if (sp[i] == 0.0f) continue;
+    if (sp[i] != 0.0f) firing.push_back(i);
+  }
+  const int64_t row_bytes = width * static_cast<int64_t>(sizeof(float));
+  auto prefetch_rows = [&](int64_t i) {
+    const char* trow = reinterpret_cast<const char*>(t + i * width);
+    const char* wrow = reinterpret_cast<const char*>(w + i * width);
+    for (int64_t b = 0; b < row_bytes; b += 64) {
+      __builtin_prefetch(trow + b);
+      __builtin_prefetch(wrow + b, 1);
+    }
+  };
+  const int64_t n_firing = static_cast<int64_t>(firing.size());
+  for (int64_t a = 0; a < std::min<int64_t>(n_firing, 2); ++a) prefetch_rows(firing[a]);
+  for (int64_t a = 0; a < n_firing; ++a) {
+    if (a + 2 < n_firing) prefetch_rows(firing[a + 2]);
+    const int64_t i = firing[a];
     if (g_out != nullptr) {  // deliver this row with the weights before this step's update
       const int32_t* trow = t + i * width;
       const float* wrow = w + i * width;
@@ -111,24 +128,43 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
     if ((r + 1) * width <= static_cast<int64_t>(s)) ++r;
     return r;
   };
+  // The incoming synapses of a neuron are scattered over the weight table: collect the spiking
+  // postsynaptic neurons first, then update them while the weights of the ones kAhead spikes later are
+  // prefetched (and their reverse-index rows before that), so the cache misses overlap.
+  thread_local std::vector<int64_t> spiking;
+  spiking.clear();
   for (int64_t j = 0; j < n_post; ++j) {
     if (j % kSkipBlock == 0 && j + kSkipBlock <= n_post && block_is_zero(so + j)) {
       j += kSkipBlock - 1;  // a block of silent postsynaptic neurons
       continue;
     }
-    if (so[j] == 0.0f) continue;
+    if (so[j] != 0.0f) spiking.push_back(j);
+  }
+  constexpr int64_t kAhead = 2;
+  const int64_t n_spiking = static_cast<int64_t>(spiking.size());
+  auto prefetch_weights = [&](int64_t j) {
+    const int32_t* srow = sl + j * in_width;
+    for (int64_t m = 0; m < in_width; ++m) {
+      const uint32_t s = static_cast<uint32_t>(srow[m]);
+      if (s >= slot_limit) break;
+      __builtin_prefetch(w + s, 1, 2);
+    }
+  };
+  auto prefetch_slots = [&](int64_t j) {
+    const char* row = reinterpret_cast<const char*>(sl + j * in_width);
+    for (int64_t b = 0; b < in_width * static_cast<int64_t>(sizeof(int32_t)); b += 64) __builtin_prefetch(row + b);
+  };
+  for (int64_t a = 0; a < std::min(n_spiking, 2 * kAhead); ++a) prefetch_slots(spiking[a]);
+  for (int64_t a = 0; a < std::min(n_spiking, kAhead); ++a) prefetch_weights(spiking[a]);
+  for (int64_t a = 0; a < n_spiking; ++a) {
+    if (a + 2 * kAhead < n_spiking) prefetch_slots(spiking[a + 2 * kAhead]);
+    if (a + kAhead < n_spiking) prefetch_weights(spiking[a + kAhead]);
+    const int64_t j = spiking[a];
     const float amp = a_plus + (q > 1 ? a3_plus * y[n_post + j] : 0.0f);
     const int32_t* srow = sl + j * in_width;
     for (int64_t m = 0; m < in_width; ++m) {
       const uint32_t s = static_cast<uint32_t>(srow[m]);
       if (s >= slot_limit) break;
-      if (m + kPrefetch < in_width) {  // the incoming synapses of a neuron are scattered over the weights
-        const uint32_t ahead = static_cast<uint32_t>(srow[m + kPrefetch]);
-        if (ahead < slot_limit) {
-          __builtin_prefetch(w + ahead, 1);
-          __builtin_prefetch(x + row_of(ahead));
-        }
-      }
       const float ws = w[s];
       const float f = soft ? 1.0f - (ws - w_min) / span : 1.0f;
       w[s] = std::min(std::max(ws + amp * x[row_of(s)] * f, w_min), w_max);
