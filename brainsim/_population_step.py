@@ -37,7 +37,8 @@ def applicable(model, receptors) -> bool:
 
 
 def reference_step(model, receptors, neuron_state, receptor_states, extra_current, dt):
-    """The pure-JAX step: summed receptor input, ``model.step``, receptor decay (Network.step's order)."""
+    """One step of a population with a membrane potential, in pure JAX (``Network.step`` calls it for every
+    such population without a native kernel): summed receptor input, ``model.step``, receptor decay."""
     v = neuron_state.v
     total = SynapticInput.zeros(model.size)
     for name, rec in receptors.items():

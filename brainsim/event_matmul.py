@@ -23,9 +23,10 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
+from jax.interpreters import ad, batching
 
 from . import _kernels
+from ._primitives import register, zero_tangent
 
 DEFAULT_MAX_DENSITY = 0.25
 
@@ -87,15 +88,8 @@ def _matmul_t_impl(x, g, *, max_density):
     return _choose(x, max_density, _kernels.event_matmul_t_native, lambda a, b: jnp.matmul(a.T, b), x, g)
 
 
-def _eager(impl):
-    """Outside ``jit``: evaluate through a (cached) jitted ``impl``."""
-    jitted = jax.jit(impl, static_argnames="max_density")
-    return lambda *args, max_density: jitted(*args, max_density=max_density)
-
-
 for _p, _impl in ((event_matmul_p, _matmul_impl), (event_matmul_t_p, _matmul_t_impl)):
-    _p.def_impl(_eager(_impl))
-    mlir.register_lowering(_p, mlir.lower_fun(_impl, multiple_results=False))
+    register(_p, _impl, static_argnames=("max_density",))
 
 
 @event_matmul_p.def_abstract_eval
@@ -117,7 +111,7 @@ def _is_zero(t) -> bool:
 def _sum_tangents(y, *parts):
     parts = [p for p in parts if p is not None]
     if not parts:
-        return ad.Zero(jax.typeof(y).to_tangent_aval())
+        return zero_tangent(y)
     return functools.reduce(jnp.add, parts)
 
 

@@ -27,7 +27,6 @@ from . import _population_step
 from ._checks import check_size
 from ._types import Array
 from .inputs import CurrentStep, PoissonInput
-from .neurons.base import SynapticInput
 from .delays import DelayedEventOperator
 from .propagation import EventOperator
 from .synapses.kinetics import Exponential
@@ -194,15 +193,6 @@ class Network(eqx.Module):
         return NetworkState(step=jnp.zeros((), jnp.int32), neurons=neurons,
                             receptors=receptors, stp=stp, delay_buffers=buffers, plasticity=plasticity)
 
-    def _population_input(self, name: str, state: NetworkState, dt: float, currents) -> SynapticInput:
-        pop = self.populations[name]
-        v = state.neurons[name].v
-        total = SynapticInput.zeros(pop.size)
-        for r, rec in pop.receptors.items():
-            g = rec.kinetics.value(state.receptors[name][r], dt)
-            total = total + rec.output.input(g, v)
-        return total._replace(current=total.current + self._extra_current(name, state, dt, currents))
-
     def _extra_current(self, name: str, state: NetworkState, dt: float, currents) -> Array:
         """Current-step drives plus the caller's ``currents`` for population ``name``, pA (a scalar 0 if none)."""
         extra = jnp.zeros(())
@@ -243,18 +233,18 @@ class Network(eqx.Module):
         neurons, spikes, receptors = {}, {}, {}
         for name, pop in self.populations.items():
             k = next(keys)
-            if hasattr(state.neurons[name], "v") and _population_step.applicable(pop.model, pop.receptors):
-                # LIF with exponential receptors: membrane update, reset and receptor decay in one native pass
-                neurons[name], spikes[name], receptors[name] = _population_step.population_step(
+            if hasattr(state.neurons[name], "v"):
+                # receptor input -> model.step -> receptor decay; LIF with exponential receptors does it in
+                # one native pass (same result)
+                step = (_population_step.population_step if _population_step.applicable(pop.model, pop.receptors)
+                        else _population_step.reference_step)
+                neurons[name], spikes[name], receptors[name] = step(
                     pop.model, pop.receptors, state.neurons[name], state.receptors[name],
                     self._extra_current(name, state, dt, currents), dt)
-                continue
-            if hasattr(state.neurons[name], "v"):
-                inputs = self._population_input(name, state, dt, currents)
-                neurons[name], spikes[name] = pop.model.step(state.neurons[name], inputs, dt)
             else:
                 neurons[name], spikes[name] = pop.model.step(state.neurons[name], None, dt, key=k)
-            receptors[name] = {r: rec.kinetics.decay(state.receptors[name][r], dt) for r, rec in pop.receptors.items()}
+                receptors[name] = {r: rec.kinetics.decay(state.receptors[name][r], dt)
+                                   for r, rec in pop.receptors.items()}
         for drive in self.drives:
             k = next(keys)
             if isinstance(drive, PoissonInput):

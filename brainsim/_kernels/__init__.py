@@ -98,6 +98,10 @@ class NativeLibrary:
                         self._state.update(ok=False, why=f"{type(err).__name__}: {err}")
             return self._state["ok"]
 
+    def library(self):
+        """The loaded ``ctypes`` library (for plain C entry points), or None if it is unavailable."""
+        return self._state.get("lib") if self.available() else None
+
     def why_unavailable(self) -> str:
         self.available()
         return self._state.get("why", "")
@@ -125,9 +129,9 @@ def decode_spikes_native(packed):
 
     import numpy as np
 
-    if sys.byteorder != "little" or not _EVENTS.available():
+    lib = _EVENTS.library()
+    if sys.byteorder != "little" or lib is None:
         return None
-    lib = _EVENTS._state["lib"]
     decode = lib.brainsim_decode_spikes
     decode.restype = ctypes.c_int64
     n_rows, n_bytes = packed.shape

@@ -117,12 +117,19 @@ class LIF(NeuronModel):
         return v, spikes
 
     def step(self, state: LIFState, inputs: SynapticInput | ArrayLike | None, dt: float):
+        new_state, spikes, _, _ = self.step_parts(state, inputs, dt)
+        return new_state, spikes
+
+    def step_parts(self, state: LIFState, inputs: SynapticInput | ArrayLike | None, dt: float):
+        """``step`` plus its intermediates: ``(state, spikes, v_new, frozen)``, with ``v_new`` the membrane
+        potential before threshold and reset (mV) and ``frozen`` whether the neuron was refractory.
+        (Fused implementations of the same step use them for their backward pass.)"""
         inputs = as_input(inputs, self.size)
         refractory, frozen = refractory_countdown(state.refractory, dt)
-        v = jnp.where(frozen, state.v, self._integrate_v(state.v, inputs, dt))
-        v, spikes = self._fire_and_reset(v, self.v_th)
+        v_new = jnp.where(frozen, state.v, self._integrate_v(state.v, inputs, dt))
+        v, spikes = self._fire_and_reset(v_new, self.v_th)
         refractory = jnp.where(spikes > 0, self.t_ref, refractory)
-        return LIFState(v=v, refractory=refractory), spikes
+        return LIFState(v=v, refractory=refractory), spikes, v_new, frozen
 
 
 class ALIFState(NamedTuple):

@@ -30,11 +30,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
+from jax.interpreters import ad, batching
 
 from .. import _kernels
+from .._primitives import register, zero_tangent
 from ..neurons import LIF
-from ..neurons.base import SynapticInput, refractory_countdown
+from ..neurons.lif import LIFState
 from ..spikes import SURROGATES
 
 PARAM_NAMES = ("tau_m", "C_m", "v_rest", "v_th", "v_reset", "t_ref")
@@ -95,17 +96,13 @@ def _neuron_from(p, subtract, surrogate, slope):
 
 def _reference(i_ext, v0, ref0, s0, w, p, *, dt, subtract, recurrent, surrogate, slope):
     neuron = _neuron_from(p, subtract, surrogate, slope)
-    size = p.shape[1]
 
     def one(i_seq, v, ref, s):
         def step(carry, i_t):
             v, ref, s_prev = carry
             cur = i_t + s_prev @ w if recurrent else i_t
-            remaining, frozen = refractory_countdown(ref, dt)
-            v_new = jnp.where(frozen, v, neuron._integrate_v(v, SynapticInput.from_current(cur, size), dt))
-            v_out, s = neuron._fire_and_reset(v_new, neuron.v_th)
-            ref = jnp.where(s > 0, neuron.t_ref, remaining)
-            return (v_out, ref, s), (s, v_out, v_new, cur, frozen.astype(v_new.dtype))
+            state, s, v_new, frozen = neuron.step_parts(LIFState(v, ref), cur, dt)
+            return (state.v, state.refractory, s), (s, state.v, v_new, cur, frozen.astype(v_new.dtype))
 
         return jax.lax.scan(step, (v, ref, s), i_seq)[1]
 
@@ -139,7 +136,6 @@ def _forward_impl(*primals, **params):
 
 def _backward(ct_s, ct_v, primals, outs, params):
     """Cotangents of the 6 primal inputs given cotangents of (S, V)."""
-    i_ext, v0, ref0, s0, w, p = primals
 
     def reference(ct_s, ct_v, *primals):
         _, vjp = jax.vjp(lambda *a: _reference_outputs(a, params), *primals)
@@ -159,20 +155,14 @@ def _backward(ct_s, ct_v, primals, outs, params):
     return jax.lax.platform_dependent(ct_s, ct_v, *primals, cpu=native, default=reference)
 
 
-def _eager(impl):
-    jitted = jax.jit(impl, static_argnames=("dt", "subtract", "recurrent", "surrogate", "slope"))
-    return lambda *args, **params: jitted(*args, **params)
-
-
 def _lin_impl(*args, **params):
     primals, tangents = args[:_N_PRIMAL], args[_N_PRIMAL + _N_OUT:]
     return list(jax.jvp(lambda *a: _reference_outputs(a, params), primals, tangents)[1])
 
 
-lif_layer_p.def_impl(_eager(_forward_impl))
-mlir.register_lowering(lif_layer_p, mlir.lower_fun(_forward_impl, multiple_results=True))
-lif_layer_lin_p.def_impl(_eager(_lin_impl))
-mlir.register_lowering(lif_layer_lin_p, mlir.lower_fun(_lin_impl, multiple_results=True))
+_PARAMS = ("dt", "subtract", "recurrent", "surrogate", "slope")
+register(lif_layer_p, _forward_impl, _PARAMS, multiple_results=True)
+register(lif_layer_lin_p, _lin_impl, _PARAMS, multiple_results=True)
 
 
 @lif_layer_p.def_abstract_eval
@@ -190,11 +180,11 @@ def _lin_abstract(*args, **params):
 def _forward_jvp(primals, tangents, **params):
     outs = lif_layer_p.bind(*primals, **params)
     if all(type(t) is ad.Zero for t in tangents):
-        return outs, [ad.Zero(jax.typeof(o).to_tangent_aval()) for o in outs]
+        return outs, [zero_tangent(o) for o in outs]
     tangents = [ad.instantiate_zeros(t) for t in tangents]
     d_s, d_v = lif_layer_lin_p.bind(*primals, *outs, *tangents, **params)
     # V_new, I_t and frozen are internal residuals: not differentiated
-    return outs, [d_s, d_v] + [ad.Zero(jax.typeof(o).to_tangent_aval()) for o in outs[2:]]
+    return outs, [d_s, d_v] + [zero_tangent(o) for o in outs[2:]]
 
 
 def _lin_transpose(cts, *args, **params):
