@@ -147,7 +147,6 @@ class DelayedEventOperator(eqx.Module):
     n_synapses: int = eqx.field(static=True)
     max_delay: int = eqx.field(static=True)
     capacity: int = eqx.field(static=True)
-    native: bool = eqx.field(static=True)
 
     def __init__(self, weights, targets, delays, n_post: int, *, max_delay: Optional[int] = None,
                  n_synapses: Optional[int] = None, capacity: Optional[int] = None):
@@ -177,7 +176,6 @@ class DelayedEventOperator(eqx.Module):
         if cap <= 0:
             raise ValueError(f"{owner}: capacity must be a positive integer, got {capacity}")
         self.capacity = min(cap, self.n_pre)
-        self.native = False
 
     @classmethod
     def from_sparse(cls, matrix, delays, *, dt: Optional[float] = None, max_delay: Optional[int] = None,
@@ -191,18 +189,18 @@ class DelayedEventOperator(eqx.Module):
                 be an integer multiple of ``dt``).
             max_delay: maximum delay in steps (default: the largest delay given); larger delays are errors.
         """
+        if isinstance(matrix, sparse.BCSR):
+            matrix = matrix.to_bcoo()
         if isinstance(delays, sparse.BCSR):
             delays = delays.to_bcoo()
         if isinstance(delays, sparse.BCOO):
-            if isinstance(matrix, sparse.BCSR):
-                matrix = matrix.to_bcoo()
             if not np.array_equal(np.asarray(delays.indices), np.asarray(matrix.indices)):
                 raise ValueError("DelayedEventOperator.from_sparse: the delay matrix must have the same "
                                  "sparsity pattern (indices) as the weight matrix")
             delays = delays.data
         steps = check_integer_delays(delays, "DelayedEventOperator", max_delay=max_delay, dt=dt)
         base = EventOperator.from_sparse(matrix, homogeneous=homogeneous)
-        nse = int(np.asarray(matrix.data if not isinstance(matrix, sparse.BCSR) else matrix.to_bcoo().data).shape[0])
+        nse = int(matrix.data.shape[0])
         if steps.shape != (nse,):
             raise ValueError(f"DelayedEventOperator.from_sparse: delays have shape {steps.shape}, expected ({nse},) "
                              "(one per stored entry of the weight matrix)")
@@ -246,7 +244,8 @@ class DelayedEventOperator(eqx.Module):
 
     def without_delays(self) -> EventOperator:
         """The same synapses delivered without delay."""
-        return EventOperator(self.weights, self.targets, self.n_post, n_synapses=self.n_synapses)
+        return EventOperator(self.weights, self.targets, self.n_post, n_synapses=self.n_synapses,
+                             capacity=self.capacity)
 
     def to_dense(self) -> tuple[np.ndarray, np.ndarray]:
         """Dense ``(n_pre, n_post)`` weights and delays (steps; -1 where there is no synapse)."""

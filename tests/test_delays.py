@@ -25,6 +25,15 @@ def brute_force(dense_w, dense_d, spikes):
     return out
 
 
+def propagate_all(op, spikes):
+    """Input arriving at every step, ``(T, n_post)``, for spikes ``(T, n_pre)`` emitted through ``op``."""
+    def body(carry, x):
+        buf, t = carry
+        buf, arrived = op.propagate(buf, t, x)
+        return (buf, t + 1), arrived
+    return jax.lax.scan(body, (op.init_buffer(), jnp.int32(0)), spikes)[1]
+
+
 def random_operator(seed, n_pre=12, n_post=9, max_delay=7, p=0.5, capacity=None):
     rng = np.random.default_rng(seed)
     m = fixed_probability(jax.random.key(seed), n_pre, n_post, p, lambda r, n: r.normal(1.0, 0.5, n))
@@ -39,15 +48,7 @@ def test_heterogeneous_delays_equal_brute_force(seed, capacity):
     T = 60
     spikes = (rng.random((T, op.n_pre)) < 0.25).astype(np.float32) * rng.uniform(0.5, 1.5, (T, op.n_pre))
 
-    @jax.jit
-    def run(op, spikes):
-        def body(carry, x):
-            buf, t = carry
-            buf, arrived = op.propagate(buf, t, x)
-            return (buf, t + 1), arrived
-        return jax.lax.scan(body, (op.init_buffer(), jnp.int32(0)), spikes)[1]
-
-    got = np.asarray(run(op, jnp.asarray(spikes)))
+    got = np.asarray(jax.jit(propagate_all)(op, jnp.asarray(spikes)))
     W, D = op.to_dense()
     # the dense reference is built from the BCOO input, not from the ELL layout
     Wr, Dr = np.zeros_like(W), np.full(D.shape, -1)
@@ -93,13 +94,7 @@ def test_delayed_operator_gradient_matches_finite_differences():
     spikes = jnp.asarray((np.random.default_rng(0).random((12, 5)) < 0.4).astype(np.float32))
 
     def loss(w):
-        o = eqx.tree_at(lambda o: o.weights, op, w)
-
-        def body(carry, x):
-            buf, t = carry
-            buf, a = o.propagate(buf, t, x)
-            return (buf, t + 1), a
-        out = jax.lax.scan(body, (o.init_buffer(), jnp.int32(0)), spikes)[1]
+        out = propagate_all(eqx.tree_at(lambda o: o.weights, op, w), spikes)
         return jnp.sum(out ** 2 * jnp.arange(12.0)[:, None])
 
     g = jax.grad(loss)(op.weights)
@@ -117,11 +112,7 @@ def test_dcls_hard_kernel_equals_event_operator_and_gradients_flow():
     x = (jax.random.uniform(jax.random.key(1), (50, 6)) < 0.2).astype(jnp.float32)
     op = layer.to_event_operator()
 
-    def body(carry, xt):
-        buf, t = carry
-        buf, a = op.propagate(buf, t, xt)
-        return (buf, t + 1), a
-    outs = jax.jit(lambda x: jax.lax.scan(body, (op.init_buffer(), jnp.int32(0)), x)[1])(x)
+    outs = jax.jit(lambda x: propagate_all(op, x))(x)
     np.testing.assert_allclose(np.asarray(outs), np.asarray(layer(x, hard=True)), rtol=1e-5, atol=1e-5)
     W = np.asarray(layer.weight)
     np.testing.assert_allclose(np.asarray(layer(x, hard=True)),

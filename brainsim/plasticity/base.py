@@ -11,10 +11,7 @@ O(capacity × fan-out); more active neurons run more batches, so no event is eve
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -81,6 +78,17 @@ def check_scalar(value, name: str, owner: str, *, positive: bool = False, allow_
     if positive and (x < 0 or (x == 0 and not allow_zero)):
         raise ValueError(f"{owner}: {name} must be {'>= 0' if allow_zero else '> 0'}, got {x}")
     return x
+
+
+def check_bounds(w_min, w_max, owner: str, *, finite: bool = True) -> tuple[float, float]:
+    """Weight bounds ``(w_min, w_max)`` with ``w_min < w_max``; ``finite=False`` allows ``±inf`` (unbounded)."""
+    if finite:
+        w_min, w_max = check_scalar(w_min, "w_min", owner), check_scalar(w_max, "w_max", owner)
+    else:
+        w_min, w_max = float(w_min), float(w_max)
+    if not w_max > w_min:
+        raise ValueError(f"{owner}: w_max ({w_max}) must be greater than w_min ({w_min})")
+    return w_min, w_max
 
 
 def check_plastic_operator(operator, owner: str) -> None:

@@ -26,7 +26,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from .._types import Array
-from .base import check_scalar
+from .base import check_bounds, check_scalar
 
 
 def rate_trace(r: Array, spikes: Array, dt: float, tau: float) -> Array:
@@ -98,9 +98,7 @@ class _RateRule(eqx.Module):
         self.lr = check_scalar(lr, "lr (learning rate)", owner, positive=True)
         self.tau_rate = check_scalar(tau_rate, "tau_rate (ms)", owner, positive=True, allow_zero=False)
         self.target_rate = check_scalar(target_rate, "target_rate (Hz)", owner, positive=True)
-        self.w_min, self.w_max = float(w_min), float(w_max)
-        if not self.w_max > self.w_min:
-            raise ValueError(f"{owner}: w_max ({self.w_max}) must be greater than w_min ({self.w_min})")
+        self.w_min, self.w_max = check_bounds(w_min, w_max, owner, finite=False)
         self.modulator = None
 
     def init_state(self, weights, n_pre: int, n_post: int) -> RateState:

@@ -48,7 +48,5 @@ class Plastic(eqx.Module):
             return self.rule.deliver_and_update(state, operator.targets, self.reverse, pre_spikes, post_spikes, dt,
                                                 into=into)
         current = eqx.tree_at(lambda op: op.weights, operator, state.weights)
-        arrived = current(pre_spikes)
-        if into is not None:
-            arrived = into + arrived
+        arrived = current(pre_spikes) if into is None else current.accumulate(into, pre_spikes)
         return arrived, self.step(state, operator, pre_spikes, post_spikes, dt, modulator)

@@ -48,7 +48,7 @@ from . import _native
 from .._checks import check_choice
 from .._types import Array
 from ..propagation import deliver_jax
-from .base import ReverseIndex, check_scalar, default_event_capacity, for_each_event
+from .base import ReverseIndex, check_bounds, check_scalar, default_event_capacity, for_each_event
 
 WEIGHT_DEPENDENCES = ("additive", "multiplicative")
 BOUNDS = ("hard", "soft")
@@ -111,10 +111,7 @@ class STDP(eqx.Module):
         self.A_minus = check_scalar(A_minus, "A_minus (learning rate, weight units)", owner, positive=True)
         self.A3_plus = check_scalar(A3_plus, "A3_plus (learning rate, weight units)", owner, positive=True)
         self.A3_minus = check_scalar(A3_minus, "A3_minus (learning rate, weight units)", owner, positive=True)
-        self.w_min = check_scalar(w_min, "w_min", owner)
-        self.w_max = check_scalar(w_max, "w_max", owner)
-        if not self.w_max > self.w_min:
-            raise ValueError(f"{owner}: w_max ({self.w_max}) must be greater than w_min ({self.w_min})")
+        self.w_min, self.w_max = check_bounds(w_min, w_max, owner)
         self.weight_dependence = check_choice(weight_dependence, WEIGHT_DEPENDENCES, "weight_dependence", owner)
         self.bounds = check_choice(bounds, BOUNDS, "bounds", owner)
         self.pairing = check_choice(pairing, PAIRINGS, "pairing", owner)
@@ -239,14 +236,10 @@ class STDP(eqx.Module):
                                         targets, reverse.slots, pre_spikes, post_spikes)
         return g, STDPState(weights=w, pre_trace=x, post_trace=y)
 
-    def _native_ok(self, *floats) -> bool:
-        return self.native and all(a.dtype == jnp.float32 for a in floats) and _native.native_available()
-
     def _attrs(self, dt):
         dec = [math.exp(-dt / t) for t in (self.tau_plus, self.tau_x, self.tau_minus, self.tau_y)]
         return dict(a_plus=np.float32(self.A_plus), a_minus=np.float32(self.A_minus),
-                    a3_plus=np.float32(self.A3_plus if self.triplet else 0.0),
-                    a3_minus=np.float32(self.A3_minus if self.triplet else 0.0),
+                    a3_plus=np.float32(self.A3_plus), a3_minus=np.float32(self.A3_minus),
                     w_min=np.float32(self.w_min), w_max=np.float32(self.w_max),
                     dec_pre1=np.float32(dec[0]), dec_pre2=np.float32(dec[1]),
                     dec_post1=np.float32(dec[2]), dec_post2=np.float32(dec[3]),
@@ -262,19 +255,24 @@ class STDP(eqx.Module):
                                           post_spikes, dt))
 
         args = (g0, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes)
-        if not self._native_ok(weights, pre_trace, post_trace, pre_spikes, post_spikes):
-            return pure(*args)
-        attrs = self._attrs(dt)
-        native = lambda *a: tuple(_native.stdp_deliver_update_native(*a, **attrs))  # noqa: E731
-        return jax.lax.platform_dependent(*args, cpu=native, default=pure)
+        return self._dispatch(_native.stdp_deliver_update_native, pure, args, dt)
 
     def _update(self, weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes, dt):
         args = (weights, pre_trace, post_trace, targets, slots, pre_spikes, post_spikes)
-        pure = lambda *a: self._update_pure(*a, dt)  # noqa: E731
-        if not self._native_ok(weights, pre_trace, post_trace, pre_spikes, post_spikes):
+        return self._dispatch(_native.stdp_update_native, lambda *a: self._update_pure(*a, dt), args, dt)
+
+    def _dispatch(self, kernel, pure, args, dt):
+        """``kernel(*args)`` when lowering for CPU and the native library is usable, ``pure(*args)`` otherwise.
+
+        ``args`` end with ``targets, slots, pre_spikes, post_spikes``; the kernel takes those two index
+        arrays as int32 and every other argument as float32.
+        """
+        indices, values = args[-4:-2], args[:-4] + args[-2:]
+        dtypes_ok = all(a.dtype == jnp.int32 for a in indices) and all(a.dtype == jnp.float32 for a in values)
+        if not (self.native and dtypes_ok and _native.native_available()):
             return pure(*args)
         attrs = self._attrs(dt)
-        native = lambda *a: tuple(_native.stdp_update_native(*a, **attrs))  # noqa: E731
+        native = lambda *a: tuple(kernel(*a, **attrs))  # noqa: E731
         return jax.lax.platform_dependent(*args, cpu=native, default=pure)
 
     def bind(self, operator) -> "Plastic":

@@ -34,6 +34,19 @@ static inline void copy_if_needed(float* dst, const float* src, int64_t n) {
   if (dst != src) std::memcpy(dst, src, sizeof(float) * n);
 }
 
+// Indices of the nonzero entries of values[0:n], in order, into `out` (cleared first); silent blocks of
+// kSkipBlock entries are skipped with one test each.
+static void collect_nonzero(const float* values, int64_t n, std::vector<int64_t>& out) {
+  out.clear();
+  for (int64_t i = 0; i < n; ++i) {
+    if (i % kSkipBlock == 0 && i + kSkipBlock <= n && block_is_zero(values + i)) {
+      i += kSkipBlock - 1;
+      continue;
+    }
+    if (values[i] != 0.0f) out.push_back(i);
+  }
+}
+
 static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32> weights, ffi::Buffer<ffi::F32> pre_trace,
                            ffi::Buffer<ffi::F32> post_trace, ffi::Buffer<ffi::S32> targets,
                            ffi::Buffer<ffi::S32> slots, ffi::Buffer<ffi::F32> pre_spikes,
@@ -73,14 +86,7 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
   if (g_out != nullptr) copy_if_needed(g_out, g_in, n_post);
   // spiking presynaptic neurons first; their target and weight rows are prefetched two spikes ahead
   thread_local std::vector<int64_t> firing;
-  firing.clear();
-  for (int64_t i = 0; i < n_pre; ++i) {
-    if (i % kSkipBlock == 0 && i + kSkipBlock <= n_pre && block_is_zero(sp + i)) {
-      i += kSkipBlock - 1;  // a block of silent presynaptic neurons
-      continue;
-    }
-    if (sp[i] != 0.0f) firing.push_back(i);
-  }
+  collect_nonzero(sp, n_pre, firing);
   const int64_t row_bytes = width * static_cast<int64_t>(sizeof(float));
   auto prefetch_rows = [&](int64_t i) {
     const char* trow = reinterpret_cast<const char*>(t + i * width);
@@ -95,9 +101,9 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
   for (int64_t a = 0; a < n_firing; ++a) {
     if (a + 2 < n_firing) prefetch_rows(firing[a + 2]);
     const int64_t i = firing[a];
+    const int32_t* trow = t + i * width;
+    float* wrow = w + i * width;
     if (g_out != nullptr) {  // deliver this row with the weights before this step's update
-      const int32_t* trow = t + i * width;
-      const float* wrow = w + i * width;
       const float value = sp[i];
       for (int64_t k = 0; k < width; ++k) {
         const uint32_t j = static_cast<uint32_t>(trow[k]);
@@ -106,8 +112,6 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
       }
     }
     const float amp = a_minus + (p > 1 ? a3_minus * x[n_pre + i] : 0.0f);
-    const int32_t* trow = t + i * width;
-    float* wrow = w + i * width;
     for (int64_t k = 0; k < width; ++k) {
       const uint32_t j = static_cast<uint32_t>(trow[k]);
       if (j >= post_limit) break;
@@ -132,14 +136,7 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
   // postsynaptic neurons first, then update them while the weights of the ones kAhead spikes later are
   // prefetched (and their reverse-index rows before that), so the cache misses overlap.
   thread_local std::vector<int64_t> spiking;
-  spiking.clear();
-  for (int64_t j = 0; j < n_post; ++j) {
-    if (j % kSkipBlock == 0 && j + kSkipBlock <= n_post && block_is_zero(so + j)) {
-      j += kSkipBlock - 1;  // a block of silent postsynaptic neurons
-      continue;
-    }
-    if (so[j] != 0.0f) spiking.push_back(j);
-  }
+  collect_nonzero(so, n_post, spiking);
   constexpr int64_t kAhead = 2;
   const int64_t n_spiking = static_cast<int64_t>(spiking.size());
   auto prefetch_weights = [&](int64_t j) {
@@ -244,20 +241,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimStdpUpdate, StdpImpl,
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Attr<float>("a_plus")
-                                  .Attr<float>("a_minus")
-                                  .Attr<float>("a3_plus")
-                                  .Attr<float>("a3_minus")
-                                  .Attr<float>("w_min")
-                                  .Attr<float>("w_max")
-                                  .Attr<float>("dec_pre1")
-                                  .Attr<float>("dec_pre2")
-                                  .Attr<float>("dec_post1")
-                                  .Attr<float>("dec_post2")
-                                  .Attr<int64_t>("soft")
-                                  .Attr<int64_t>("multiplicative")
-                                  .Attr<int64_t>("nearest")
+                                  .Arg<ffi::Buffer<ffi::F32>>() STDP_ATTRS
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());

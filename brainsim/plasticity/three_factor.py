@@ -31,7 +31,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from .._types import Array
-from .base import ReverseIndex, check_scalar, default_event_capacity, for_each_event
+from .base import ReverseIndex, check_bounds, check_scalar, default_event_capacity, for_each_event
 
 
 class RewardSTDPState(NamedTuple):
@@ -84,10 +84,7 @@ class RewardModulatedSTDP(eqx.Module):
         self.release = check_scalar(release, "release (µM)", owner, positive=True)
         self.d_tonic = check_scalar(d_tonic, "d_tonic (µM)", owner, positive=True)
         self.lr = check_scalar(lr, "lr (learning rate)", owner, positive=True)
-        self.w_min = check_scalar(w_min, "w_min", owner)
-        self.w_max = check_scalar(w_max, "w_max", owner)
-        if not self.w_max > self.w_min:
-            raise ValueError(f"{owner}: w_max ({self.w_max}) must be greater than w_min ({self.w_min})")
+        self.w_min, self.w_max = check_bounds(w_min, w_max, owner)
         self.modulator = modulator
 
     def init_state(self, weights, n_pre: int, n_post: int) -> RewardSTDPState:
@@ -165,9 +162,7 @@ class ModulatedHebbian(eqx.Module):
         self.lr = check_scalar(lr, "lr (learning rate)", owner, positive=True)
         self.tau_pre = check_scalar(tau_pre, "tau_pre (ms)", owner, positive=True, allow_zero=False)
         self.gate_post = bool(gate_post)
-        self.w_min, self.w_max = float(w_min), float(w_max)
-        if not self.w_max > self.w_min:
-            raise ValueError(f"{owner}: w_max ({self.w_max}) must be greater than w_min ({self.w_min})")
+        self.w_min, self.w_max = check_bounds(w_min, w_max, owner, finite=False)
         self.modulator = modulator
 
     def init_state(self, weights, n_pre: int, n_post: int) -> HebbianState:
