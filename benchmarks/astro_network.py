@@ -71,7 +71,7 @@ def main():
         r = simulate(nw, args.duration, dt, key=k, state=st, monitors=mons, progress=False)
         out = dict(bench="astro_network", variant=name, n_neurons=args.n, n_astrocytes=args.n if name == "astro" else 0,
                    duration_ms=args.duration, dt_ms=dt, astro_dt_ms=args.astro_dt if name == "astro" else None,
-                   synapses=int(nw.n_synapses if hasattr(nw, "n_synapses") else net.n_synapses),
+                   synapses=int(net.n_synapses),  # same neuronal network in both variants
                    paired_synapses=int((tri.astro_of_synapse >= 0).sum()),
                    compile_s=round(r.compile_s, 3), run_s=round(r.run_s, 3),
                    rate_hz=round(r.spikes["P"].mean_rate(), 2))

@@ -149,16 +149,18 @@ def main():
     w_in, w_exc0, w_inh, mask = build(n, 64 * ch, k_net)
     neuron = LIF(n, tau_m=20.0, C_m=1.0, v_rest=0.0, v_th=1.0, v_reset=0.0, t_ref=2.0)
 
+    # the rule is an argument, so both variants (modulation 0 and 1) share one compiled step
+    learn_step = jax.jit(lambda rule, w, s_in: learn_batch(neuron, w_in, w_inh, mask, rule, w, s_in))
+
     def learn(modulation):
         rule = AstroSTDP(eta=1.0, A_plus=1e-3, A_minus=1e-3, tau_plus=20.0, tau_minus=20.0, w_max=0.2,
                          modulation=modulation,
                          astrocyte=GlobalAstrocyte(tau=50.0, w_in=0.05 * args.set_point, w_liq=0.05))
-        step = jax.jit(lambda w, s_in: learn_batch(neuron, w_in, w_inh, mask, rule, w, s_in))
         w, rng = w_exc0, np.random.default_rng(args.seed)
         for ep in range(args.epochs):
             order = rng.permutation(len(x_tr))
             for b in range(0, len(order) - BATCH + 1, BATCH):
-                w = step(w, encode(x_tr[order[b:b + BATCH]], ch, jax.random.fold_in(k_stdp, ep * 10_000 + b)))
+                w = learn_step(rule, w, encode(x_tr[order[b:b + BATCH]], ch, jax.random.fold_in(k_stdp, ep * 10_000 + b)))
         return w
 
     def run_frozen(w_rec, s_in):

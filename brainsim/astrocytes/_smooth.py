@@ -33,3 +33,10 @@ def step_fn(x: Array, smooth: float, surrogate: str = "fast_sigmoid", slope: flo
     if smooth > 0:
         return jax.nn.sigmoid(x / smooth)
     return spike(x, surrogate, slope)
+
+
+def sign(x: Array, smooth: float) -> Array:
+    """``sign(x)``, or ``tanh(x / smooth)`` when ``smooth > 0``."""
+    if smooth > 0:
+        return jnp.tanh(x / smooth)
+    return jnp.sign(x)

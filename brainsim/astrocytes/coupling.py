@@ -34,7 +34,7 @@ from jax.experimental import sparse
 
 from .._types import Array
 from ..network import Network, Population
-from ..propagation import EventOperator
+from ..propagation import EventOperator, ell_layout
 from .multirate import MultiRate, MultiRateState
 
 ASTRO = "astro"  # name of the astrocyte population seen by monitors
@@ -58,17 +58,26 @@ def _target_major(weights, owner: str, what: str):
     if not isinstance(weights, sparse.BCOO):
         raise TypeError(f"{owner}: weights must be a (n_astro, {what}) BCOO/BCSR matrix")
     n_astro, n_target = weights.shape
-    a, t = np.asarray(weights.indices).T
-    w = np.asarray(weights.data)
-    order = np.argsort(t, kind="stable")
-    a, t, w = a[order], t[order], w[order]
-    deg = np.bincount(t, minlength=n_target)
-    k = max(int(deg.max(initial=0)), 1)
-    slot = np.arange(len(t)) - np.repeat(np.cumsum(deg) - deg, deg)
-    src = np.full((n_target, k), n_astro, np.int32)
-    ww = np.zeros((n_target, k), np.float32)
-    src[t, slot], ww[t, slot] = a, w
-    return jnp.asarray(src), jnp.asarray(ww), int(n_astro)
+    transposed = weights.T
+    lay = ell_layout(transposed)  # ELL of the transpose: one row per target, its astrocytes in the slots
+    src = np.full((n_target, lay.width), n_astro, np.int32)
+    src[lay.pre, lay.slot] = lay.post
+    return jnp.asarray(src), jnp.asarray(lay.scatter(transposed.data, np.float32)), int(n_astro)
+
+
+def _gather(values: Array, sources: Array, weights: Array) -> Array:
+    """``out[t] = sum_k weights[t, k] values[sources[t, k]]`` for target-major couplings (padding reads 0)."""
+    return jnp.sum(jnp.take(values, sources, mode="fill", fill_value=0.0) * weights, axis=1)
+
+
+def _inner_model(astrocytes):
+    """The astrocyte model itself, unwrapping a ``MultiRate``."""
+    return astrocytes.model if isinstance(astrocytes, MultiRate) else astrocytes
+
+
+def _inner_state(astro_state):
+    """The astrocyte model's state, unwrapping a ``MultiRateState``."""
+    return astro_state.inner if isinstance(astro_state, MultiRateState) else astro_state
 
 
 class SICCoupling(eqx.Module):
@@ -92,7 +101,7 @@ class SICCoupling(eqx.Module):
 
     def __call__(self, sic: Array) -> Array:
         """Current (pA) into every target neuron for astrocytic SIC values ``sic`` (pA), shape (n_astro,)."""
-        return jnp.sum(jnp.take(sic, self.sources, mode="fill", fill_value=0.0) * self.weights, axis=1)
+        return _gather(sic, self.sources, self.weights)
 
 
 class GliotransmitterCoupling(eqx.Module):
@@ -121,7 +130,7 @@ class GliotransmitterCoupling(eqx.Module):
 
     def __call__(self, G_A: Array) -> Array:
         """Gliotransmitter (µM) at every presynaptic terminal for astrocytic ``G_A`` (µM), shape (n_astro,)."""
-        return jnp.sum(jnp.take(G_A, self.sources, mode="fill", fill_value=0.0) * self.weights, axis=1)
+        return _gather(G_A, self.sources, self.weights)
 
 
 class AstroNetworkState(NamedTuple):
@@ -141,8 +150,7 @@ class AstroNetworkState(NamedTuple):
 class _AstroNeurons(dict):
     def __init__(self, state: AstroNetworkState):
         super().__init__(state.net.neurons)
-        astro = state.astro
-        self[ASTRO] = astro.inner if isinstance(astro, MultiRateState) else astro
+        self[ASTRO] = _inner_state(state.astro)
 
 
 class AstroNetwork(eqx.Module):
@@ -167,11 +175,11 @@ class AstroNetwork(eqx.Module):
 
     def __init__(self, network: Network, astrocytes, spike_couplings: Sequence[SpikeCoupling] = (),
                  sic_couplings: Sequence[SICCoupling] = (), glio_couplings: Sequence[GliotransmitterCoupling] = ()):
-        self.network, self.astrocytes, name = network, astrocytes, ASTRO
+        self.network, self.astrocytes = network, astrocytes
         self.spike_couplings, self.sic_couplings = tuple(spike_couplings), tuple(sic_couplings)
         self.glio_couplings = tuple(glio_couplings)
-        if name in network.populations:
-            raise ValueError(f"AstroNetwork: name {name!r} is already a population of the network")
+        if ASTRO in network.populations:
+            raise ValueError(f"AstroNetwork: name {ASTRO!r} is already a population of the network")
         n_astro = astrocytes.size
         for c in self.spike_couplings:
             if c.source not in network.populations:
@@ -206,15 +214,14 @@ class AstroNetwork(eqx.Module):
                 raise ValueError(f"AstroNetwork: gliotransmitter coupling astrocytes -> {c.projection!r} has shape "
                                  f"({c.n_astro}, {c.n_pre}), expected {shape}")
         if self.glio_couplings:
-            model = astrocytes.model if isinstance(astrocytes, MultiRate) else astrocytes
+            model = _inner_model(astrocytes)
             if not hasattr(model.init(), "G_A"):
                 raise ValueError(f"AstroNetwork: gliotransmitter couplings need astrocytes that release gliotransmitter "
                                  f"(a G_A state variable, e.g. GChI); {type(model).__name__} has none")
 
     @property
     def populations(self) -> dict:
-        model = self.astrocytes.model if isinstance(self.astrocytes, MultiRate) else self.astrocytes
-        return {**self.network.populations, ASTRO: Population(_SizedModel(model))}
+        return {**self.network.populations, ASTRO: Population(_SizedModel(_inner_model(self.astrocytes)))}
 
     @property
     def projections(self) -> dict:
@@ -235,8 +242,8 @@ class AstroNetwork(eqx.Module):
             currents[c.target] = currents[c.target] + i if c.target in currents else i
         glio = None
         if self.glio_couplings:
-            astro = state.astro.inner if isinstance(state.astro, MultiRateState) else state.astro
-            glio = {c.projection: c(astro.G_A) for c in self.glio_couplings}
+            G_A = _inner_state(state.astro).G_A
+            glio = {c.projection: c(G_A) for c in self.glio_couplings}
         net, spikes = self.network.step(state.net, dt, key=key, currents=currents, gliotransmitter=glio)
         drive = jnp.zeros((self.astrocytes.size,))
         for c in self.spike_couplings:

@@ -10,12 +10,21 @@ antisymmetric, so total IP3 is conserved by the coupling.
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_positive, check_size
+from ._common import check_smooth
 from .._types import Array
+from . import _smooth
+
+
+def regenerative_flux(d: Array, F, I_Theta, omega_I, smooth: float) -> Array:
+    """``-F/2 (1 + tanh((|d| - I_Theta) / omega_I)) sign(d)``: thresholded IP3 flux down a gradient ``d`` (µM).
+
+    The gap-junction flux (``d = I_i - I_j``) and G-ChI's exogenous drive (``d = I - I_bias``).
+    """
+    return -F / 2.0 * (1.0 + jnp.tanh((jnp.abs(d) - I_Theta) / omega_I)) * _smooth.sign(d, smooth)
 
 
 class GapJunctions(eqx.Module):
@@ -57,7 +66,7 @@ class GapJunctions(eqx.Module):
         self.i, self.j = jnp.asarray(pairs[:, 0], jnp.int32), jnp.asarray(pairs[:, 1], jnp.int32)
         f = jnp.result_type(float)
         self.F, self.I_Theta, self.omega_I = (jnp.asarray(x, f) for x in (F, I_Theta, omega_I))
-        self.smooth = float(smooth)
+        self.smooth = check_smooth(smooth, owner)
 
     @classmethod
     def ring(cls, n: int, **kwargs) -> "GapJunctions":
@@ -67,8 +76,6 @@ class GapJunctions(eqx.Module):
 
     def flux(self, I: Array) -> Array:
         """IP3 flux into every astrocyte (µM/ms), shape ``(n,)``."""
-        d = I[self.i] - I[self.j]
-        sign = jnp.tanh(d / self.smooth) if self.smooth > 0 else jnp.sign(d)
-        J = -0.5 * self.F * (1.0 + jnp.tanh((jnp.abs(d) - self.I_Theta) / self.omega_I)) * sign  # into i
+        J = regenerative_flux(I[self.i] - I[self.j], self.F, self.I_Theta, self.omega_I, self.smooth)  # into i
         out = jnp.zeros((self.n,), I.dtype)
         return out.at[self.i].add(J).at[self.j].add(-J)

@@ -34,10 +34,11 @@ from typing import NamedTuple, Optional
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import as_param, check_positive, check_size
+from .._checks import check_size
 from .._types import Array, ArrayLike
 from . import _smooth
-from .li_rinzel import check_concentration, rk4
+from ._common import check_concentration, check_smooth, check_substeps, rk4, set_params
+from .gap_junctions import regenerative_flux
 
 
 class GChIState(NamedTuple):
@@ -120,18 +121,11 @@ class GChI(eqx.Module):
         unknown = set(params) - known
         if unknown:
             raise ValueError(f"{owner}: unknown parameter(s) {', '.join(sorted(unknown))}")
-        for name, default, zero_ok, unit in _PARAMS:
-            value = params.get(name, default)
-            check_positive(value, f"{name} ({unit})" if unit else name, owner, allow_zero=zero_ok)
-            setattr(self, name, as_param(value, self.size, name, owner))
+        set_params(self, ((name, params.get(name, default), zero_ok, unit)
+                          for name, default, zero_ok, unit in _PARAMS), owner)
         if "U_A" in params and float(jnp.max(self.U_A)) > 1:
             raise ValueError(f"{owner}: U_A must be in [0, 1], got {params['U_A']}")
-        if not isinstance(substeps, int) or substeps < 1:
-            raise ValueError(f"{owner}: substeps must be a positive integer, got {substeps!r}")
-        self.substeps = substeps
-        if not float(smooth) >= 0:
-            raise ValueError(f"{owner}: smooth must be >= 0 µM, got {smooth}")
-        self.smooth = float(smooth)
+        self.substeps, self.smooth = check_substeps(substeps, owner), check_smooth(smooth, owner)
 
     def init(self, *, key=None, Gamma_A: ArrayLike = 0.0, I: ArrayLike = 0.01, C: ArrayLike = 0.01,
              h: ArrayLike = 0.9, x_A: ArrayLike = 1.0, G_A: ArrayLike = 0.0) -> GChIState:
@@ -141,20 +135,15 @@ class GChI(eqx.Module):
         full = lambda x: jnp.broadcast_to(jnp.asarray(x, self.C_T.dtype), (self.size,))
         return GChIState(full(Gamma_A), full(I), full(C), full(h), full(x_A), full(G_A))
 
-    def _sign(self, x):
-        return jnp.tanh(x / self.smooth) if self.smooth > 0 else jnp.sign(x)
-
     def ip3_fluxes(self, state: GChIState) -> dict:
         """The IP3 production/degradation fluxes (µM/ms) at ``state``: J_beta, J_delta, J_3K, J_5P, J_ex."""
         I, C = state.I, state.C
-        d_bias = I - self.I_bias
         return dict(
             J_beta=self.O_beta * state.Gamma_A,
             J_delta=self.O_delta / (1.0 + I / self.kappa_delta) * C**2 / (C**2 + self.K_delta**2),
             J_3K=self.O_3K * C**4 / (C**4 + self.K_D**4) * I / (I + self.K_3K),
             J_5P=self.Omega_5P * I,
-            J_ex=-self.F_ex / 2.0 * (1.0 + jnp.tanh((jnp.abs(d_bias) - self.I_Theta) / self.omega_I))
-            * self._sign(d_bias),
+            J_ex=regenerative_flux(I - self.I_bias, self.F_ex, self.I_Theta, self.omega_I, self.smooth),
         )
 
     def derivatives(self, state: GChIState, Y_S=0.0, J_IP3=0.0) -> GChIState:

@@ -30,45 +30,18 @@ from typing import NamedTuple, Optional
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
-from .._checks import as_param, check_positive, check_size
+from .._checks import check_size
 from .._types import Array, ArrayLike
 from . import _smooth
+from ._common import check_concentration, check_smooth, check_substeps, rk4, set_params
 
 
 class LiRinzelState(NamedTuple):
     IP3: Array  # inositol 1,4,5-trisphosphate, µM
     Ca: Array  # cytosolic calcium, µM
     h: Array  # fraction of IP3 receptors not inactivated by Ca²⁺, dimensionless in [0, 1]
-
-
-def check_concentration(value, name: str, owner: str) -> None:
-    """Reject negative (or NaN) initial concentrations with a clear message."""
-    if value is None:
-        return
-    import numpy as np
-    arr = np.asarray(value, dtype=float)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{owner}: initial {name} contains NaN or infinite values")
-    if np.any(arr < 0):
-        raise ValueError(f"{owner}: initial {name} must be a concentration >= 0 µM, got {arr.min()}")
-
-
-def rk4(f, y, dt: float, substeps: int = 1):
-    """``substeps`` classical Runge–Kutta steps of ``dy/dt = f(y)`` (y a pytree) over ``dt``."""
-    import jax
-    h = dt / substeps
-
-    def one(y):
-        k1 = f(y)
-        k2 = f(jax.tree.map(lambda a, b: a + 0.5 * h * b, y, k1))
-        k3 = f(jax.tree.map(lambda a, b: a + 0.5 * h * b, y, k2))
-        k4 = f(jax.tree.map(lambda a, b: a + h * b, y, k3))
-        return jax.tree.map(lambda a, b1, b2, b3, b4: a + h / 6.0 * (b1 + 2 * b2 + 2 * b3 + b4), y, k1, k2, k3, k4)
-
-    for _ in range(substeps):
-        y = one(y)
-    return y
 
 
 class LiRinzel(eqx.Module):
@@ -123,7 +96,7 @@ class LiRinzel(eqx.Module):
                  tau_IP3: ArrayLike = 7142.0, substeps: int = 1, smooth: float = 0.0):
         owner = type(self).__name__
         self.size = check_size(size, owner)
-        for name, value, zero_ok, unit in (
+        set_params(self, (
             ("Ca_tot", Ca_tot, False, "µM"), ("IP3_0", IP3_0, True, "µM"), ("Kd_IP3_1", Kd_IP3_1, False, "µM"),
             ("Kd_IP3_2", Kd_IP3_2, False, "µM"), ("Kd_act", Kd_act, False, "µM"), ("Kd_inh", Kd_inh, True, "µM"),
             ("Km_SERCA", Km_SERCA, False, "µM"), ("SIC_scale", SIC_scale, False, "pA"),
@@ -131,26 +104,17 @@ class LiRinzel(eqx.Module):
             ("k_IP3R", k_IP3R, True, "1/(µM ms)"), ("rate_IP3R", rate_IP3R, True, "1/ms"),
             ("rate_L", rate_L, True, "1/ms"), ("rate_SERCA", rate_SERCA, True, "µM/ms"),
             ("ratio_ER_cyt", ratio_ER_cyt, False, "dimensionless"), ("tau_IP3", tau_IP3, False, "ms"),
-        ):
-            check_positive(value, f"{name} ({unit})", owner, allow_zero=zero_ok)
-            setattr(self, name, as_param(value, self.size, name, owner))
-        if not isinstance(substeps, int) or substeps < 1:
-            raise ValueError(f"{owner}: substeps must be a positive integer, got {substeps!r}")
-        self.substeps = substeps
-        if not float(smooth) >= 0:
-            raise ValueError(f"{owner}: smooth must be >= 0 µM, got {smooth}")
-        self.smooth = float(smooth)
+        ), owner)
+        self.substeps, self.smooth = check_substeps(substeps, owner), check_smooth(smooth, owner)
 
-    def init(self, *, key=None, IP3: Optional[ArrayLike] = None, Ca: Optional[ArrayLike] = 0.073,
-             h: Optional[ArrayLike] = 0.793) -> LiRinzelState:
+    def init(self, *, key=None, IP3: Optional[ArrayLike] = None, Ca: ArrayLike = 0.073,
+             h: ArrayLike = 0.793) -> LiRinzelState:
         """NEST's initial state (IP3 = IP3_0, Ca = 0.073 µM, h = 0.793) unless given."""
         owner = type(self).__name__
         check_concentration(IP3, "IP3", owner)
         check_concentration(Ca, "Ca", owner)
-        if h is not None:
-            import numpy as np
-            if np.any(np.asarray(h) < 0) or np.any(np.asarray(h) > 1):
-                raise ValueError(f"{owner}: initial h must be in [0, 1], got {h}")
+        if np.any(np.asarray(h) < 0) or np.any(np.asarray(h) > 1):
+            raise ValueError(f"{owner}: initial h must be in [0, 1], got {h}")
         full = lambda x: jnp.broadcast_to(jnp.asarray(x, self.Ca_tot.dtype), (self.size,))
         return LiRinzelState(IP3=self.IP3_0 if IP3 is None else full(IP3), Ca=full(Ca), h=full(h))
 

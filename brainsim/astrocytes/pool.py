@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import numpy as np
 from jax.experimental import sparse
 
-from .._checks import check_size
-from ..connectivity import WeightSpec, _host_rng, _to_bcoo, _weights, fixed_probability
+from .._checks import check_choice, check_size
+from ..connectivity import WeightSpec, _host_rng, _to_bcoo, fixed_probability
 
 POOL_TYPES = ("random", "block")
 
@@ -38,8 +39,7 @@ class Tripartite(NamedTuple):
 def astrocyte_pools(key_or_rng, n_post: int, n_astro: int, pool_size: int = 1, pool_type: str = "block") -> np.ndarray:
     """The ``(n_post, pool_size)`` astrocyte pool of every target neuron (see module docstring)."""
     owner = "tripartite_bernoulli_with_pool"
-    if pool_type not in POOL_TYPES:
-        raise ValueError(f"{owner}: unknown pool_type {pool_type!r}; choose one of {', '.join(POOL_TYPES)}")
+    check_choice(pool_type, POOL_TYPES, "pool_type", owner)
     if isinstance(pool_size, bool) or not isinstance(pool_size, (int, np.integer)) or not 1 <= pool_size <= n_astro:
         raise ValueError(f"{owner}: pool_size must be an integer between 1 and the number of astrocytes "
                          f"({n_astro}), got {pool_size!r}")
@@ -89,7 +89,8 @@ def tripartite_bernoulli_with_pool(key, n_pre: int, n_post: int, n_astro: int, *
     for name, w in (("weight_astro", weight_astro), ("weight_sic", weight_sic)):
         if not np.isfinite(w) or w < 0:
             raise ValueError(f"{owner}: {name} must be >= 0, got {w}")
-    rng = _host_rng(key)
+    # a stream of its own: _host_rng(key) would replay the uniforms fixed_probability(key) drew the degrees from
+    rng = _host_rng(jax.random.fold_in(key, 1))
     pools = astrocyte_pools(rng, n_post, n_astro, pool_size, pool_type)
     primary = fixed_probability(key, n_pre, n_post, p_primary, weight, autapses=autapses)
     pre, post = np.asarray(primary.indices).T

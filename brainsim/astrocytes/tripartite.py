@@ -29,8 +29,10 @@ from typing import NamedTuple
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import as_param, check_positive, check_size
+from .._checks import check_size
 from .._types import Array, ArrayLike
+from ..neurons.base import exp_euler_linear
+from ._common import set_params
 
 
 class TripartiteState(NamedTuple):
@@ -67,16 +69,13 @@ class TripartiteSynapse(eqx.Module):
                  O_G: ArrayLike = 1.5e-3, Omega_G: ArrayLike = 0.5 / 60e3, alpha: ArrayLike = 0.0):
         owner = type(self).__name__
         self.size = check_size(size, owner)
-        for name, value, zero_ok, unit in (("rho_c", rho_c, True, ""), ("Y_T", Y_T, True, "µM"),
-                                           ("Omega_c", Omega_c, False, "1/ms"), ("U_0_star", U_0_star, False, ""),
-                                           ("Omega_f", Omega_f, False, "1/ms"), ("Omega_d", Omega_d, False, "1/ms"),
-                                           ("O_G", O_G, True, "1/(µM ms)"), ("Omega_G", Omega_G, True, "1/ms"),
-                                           ("alpha", alpha, True, "")):
-            check_positive(value, f"{name} ({unit})" if unit else name, owner, allow_zero=zero_ok)
-            setattr(self, name, as_param(value, self.size, name, owner))
-        for name in ("U_0_star", "alpha"):
+        set_params(self, (("rho_c", rho_c, True, ""), ("Y_T", Y_T, True, "µM"), ("Omega_c", Omega_c, False, "1/ms"),
+                          ("U_0_star", U_0_star, False, ""), ("Omega_f", Omega_f, False, "1/ms"),
+                          ("Omega_d", Omega_d, False, "1/ms"), ("O_G", O_G, True, "1/(µM ms)"),
+                          ("Omega_G", Omega_G, True, "1/ms"), ("alpha", alpha, True, "")), owner)
+        for name, value in (("U_0_star", U_0_star), ("alpha", alpha)):
             if float(jnp.max(getattr(self, name))) > 1.0:
-                raise ValueError(f"{owner}: {name} must be in [0, 1], got {locals()[name]}")
+                raise ValueError(f"{owner}: {name} must be in [0, 1], got {value}")
 
     #: ``Network`` may pass a gliotransmitter concentration to ``step`` (see module docstring).
     accepts_gliotransmitter = True
@@ -95,10 +94,10 @@ class TripartiteSynapse(eqx.Module):
         G_A = jnp.broadcast_to(jnp.asarray(G_A, self.O_G.dtype), (self.size,))
         a = self.O_G * G_A + self.Omega_G
         gamma_inf = jnp.where(a > 0, self.O_G * G_A / jnp.where(a > 0, a, 1.0), 0.0)
-        Gamma_S = gamma_inf + (state.Gamma_S - gamma_inf) * jnp.exp(-a * dt)
+        Gamma_S = exp_euler_linear(state.Gamma_S, gamma_inf, a, dt)
         Y_S = state.Y_S * jnp.exp(-self.Omega_c * dt)
         u_S = state.u_S * jnp.exp(-self.Omega_f * dt)
-        x_S = 1.0 + (state.x_S - 1.0) * jnp.exp(-self.Omega_d * dt)
+        x_S = exp_euler_linear(state.x_S, 1.0, self.Omega_d, dt)
         U_0 = (1.0 - Gamma_S) * self.U_0_star + self.alpha * Gamma_S
         u_new = u_S + U_0 * (1.0 - u_S)
         u_S = u_S + spikes * (u_new - u_S)
