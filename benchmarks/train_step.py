@@ -14,6 +14,7 @@ import math
 import statistics
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
@@ -40,7 +41,6 @@ def main():
 
     model = build(jax.random.key(0))
     spec = freeze(model, *[(lambda m, f=f: getattr(m.layers[0].neuron, f)) for f in ("C_m", "v_rest", "v_reset", "t_ref")])
-    import equinox as eqx
     params, static = eqx.partition(model, spec)
     opt = optax.adam(1e-3)
     opt_state = opt.init(params)

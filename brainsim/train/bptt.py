@@ -22,13 +22,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_choice
+
 MODES = ("full", "checkpointed", "spatial", "truncated")
 
 
 def check_mode(mode: str, owner: str = "bptt") -> str:
-    if mode not in MODES:
-        raise ValueError(f"{owner}: unknown BPTT mode {mode!r}; choose one of {', '.join(MODES)}")
-    return mode
+    return check_choice(mode, MODES, "BPTT mode", owner)
 
 
 def _length(xs) -> int:
@@ -92,13 +92,6 @@ def _window_loss(step_loss, model, carry, xs_window, args):
     return total, carry
 
 
-def _split_windows(xs, window: int):
-    n = _length(xs)
-    if n % window:
-        raise ValueError(f"bptt.truncated_loss: sequence length {n} is not a multiple of window {window}")
-    return jax.tree_util.tree_map(lambda x: x.reshape((n // window, window) + x.shape[1:]), xs)
-
-
 @eqx.filter_custom_vjp
 def _truncated(model, step_loss, carry, xs, window, args):
     total, _ = _window_loss(step_loss, model, carry, xs, args)
@@ -142,6 +135,8 @@ def truncated_loss(step_loss: Callable, model, carry, xs, *args, window: int = 1
     window = int(window)
     if window < 1:
         raise ValueError(f"bptt.truncated_loss: window must be a positive number of steps, got {window}")
-    _split_windows(xs, window)  # shape check with a clear message
+    n = _length(xs)
+    if n % window:
+        raise ValueError(f"bptt.truncated_loss: sequence length {n} is not a multiple of window {window}")
     carry, xs, args = jax.lax.stop_gradient((carry, xs, tuple(args)))
     return _truncated(model, step_loss, carry, xs, window, args)

@@ -84,6 +84,11 @@ def _split_loss(out):
     return out, {}
 
 
+def _per_example(loss_fn, model, xb, yb, keys):
+    """``loss_fn`` vmapped over a batch: per-example ``(losses, metrics)``."""
+    return jax.vmap(lambda x, y, k: _split_loss(loss_fn(model, x, y, k)))(xb, yb, keys)
+
+
 def _check_data(data, name: str, model, n_classes: Optional[int]):
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"fit: {name} must be a pair (inputs, labels)")
@@ -119,8 +124,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     """
 
     def batch_loss(params, static, xb, yb, keys):
-        m = eqx.combine(params, static)
-        losses, metrics = jax.vmap(lambda x, y, k: _split_loss(loss_fn(m, x, y, k)))(xb, yb, keys)
+        losses, metrics = _per_example(loss_fn, eqx.combine(params, static), xb, yb, keys)
         return losses.mean(), jax.tree_util.tree_map(jnp.mean, metrics)
 
     @eqx.filter_jit
@@ -183,22 +187,22 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
 
     @eqx.filter_jit
     def eval_step(params, static, xb, yb, mask, key):
-        keys = jax.random.split(key, xb.shape[0] if not isinstance(xb, tuple) else batch_size)
-        m = eqx.combine(params, static)
-        losses, metrics = jax.vmap(lambda x, y, k: _split_loss(loss_fn(m, x, y, k)))(xb, yb, keys)
+        keys = jax.random.split(key, batch_size)  # batches are padded to batch_size
+        losses, metrics = _per_example(loss_fn, eqx.combine(params, static), xb, yb, keys)
         w = mask / jnp.maximum(mask.sum(), 1.0)
         return jnp.sum(losses * w), jax.tree_util.tree_map(lambda a: jnp.sum(a * w), metrics), mask.sum()
 
-    def evaluate(params, x, y, key):
-        n = len(np.asarray(y))
+    def evaluate(params, x, y, key):  # x, y: host (numpy) arrays
+        n = len(y)
         totals, count = {}, 0.0
         for start in range(0, n, batch_size):
             idx = np.arange(start, start + batch_size)
             mask = (idx < n).astype(np.float32)
             idx = np.minimum(idx, n - 1)
-            take = lambda a: jnp.asarray(np.asarray(a)[idx])
-            loss, metrics, k = eval_step(params, static, jax.tree_util.tree_map(take, x), take(y), jnp.asarray(mask),
-                                         jax.random.fold_in(key, start))
+            take = lambda a: jnp.asarray(a[idx])
+            out = eval_step(params, static, jax.tree_util.tree_map(take, x), take(y), jnp.asarray(mask),
+                            jax.random.fold_in(key, start))
+            loss, metrics, k = jax.device_get(out)  # one transfer per batch
             k = float(k)
             for name, val in {"loss": loss, **metrics}.items():
                 totals[name] = totals.get(name, 0.0) + float(val) * k
@@ -209,6 +213,8 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     key = jax.random.key(seed)
     x_all = jax.tree_util.tree_map(np.asarray, data[0])
     y_all = np.asarray(data[1])
+    if eval_data is not None:  # on the host once, not once per evaluated batch
+        x_eval, y_eval = jax.tree_util.tree_map(np.asarray, eval_data[0]), np.asarray(eval_data[1])
     steps_per_epoch = n_train // batch_size
     result = FitResult(model=eqx.combine(params, static), opt_state=opt_state)
     best, best_state, bad_epochs, n_steps, previous = None, None, 0, 0, None
@@ -224,6 +230,7 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
             step_key = jax.random.fold_in(key, epoch * steps_per_epoch + b)
             t_call = time.perf_counter()
             new_params, new_opt_state, loss, metrics = train_step(params, static, opt_state, xb, yb, step_key)
+            loss, metrics = jax.device_get((loss, metrics))  # one host transfer per step (NaN check, sums)
             loss = float(loss)
             if n_steps == 0:
                 result.compile_s = time.perf_counter() - t_call
@@ -251,7 +258,7 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         record = {"epoch": epoch, **{f"train_{k}": v / n_done for k, v in sums.items()},
                   "epoch_s": time.perf_counter() - t0}
         if eval_data is not None:
-            record.update(evaluate(params, eval_data[0], eval_data[1], jax.random.fold_in(jax.random.fold_in(key, 2**31 - 1), epoch)))
+            record.update(evaluate(params, x_eval, y_eval, jax.random.fold_in(jax.random.fold_in(key, 2**31 - 1), epoch)))
         result.history.append(record)
         epoch_bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
         score = record.get(monitor)

@@ -177,9 +177,8 @@ class SpikingLayer(eqx.Module):
         return self.recurrent_weight is not None
 
     def init(self) -> LayerState:
-        neuron = resolve(self.neuron)
-        syn = jnp.zeros((self.n_out,)) if self.synapse is not None else jnp.zeros((0,))
-        return LayerState(neuron.init(), syn, jnp.zeros((self.n_out,)))
+        syn = self.synapse.init(self.n_out) if self.synapse is not None else jnp.zeros((0,))
+        return LayerState(resolve(self.neuron).init(), syn, jnp.zeros((self.n_out,)))
 
     def project(self, xs: Array) -> Array:
         """Input currents (pA) for all steps at once: ``(T, n_in) -> (T, n_out)``."""
@@ -196,7 +195,6 @@ class SpikingLayer(eqx.Module):
             current = p.synapse.value(syn, p.dt)
         neuron_state, spikes = p.neuron.step(state.neuron, current, p.dt)
         return LayerState(neuron_state, syn, spikes), (spikes, neuron_state.v)
-
 
     def run_fused(self, currents: Array):
         """All steps at once from ``init()`` (see ``fused_lif``): ``(T, n_out)`` currents -> (spikes, v)."""
@@ -326,23 +324,22 @@ class Sequential(eqx.Module):
         return tuple(new_state), (h, hidden)
 
     def _fused(self, xs, chunk, record):
-        n_spiking = sum(_is_spiking(layer) for layer in self.layers)
-        sizes = [layer.n_out for layer in self.layers if _is_spiking(layer)]
-        acc0 = [tuple(jnp.zeros((n,)) for _ in range(3)) for n in sizes]
+        net = resolve(self)  # constrained parameters once per sequence, not once per step
+        acc0 = [tuple(jnp.zeros((layer.n_out,)) for _ in range(3)) for layer in net.layers if _is_spiking(layer)]
 
         def body(carry, x_t):
             state, acc = carry
-            state, (out, hidden) = self.step(state, x_t)
+            state, (out, hidden) = net.step(state, x_t)
             acc = [(c + s, vm + v, vs + v * v) for (c, vm, vs), (s, v) in zip(acc, hidden)]
             return (state, acc), ((out, hidden) if record else out)
 
-        (_, acc), ys = bptt.scan(body, (self.init(), acc0), xs, mode="checkpointed", chunk=chunk)
+        (_, acc), ys = bptt.scan(body, (net.init(), acc0), xs, mode="checkpointed", chunk=chunk)
         T = xs.shape[0]
         aux = {"counts": [a[0] for a in acc], "v_mean": [a[1] / T for a in acc], "v_sq": [a[2] / T for a in acc]}
         if record:
             ys, hidden = ys
-            aux["spikes"] = [hidden[i][0] for i in range(n_spiking)]
-            aux["v"] = [hidden[i][1] for i in range(n_spiking)]
+            aux["spikes"] = [s for s, _ in hidden]
+            aux["v"] = [v for _, v in hidden]
         return ys, aux
 
     def online_loss(self, step_loss, xs, *args, window: int = 1):

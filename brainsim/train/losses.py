@@ -18,12 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import _is_concrete
 from .._types import Array
 
 
 def check_labels(labels, n_classes: int, owner: str = "loss") -> None:
     """Raise ``ValueError`` for concrete labels that are not integers in ``[0, n_classes)``."""
-    if isinstance(labels, jax.core.Tracer):
+    if not _is_concrete(labels):
         return
     arr = np.asarray(labels)
     if arr.size == 0:
