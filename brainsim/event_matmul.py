@@ -12,8 +12,9 @@ It is a JAX primitive with its own JVP, transpose and batching rules, so ``jit``
 (in either order) and higher-order derivatives work. Under ``vmap`` over examples with a shared
 ``W`` the examples are stacked into one product, so ``grad`` of a batch-mean loss computes ONE weight
 gradient for the whole batch (no per-example gradients). On CPU with a C++ compiler the products run
-as native kernels (``brainsim/_kernels/event_matmul.cc``) when at most ``max_density`` of ``x`` is
-nonzero, and as XLA's dense product otherwise (checked at run time on a sample of ``x``). On other
+as native kernels (``brainsim/_kernels/event_matmul.cc``), which visit only the nonzero entries when at
+most ``max_density`` of a sample of ``x`` is nonzero and compute the dense product otherwise (decided at
+run time inside the kernel: a ``lax.cond`` around it cost more than the sparse product itself). On other
 platforms, for non-float32 dtypes, or with ``BRAINSIM_NATIVE=0`` it is XLA's dense product.
 """
 from __future__ import annotations
@@ -64,28 +65,20 @@ def _use_native(*arrays) -> bool:
             and _kernels.event_matmul_available())
 
 
-def _choose(x, max_density, native_fn, dense_fn, *args):
-    """Run ``native_fn`` on CPU when x is sparse enough, ``dense_fn`` otherwise (decided at run time)."""
+def _choose(max_density, native_fn, dense_fn, *args):
+    """The native kernel on CPU (it estimates the density of x on a sample and computes the dense product
+    itself when x is denser than ``max_density``), XLA's dense product elsewhere."""
     if not _use_native(*args):
         return dense_fn(*args)
-
-    def cpu(*a):
-        # the density is estimated on an evenly strided sample of at most ~4096 entries: it only picks the
-        # faster of two exact paths, so a sample that misjudges the density costs time, never accuracy
-        flat = a[0].reshape(-1)
-        sample = flat[::max(1, flat.size // 4096)]
-        sparse_enough = jnp.count_nonzero(sample) <= max_density * sample.size
-        return jax.lax.cond(sparse_enough, native_fn, dense_fn, *a)
-
-    return jax.lax.platform_dependent(*args, cpu=cpu, default=dense_fn)
+    return jax.lax.platform_dependent(*args, cpu=lambda *a: native_fn(*a, max_density=max_density), default=dense_fn)
 
 
 def _matmul_impl(x, w, *, max_density):
-    return _choose(x, max_density, _kernels.event_matmul_native, lambda a, b: jnp.matmul(a, b), x, w)
+    return _choose(max_density, _kernels.event_matmul_native, lambda a, b: jnp.matmul(a, b), x, w)
 
 
 def _matmul_t_impl(x, g, *, max_density):
-    return _choose(x, max_density, _kernels.event_matmul_t_native, lambda a, b: jnp.matmul(a.T, b), x, g)
+    return _choose(max_density, _kernels.event_matmul_t_native, lambda a, b: jnp.matmul(a.T, b), x, g)
 
 
 for _p, _impl in ((event_matmul_p, _matmul_impl), (event_matmul_t_p, _matmul_t_impl)):

@@ -68,6 +68,19 @@ def test_event_matmul_dense_input_per_example_weights_and_float64():
         np.testing.assert_allclose(np.asarray(out), x64 @ np.asarray(w, np.float64), rtol=1e-12)
 
 
+@pytest.mark.parametrize("density", [0.03, 0.6])
+def test_event_matmul_kernel_paths(density):
+    # sparse path (selected rows of W summed in registers in 256-, 64- and 16-column blocks plus a scalar
+    # tail) and dense path (register-blocked product in 8-, 4- and 1-row blocks, chosen inside the kernel
+    # from a sample of x), forward and weight gradient
+    x = _sparse_input(jax.random.key(6), (37, 90), density)
+    w = jax.random.normal(jax.random.key(7), (90, 341))
+    g = jax.random.normal(jax.random.key(8), (37, 341))
+    assert _rel(jax.jit(event_matmul)(x, w), x @ w) < 1e-5
+    dw = jax.jit(lambda w: jax.vjp(lambda w: event_matmul(x, w), w)[1](g)[0])(w)
+    assert _rel(dw, x.T @ g) < 1e-5
+
+
 def test_event_matmul_bad_input():
     w = jnp.ones((5, 3))
     with pytest.raises(ValueError, match=r"expected \(\.\.\., 5\)"):

@@ -178,16 +178,22 @@ def event_matmul_available() -> bool:
     return _MATMUL.available()
 
 
-def event_matmul_native(x, w):
-    """``x @ w`` for float32 ``x (M, K)``, ``w (K, N)``, visiting only the nonzero entries of x (CPU only)."""
+def event_matmul_native(x, w, max_density: float = 1.0):
+    """``x @ w`` for float32 ``x (M, K)``, ``w (K, N)``, visiting only the nonzero entries of x (CPU only);
+    a dense product if a sample of x is denser than ``max_density``."""
+    import numpy as np
+
     return jax.ffi.ffi_call(_MATMUL_TARGET, jax.ShapeDtypeStruct((x.shape[0], w.shape[1]), jnp.float32),
-                            vmap_method="sequential")(x, w)
+                            vmap_method="sequential")(x, w, max_density=np.float32(max_density))
 
 
-def event_matmul_t_native(x, g):
-    """``x.T @ g`` for float32 ``x (M, K)``, ``g (M, N)``, visiting only the nonzero entries of x (CPU only)."""
+def event_matmul_t_native(x, g, max_density: float = 1.0):
+    """``x.T @ g`` for float32 ``x (M, K)``, ``g (M, N)``, visiting only the nonzero entries of x (CPU only);
+    a dense product if a sample of x is denser than ``max_density``."""
+    import numpy as np
+
     return jax.ffi.ffi_call(_MATMUL_T_TARGET, jax.ShapeDtypeStruct((x.shape[1], g.shape[1]), jnp.float32),
-                            vmap_method="sequential")(x, g)
+                            vmap_method="sequential")(x, g, max_density=np.float32(max_density))
 
 
 _LIF_FWD_TARGET = "brainsim_lif_forward"
@@ -202,18 +208,22 @@ def lif_layer_available() -> bool:
 
 
 def lif_forward_native(i_ext, v0, ref0, s0, w, p, **attrs):
-    """Fused LIF-layer forward sweep (see ``lif_layer.cc``): returns (S, V, V_new, I_t, frozen), each (B, T, H)."""
+    """Fused LIF-layer forward sweep (see ``lif_layer.cc``): returns (S, V, frozen), each (B, T, H); frozen
+    (the refractory mask) is uint8."""
     out = jax.ShapeDtypeStruct(i_ext.shape, jnp.float32)
-    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out,) * 5, vmap_method="sequential")(i_ext, v0, ref0, s0, w, p, **attrs)
+    mask = jax.ShapeDtypeStruct(i_ext.shape, jnp.uint8)
+    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, mask), vmap_method="sequential")(i_ext, v0, ref0, s0, w, p,
+                                                                                          **attrs)
 
 
-def lif_backward_native(ct_s, ct_v, s, v, v_new, cur, frozen, v0, s0, w, p, **attrs):
-    """Fused LIF-layer backward sweep: returns (dI_ext, dv0, ds0, dW, dP)."""
+def lif_backward_native(ct_s, ct_v, s, v, frozen, i_ext, v0, s0, w, p, **attrs):
+    """Fused LIF-layer backward sweep: returns (dI_ext, dv0, ds0, dW, dP). With ``ct_v_zero=1`` the
+    cotangent of V is zero and ``ct_v`` may be any float32 placeholder."""
     f32 = jnp.float32
     shapes = (jax.ShapeDtypeStruct(s.shape, f32), jax.ShapeDtypeStruct(v0.shape, f32),
               jax.ShapeDtypeStruct(s0.shape, f32), jax.ShapeDtypeStruct(w.shape, f32), jax.ShapeDtypeStruct(p.shape, f32))
     return jax.ffi.ffi_call(_LIF_BWD_TARGET, shapes, vmap_method="sequential")(
-        ct_s, ct_v, s, v, v_new, cur, frozen, v0, s0, w, p, **attrs)
+        ct_s, ct_v, s, v, frozen, i_ext, v0, s0, w, p, **attrs)
 
 
 _POPULATION_TARGET = "brainsim_lif_population_step"

@@ -6,8 +6,11 @@
 //
 // Both visit only the nonzero entries of x: each costs one pass over x plus N multiply-adds per
 // nonzero, instead of M * K * N for the dense product. They are the forward product and the weight
-// gradient of a projection fed with spikes; the caller picks the dense XLA product when x is dense.
-// Groups of 16 zero floats of x are skipped with one 64-bit OR per two floats.
+// gradient of a projection fed with spikes. When a strided sample of x has more than max_density
+// nonzero entries they compute the dense product instead (register-blocked), so any input is exact.
+// The nonzero entries of a row of x are collected first (sixteen at a time with AVX-512); the
+// forward product then sums the selected rows of W in registers, 256 columns at a time, and the weight
+// gradient adds the row of g, held in registers, to the selected rows of dW.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -19,7 +22,11 @@
 
 namespace ffi = xla::ffi;
 
-using brainsim::axpy;
+using brainsim::accumulate_rows;
+using brainsim::collect_nonzero;
+using brainsim::gemm;
+using brainsim::sampled_density;
+using brainsim::scatter_rows;
 
 // Runs body(begin, end) over [0, n), split between two threads when there is enough work (the products
 // are independent per row of the output).
@@ -35,29 +42,8 @@ void split_in_two(int64_t n, int64_t work, Body body) {
   other.join();
 }
 
-// Calls visit(k, x[k]) for every nonzero entry of the length-K row x, in increasing k. Groups of 16
-// floats whose bits are all zero are skipped with two 64-byte loads and ORs (spike inputs at a few
-// percent density leave most groups empty); only the remaining groups are tested entry by entry.
-template <typename Visit>
-static inline void for_each_nonzero(const float* x, int64_t K, Visit visit) {
-  constexpr int64_t kGroup = 16;
-  int64_t k = 0;
-  for (; k + kGroup <= K; k += kGroup) {
-    uint64_t words[kGroup / 2];
-    std::memcpy(words, x + k, sizeof(words));
-    uint64_t any = 0;
-    for (int i = 0; i < kGroup / 2; ++i) any |= words[i];
-    if (any == 0) continue;
-    for (int64_t j = k; j < k + kGroup; ++j) {
-      if (x[j] != 0.0f) visit(j, x[j]);
-    }
-  }
-  for (; k < K; ++k) {
-    if (x[k] != 0.0f) visit(k, x[k]);
-  }
-}
-
-static ffi::Error EventMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w, ffi::ResultBuffer<ffi::F32> y) {
+static ffi::Error EventMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w, float max_density,
+                                  ffi::ResultBuffer<ffi::F32> y) {
   const auto xd = x.dimensions();
   const auto wd = w.dimensions();
   if (xd.size() != 2 || wd.size() != 2 || xd[1] != wd[0]) {
@@ -67,17 +53,23 @@ static ffi::Error EventMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32>
   const float* xp = x.typed_data();
   const float* wp = w.typed_data();
   float* yp = y->typed_data();
+  if (sampled_density(xp, M * K) > max_density) {  // dense input: a register-blocked dense product
+    split_in_two(M, M * K * 8, [&](int64_t m0, int64_t m1) { gemm(xp + m0 * K, K, 1, m1 - m0, wp, K, N, yp + m0 * N, N); });
+    return ffi::Error::Success();
+  }
   split_in_two(M, M * K, [&](int64_t m0, int64_t m1) {  // rows of y
-    std::memset(yp + m0 * N, 0, sizeof(float) * (m1 - m0) * N);
-    for (int64_t m = m0; m < m1; ++m) {
-      float* out = yp + m * N;
-      for_each_nonzero(xp + m * K, K, [&](int64_t k, float value) { axpy(out, value, wp + k * N, N); });
+    std::vector<int32_t> idx(K);
+    std::vector<float> vals(K);
+    for (int64_t m = m0; m < m1; ++m) {  // y[m] = sum over nonzero x[m, k] of x[m, k] W[k]
+      const int64_t count = collect_nonzero(xp + m * K, K, idx.data(), vals.data());
+      accumulate_rows(yp + m * N, nullptr, idx.data(), vals.data(), count, wp, N, N);
     }
   });
   return ffi::Error::Success();
 }
 
-static ffi::Error EventMatmulTImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> g, ffi::ResultBuffer<ffi::F32> dw) {
+static ffi::Error EventMatmulTImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> g, float max_density,
+                                   ffi::ResultBuffer<ffi::F32> dw) {
   const auto xd = x.dimensions();
   const auto gd = g.dimensions();
   if (xd.size() != 2 || gd.size() != 2 || xd[0] != gd[0]) {
@@ -87,6 +79,10 @@ static ffi::Error EventMatmulTImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32
   const float* xp = x.typed_data();
   const float* gp = g.typed_data();
   float* out = dw->typed_data();
+  if (sampled_density(xp, M * K) > max_density) {  // dense input: dW = x^T g, register-blocked, rows of dW split
+    split_in_two(K, M * K * 8, [&](int64_t k0, int64_t k1) { gemm(xp + k0, 1, K, k1 - k0, gp, M, N, out + k0 * N, N); });
+    return ffi::Error::Success();
+  }
   // each thread scans its own half of the rows of x into its own partial dW; the halves are summed
   std::vector<float> partial;
   split_in_two(M, M * K, [&](int64_t m0, int64_t m1) {
@@ -97,9 +93,11 @@ static ffi::Error EventMatmulTImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32
     } else {
       std::memset(out, 0, sizeof(float) * K * N);
     }
-    for (int64_t m = m0; m < m1; ++m) {
-      const float* g_row = gp + m * N;
-      for_each_nonzero(xp + m * K, K, [&](int64_t k, float value) { axpy(acc + k * N, value, g_row, N); });
+    std::vector<int32_t> idx(K);
+    std::vector<float> vals(K);
+    for (int64_t m = m0; m < m1; ++m) {  // dW[k] += x[m, k] g[m] for the nonzero x[m, k]
+      const int64_t count = collect_nonzero(xp + m * K, K, idx.data(), vals.data());
+      scatter_rows(acc, N, idx.data(), vals.data(), count, gp + m * N, N);
     }
   });
   if (!partial.empty()) {
@@ -110,8 +108,8 @@ static ffi::Error EventMatmulTImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimEventMatmul, EventMatmulImpl,
                               ffi::Ffi::Bind().Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Attr<float>("max_density").Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimEventMatmulT, EventMatmulTImpl,
                               ffi::Ffi::Bind().Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Attr<float>("max_density").Ret<ffi::Buffer<ffi::F32>>());

@@ -3,6 +3,9 @@
 
 #include <cstdint>
 #include <cstring>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace brainsim {
 
@@ -22,6 +25,172 @@ inline bool block_is_zero(const float* values) {
 // acc[0:n] += a * row[0:n] (vectorised; the libraries are compiled for the running CPU).
 inline void axpy(float* __restrict acc, float a, const float* __restrict row, int64_t n) {
   for (int64_t j = 0; j < n; ++j) acc[j] += a * row[j];
+}
+
+// Sixteen floats as one vector (GCC/Clang vector extension): one AVX-512 register, two AVX ones.
+typedef float v16 __attribute__((vector_size(64)));
+inline v16 load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// Writes the positions (and values) of the nonzero entries of x[0:n] to idx (and vals, if not null) in
+// increasing order; returns how many there are. With AVX-512 sixteen entries are tested per compare.
+inline int64_t collect_nonzero(const float* x, int64_t n, int32_t* idx, float* vals) {
+  int64_t count = 0, k = 0;
+#if defined(__AVX512F__)
+  const __m512 zero = _mm512_setzero_ps();
+  for (; k + 16 <= n; k += 16) {
+    for (__mmask16 m = _mm512_cmpneq_ps_mask(_mm512_loadu_ps(x + k), zero); m; m &= m - 1) {
+      const int64_t j = k + __builtin_ctz(m);
+      idx[count] = static_cast<int32_t>(j);
+      if (vals) vals[count] = x[j];
+      ++count;
+    }
+  }
+#endif
+  for (; k < n; ++k) {
+    if (x[k] != 0.0f) {
+      idx[count] = static_cast<int32_t>(k);
+      if (vals) vals[count] = x[k];
+      ++count;
+    }
+  }
+  return count;
+}
+
+// out[j] = base[j] + sum_i vals[i] * rows[idx[i] * ld + j] for j < NV * 16, accumulated in NV vector
+// registers (each row is loaded once; out is written once). base may be null (zero), vals null (ones).
+template <int NV>
+inline void accumulate_rows_block(float* out, const float* base, const int32_t* idx, const float* vals,
+                                  int64_t count, const float* rows, int64_t ld) {
+  v16 acc[NV];
+  for (int j = 0; j < NV; ++j) acc[j] = base ? load16(base + 16 * j) : v16{};
+  for (int64_t i = 0; i < count; ++i) {
+    const float* r = rows + static_cast<int64_t>(idx[i]) * ld;
+    if (vals) {
+      const float a = vals[i];
+      for (int j = 0; j < NV; ++j) acc[j] += a * load16(r + 16 * j);
+    } else {
+      for (int j = 0; j < NV; ++j) acc[j] += load16(r + 16 * j);
+    }
+  }
+  for (int j = 0; j < NV; ++j) store16(out + 16 * j, acc[j]);
+}
+
+// out[0:n] = base[0:n] + sum_i vals[i] * rows[idx[i] * ld + 0:n]: a weighted sum of selected rows of a
+// row-major matrix (spikes times weights), 256 columns at a time in registers.
+inline void accumulate_rows(float* out, const float* base, const int32_t* idx, const float* vals, int64_t count,
+                            const float* rows, int64_t ld, int64_t n) {
+  int64_t j = 0;
+  for (; j + 256 <= n; j += 256)
+    accumulate_rows_block<16>(out + j, base ? base + j : nullptr, idx, vals, count, rows + j, ld);
+  for (; j + 64 <= n; j += 64)
+    accumulate_rows_block<4>(out + j, base ? base + j : nullptr, idx, vals, count, rows + j, ld);
+  for (; j + 16 <= n; j += 16)
+    accumulate_rows_block<1>(out + j, base ? base + j : nullptr, idx, vals, count, rows + j, ld);
+  for (; j < n; ++j) {
+    float sum = base ? base[j] : 0.0f;
+    for (int64_t i = 0; i < count; ++i) sum += (vals ? vals[i] : 1.0f) * rows[static_cast<int64_t>(idx[i]) * ld + j];
+    out[j] = sum;
+  }
+}
+
+// rows[idx[i] * ld + j] += vals[i] * src[j] for j < NV * 16 and every i: src is held in NV vector
+// registers, so each selected row is read and written once.
+template <int NV>
+inline void scatter_rows_block(float* rows, int64_t ld, const int32_t* idx, const float* vals, int64_t count,
+                               const float* src) {
+  v16 x[NV];
+  for (int j = 0; j < NV; ++j) x[j] = load16(src + 16 * j);
+  for (int64_t i = 0; i < count; ++i) {
+    float* r = rows + static_cast<int64_t>(idx[i]) * ld;
+    const float a = vals ? vals[i] : 1.0f;
+    for (int j = 0; j < NV; ++j) store16(r + 16 * j, load16(r + 16 * j) + a * x[j]);
+  }
+}
+
+// rows[idx[i] * ld + 0:n] += vals[i] * src[0:n] for every i (vals null: ones): the transpose of
+// accumulate_rows, e.g. a weight gradient x^T g visiting only the nonzero entries of x.
+inline void scatter_rows(float* rows, int64_t ld, const int32_t* idx, const float* vals, int64_t count,
+                         const float* src, int64_t n) {
+  int64_t j = 0;
+  for (; j + 256 <= n; j += 256) scatter_rows_block<16>(rows + j, ld, idx, vals, count, src + j);
+  for (; j + 64 <= n; j += 64) scatter_rows_block<4>(rows + j, ld, idx, vals, count, src + j);
+  for (; j + 16 <= n; j += 16) scatter_rows_block<1>(rows + j, ld, idx, vals, count, src + j);
+  if (j < n) {
+    for (int64_t i = 0; i < count; ++i) {
+      float* r = rows + static_cast<int64_t>(idx[i]) * ld;
+      const float a = vals ? vals[i] : 1.0f;
+      for (int64_t c = j; c < n; ++c) r[c] += a * src[c];
+    }
+  }
+}
+
+// C[0:MR, 0:16 NV] = A[0:MR, :] * Bm[:, 0:16 NV], A(i, k) = A[i * a_rs + k * a_cs], Bm row stride N,
+// accumulated in MR x NV vector registers over the whole K loop: each row of Bm is loaded once per block
+// and used for MR rows of A.
+template <int MR, int NV>
+inline void gemm_block(const float* A, int64_t a_rs, int64_t a_cs, const float* Bm, int64_t K, int64_t N, float* C,
+                       int64_t ldc) {
+  v16 c[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) c[i][j] = v16{};
+  for (int64_t k = 0; k < K; ++k) {
+    v16 b[NV];
+    for (int j = 0; j < NV; ++j) b[j] = load16(Bm + k * N + 16 * j);
+    for (int i = 0; i < MR; ++i) {
+      const float a = A[i * a_rs + k * a_cs];
+      for (int j = 0; j < NV; ++j) c[i][j] += a * b[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) store16(C + i * ldc + 16 * j, c[i][j]);
+}
+
+template <int MR>
+inline void gemm_rows(const float* A, int64_t a_rs, int64_t a_cs, const float* Bm, int64_t K, int64_t N, float* C,
+                      int64_t ldc) {
+  int64_t j0 = 0;
+  for (; j0 + 32 <= N; j0 += 32) gemm_block<MR, 2>(A, a_rs, a_cs, Bm + j0, K, N, C + j0, ldc);
+  for (; j0 + 16 <= N; j0 += 16) gemm_block<MR, 1>(A, a_rs, a_cs, Bm + j0, K, N, C + j0, ldc);
+  for (int i = 0; i < MR; ++i)
+    for (int64_t j = j0; j < N; ++j) {
+      float sum = 0.0f;
+      for (int64_t k = 0; k < K; ++k) sum += A[i * a_rs + k * a_cs] * Bm[k * N + j];
+      C[i * ldc + j] = sum;
+    }
+}
+
+// C (M x N, row stride ldc) = A (M x K; A(i, k) = A[i * a_rs + k * a_cs]) * Bm (K x N, row-major):
+// blocks of 8 rows x 32 columns (16 accumulators, which fit the 32 AVX-512 registers), then 4- and
+// 1-row and 16-column edges, then scalars. A dense product small enough that W stays in cache.
+inline void gemm(const float* A, int64_t a_rs, int64_t a_cs, int64_t M, const float* Bm, int64_t K, int64_t N,
+                 float* C, int64_t ldc) {
+  int64_t i0 = 0;
+  for (; i0 + 8 <= M; i0 += 8) gemm_rows<8>(A + i0 * a_rs, a_rs, a_cs, Bm, K, N, C + i0 * ldc, ldc);
+  for (; i0 + 4 <= M; i0 += 4) gemm_rows<4>(A + i0 * a_rs, a_rs, a_cs, Bm, K, N, C + i0 * ldc, ldc);
+  for (; i0 < M; ++i0) gemm_rows<1>(A + i0 * a_rs, a_rs, a_cs, Bm, K, N, C + i0 * ldc, ldc);
+}
+
+// Fraction of nonzero entries among at most ~4096 evenly strided entries of x[0:n] (an estimate that
+// only chooses between two exact ways of computing a product).
+inline double sampled_density(const float* x, int64_t n) {
+  if (n <= 0) return 0.0;
+  const int64_t stride = n > 4096 ? n / 4096 : 1;
+  int64_t seen = 0, nonzero = 0;
+  for (int64_t k = 0; k < n; k += stride, ++seen) nonzero += x[k] != 0.0f;
+  return static_cast<double>(nonzero) / static_cast<double>(seen);
+}
+
+// Asks the CPU to start loading bytes [p, p + bytes) into cache (rw = 1: about to be written). Used one
+// loop iteration ahead when the next rows are too far away for the hardware prefetcher to guess.
+template <int kRw = 0>
+inline void prefetch_range(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, kRw, 3);
 }
 
 }  // namespace brainsim

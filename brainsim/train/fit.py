@@ -120,20 +120,47 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     """The jitted step ``(params, static, opt_state, xb, yb, key) -> (params, opt_state, loss, metrics)``.
 
     ``loss_fn(model, x, y, key)`` is per example and is vmapped over the ``batch_size`` examples of
-    ``xb``/``yb``; the step is compiled once (``assert_max_traces``).
+    ``xb``/``yb``; the step is compiled once per ``static`` part (``assert_max_traces``).
+
+    The step is a ``jax.jit`` of the flattened arrays, kept for the last ``static`` object and pytree
+    structure it was called with: ``eqx.filter_jit`` would partition and hash every argument again on
+    every call, which costs milliseconds of Python per step for a small network.
     """
 
     def batch_loss(params, static, xb, yb, keys):
         losses, metrics = _per_example(loss_fn, eqx.combine(params, static), xb, yb, keys)
         return losses.mean(), jax.tree_util.tree_map(jnp.mean, metrics)
 
-    @eqx.filter_jit
-    @eqx.debug.assert_max_traces(max_traces=max_traces)
-    def train_step(params, static, opt_state, xb, yb, key):
+    def step(params, static, opt_state, xb, yb, key):
         keys = jax.random.split(key, batch_size)
         (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, static, xb, yb, keys)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, metrics
+
+    def compile_for(static, treedef):
+        # arrays inside the static part (e.g. frozen parameters) are arguments, not compile-time constants
+        static_arrays, static_rest = eqx.partition(static, eqx.is_array)
+        static_leaves, static_def = jax.tree_util.tree_flatten(static_arrays)
+
+        @jax.jit
+        @eqx.debug.assert_max_traces(max_traces=max_traces)
+        def flat_step(leaves, static_leaves, xb, yb, key):
+            params, opt_state = jax.tree_util.tree_unflatten(treedef, leaves)
+            full_static = eqx.combine(jax.tree_util.tree_unflatten(static_def, static_leaves), static_rest)
+            params, opt_state, loss, metrics = step(params, full_static, opt_state, xb, yb, key)
+            return jax.tree_util.tree_leaves((params, opt_state)), loss, metrics
+
+        return lambda leaves, xb, yb, key: flat_step(leaves, static_leaves, xb, yb, key)
+
+    cached = {}  # the last static part (held, so that its id stays unique), its pytree structure, its step
+
+    def train_step(params, static, opt_state, xb, yb, key):
+        leaves, treedef = jax.tree_util.tree_flatten((params, opt_state))
+        if cached.get("static") is not static or cached.get("treedef") != treedef:
+            cached.update(static=static, treedef=treedef, step=compile_for(static, treedef))
+        new_leaves, loss, metrics = cached["step"](leaves, xb, yb, key)
+        params, opt_state = jax.tree_util.tree_unflatten(treedef, new_leaves)
+        return params, opt_state, loss, metrics
 
     return train_step
 

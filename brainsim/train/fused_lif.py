@@ -47,7 +47,8 @@ lif_layer_lin_p = Primitive("brainsim_lif_layer_lin")
 lif_layer_lin_p.multiple_results = True
 
 _N_PRIMAL = 6  # i_ext (B, T, H), v0 (B, H), ref0 (B, H), s0 (B, H), w (H, H) or (1, 1), p (6, H)
-_N_OUT = 5  # S, V, V_new, I_t, frozen: each (B, T, H); the last three are residuals for the backward pass
+_N_OUT = 3  # S, V (float) and the refractory mask (uint8), each (B, T, H); the mask is a residual for the
+# backward pass, which recomputes I_t and v_new from these
 
 
 def supports(layer) -> bool:
@@ -102,7 +103,7 @@ def _reference(i_ext, v0, ref0, s0, w, p, *, dt, subtract, recurrent, surrogate,
             v, ref, s_prev = carry
             cur = i_t + s_prev @ w if recurrent else i_t
             state, s, v_new, frozen = neuron.step_parts(LIFState(v, ref), cur, dt)
-            return (state.v, state.refractory, s), (s, state.v, v_new, cur, frozen.astype(v_new.dtype))
+            return (state.v, state.refractory, s), (s, state.v, frozen.astype(jnp.uint8))
 
         return jax.lax.scan(step, (v, ref, s), i_seq)[1]
 
@@ -135,21 +136,24 @@ def _forward_impl(*primals, **params):
 
 
 def _backward(ct_s, ct_v, primals, outs, params):
-    """Cotangents of the 6 primal inputs given cotangents of (S, V)."""
+    """Cotangents of the 6 primal inputs given cotangents of (S, V); ``ct_v`` may be a symbolic zero."""
+    ct_v_zero = type(ct_v) is ad.Zero
+    ct_v = jnp.zeros((1,), ct_s.dtype) if ct_v_zero else ct_v  # a placeholder the kernel does not read
 
     def reference(ct_s, ct_v, *primals):
         _, vjp = jax.vjp(lambda *a: _reference_outputs(a, params), *primals)
-        return list(vjp([ct_s, ct_v]))
+        return list(vjp([ct_s, jnp.zeros_like(ct_s) if ct_v_zero else ct_v]))
 
     if not _native_ok(ct_s, ct_v, *primals):
         return reference(ct_s, ct_v, *primals)
 
     def native(ct_s, ct_v, *primals):
         i_ext, v0, ref0, s0, w, p = primals
-        s, v, v_new, cur, frozen = outs
+        s, v, frozen = outs
         d_i, d_v0, d_s0, d_w, d_p = _kernels.lif_backward_native(
-            ct_s, ct_v, s, v, v_new, cur, frozen, v0, s0, w, p, surrogate=np.int64(NATIVE_SURROGATES.index(
-                params["surrogate"])), slope=np.float32(params["slope"]), **_kernel_attrs(params))
+            ct_s, ct_v, s, v, frozen, i_ext, v0, s0, w, p, surrogate=np.int64(NATIVE_SURROGATES.index(
+                params["surrogate"])), slope=np.float32(params["slope"]), ct_v_zero=np.int64(ct_v_zero),
+            **_kernel_attrs(params))
         return [d_i, d_v0, jnp.zeros_like(ref0), d_s0, d_w, d_p]
 
     return jax.lax.platform_dependent(ct_s, ct_v, *primals, cpu=native, default=reference)
@@ -167,7 +171,8 @@ register(lif_layer_lin_p, _lin_impl, _PARAMS, multiple_results=True)
 
 @lif_layer_p.def_abstract_eval
 def _forward_abstract(i_ext, v0, ref0, s0, w, p, **params):
-    return [jax.core.ShapedArray(i_ext.shape, i_ext.dtype) for _ in range(_N_OUT)]
+    return [jax.core.ShapedArray(i_ext.shape, i_ext.dtype), jax.core.ShapedArray(i_ext.shape, i_ext.dtype),
+            jax.core.ShapedArray(i_ext.shape, jnp.uint8)]
 
 
 @lif_layer_lin_p.def_abstract_eval
@@ -183,7 +188,7 @@ def _forward_jvp(primals, tangents, **params):
         return outs, [zero_tangent(o) for o in outs]
     tangents = [ad.instantiate_zeros(t) for t in tangents]
     d_s, d_v = lif_layer_lin_p.bind(*primals, *outs, *tangents, **params)
-    # V_new, I_t and frozen are internal residuals: not differentiated
+    # the refractory mask is an internal residual: not differentiated
     return outs, [d_s, d_v] + [zero_tangent(o) for o in outs[2:]]
 
 
@@ -192,7 +197,7 @@ def _lin_transpose(cts, *args, **params):
     tangents = args[_N_PRIMAL + _N_OUT:]
     if any(ad.is_undefined_primal(a) for a in primals + outs):
         raise ValueError("lif_sequence: the tangent map is linear in the tangents only")
-    ct_s, ct_v = (ad.instantiate_zeros(c) for c in cts)
+    ct_s, ct_v = ad.instantiate_zeros(cts[0]), cts[1]
     grads = _backward(ct_s, ct_v, primals, outs, params)
     return [None] * (_N_PRIMAL + _N_OUT) + [g if ad.is_undefined_primal(t) else None
                                             for g, t in zip(grads, tangents)]
