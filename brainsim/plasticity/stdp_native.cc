@@ -103,21 +103,22 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
     const int64_t i = firing[a];
     const int32_t* trow = t + i * width;
     float* wrow = w + i * width;
-    if (g_out != nullptr) {  // deliver this row with the weights before this step's update
+    const float amp = a_minus + (p > 1 ? a3_minus * x[n_pre + i] : 0.0f);
+    auto depress = [&](bool deliver) {  // one pass over the row: delivery (weights before the update), then update
       const float value = sp[i];
       for (int64_t k = 0; k < width; ++k) {
         const uint32_t j = static_cast<uint32_t>(trow[k]);
         if (j >= post_limit) break;
-        g_out[j] += value * wrow[k];
+        const float wk = wrow[k];
+        if (deliver) g_out[j] += value * wk;
+        const float f = (soft || multiplicative) ? (wk - w_min) / span : 1.0f;
+        wrow[k] = std::min(std::max(wk - amp * y[j] * f, w_min), w_max);
       }
-    }
-    const float amp = a_minus + (p > 1 ? a3_minus * x[n_pre + i] : 0.0f);
-    for (int64_t k = 0; k < width; ++k) {
-      const uint32_t j = static_cast<uint32_t>(trow[k]);
-      if (j >= post_limit) break;
-      const float wk = wrow[k];
-      const float f = (soft || multiplicative) ? (wk - w_min) / span : 1.0f;
-      wrow[k] = std::min(std::max(wk - amp * y[j] * f, w_min), w_max);
+    };
+    if (g_out != nullptr) {
+      depress(true);
+    } else {
+      depress(false);
     }
     for (int64_t r = 0; r < p; ++r) x[r * n_pre + i] = nearest ? 1.0f : x[r * n_pre + i] + 1.0f;
   }
