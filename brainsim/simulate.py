@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -263,6 +264,26 @@ def _chunk_steps(network: Network, monitors: tuple, n_steps: int, chunk_steps: O
     return chunk
 
 
+# Compiled chunk functions of recent simulate() calls, keyed by everything the compiled program depends on
+# (the network's non-array part, the shapes and dtypes of its arrays, of the state and of the injected
+# currents, chunk length, dt, monitors), so that repeated simulations of the same network structure (a
+# parameter sweep, re-running a notebook cell) skip compilation. A cache only: results never depend on it.
+_COMPILED_CHUNKS: "OrderedDict[Any, Any]" = OrderedDict()
+_MAX_COMPILED_CHUNKS = 16
+
+
+def _chunk_cache_key(static, args, n: int, dt: float, recorded: tuple):
+    """Hashable key of a compiled chunk, or None if part of the network's static structure is unhashable."""
+    static_leaves, static_def = jax.tree_util.tree_flatten(static)  # the network's dicts are pytree nodes
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    key = (static_def, tuple(static_leaves), treedef, tuple(jax.typeof(leaf) for leaf in leaves), n, dt, recorded)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def simulate(network: Network, duration: float, dt: float, *, key, state: Optional[NetworkState] = None,
              monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None,
              chunk_steps: Optional[int] = None, progress: Optional[bool] = None) -> SimulationResult:
@@ -298,9 +319,18 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     def get_compiled(n, args):
         nonlocal compile_s
         if n not in compiled:
+            cache_key = _chunk_cache_key(static, args, n, dt, recorded)
+            if cache_key is not None and cache_key in _COMPILED_CHUNKS:
+                _COMPILED_CHUNKS.move_to_end(cache_key)
+                compiled[n] = _COMPILED_CHUNKS[cache_key]
+                return compiled[n]
             t0 = time.perf_counter()
             compiled[n] = jax.jit(chunk_fn, static_argnums=4).lower(*args, n).compile()
             compile_s += time.perf_counter() - t0
+            if cache_key is not None:
+                _COMPILED_CHUNKS[cache_key] = compiled[n]
+                while len(_COMPILED_CHUNKS) > _MAX_COMPILED_CHUNKS:
+                    _COMPILED_CHUNKS.popitem(last=False)
         return compiled[n]
 
     collected = [[] for _ in monitors]

@@ -10,6 +10,7 @@ from brainsim import connectivity as conn
 from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
 from brainsim.network import Network, Population, Projection
 from brainsim.neurons import LIF
+from brainsim import simulate as simulate_module
 from brainsim.simulate import RateMonitor, SpikeMonitor, StateMonitor, run, simulate
 from brainsim.synapses import AMPA, Delta, Exponential, Receptor, CurrentOutput, TsodyksMarkram
 
@@ -124,8 +125,29 @@ def test_simulate_compiles_once_per_chunk_shape():
     for i in range(3):
         state, _ = eqx.filter_jit(chunk)(state, jax.random.key(i))
     # simulate: 1000 steps in chunks of 250 -> one compilation
+    simulate_module._COMPILED_CHUNKS.clear()
     res = simulate(net, 100.0, DT, key=jax.random.key(0), chunk_steps=250, monitors=[SpikeMonitor("E")])
     assert res.compile_s > 0 and res.run_s > 0
+
+
+def test_simulate_reuses_compilation_for_the_same_structure():
+    # a second simulation of a network of the same structure (other weights: arrays are arguments) skips
+    # compilation and gives the same result as a freshly compiled run
+    net = _poisson_net(n=10)
+    mons = [SpikeMonitor("E"), StateMonitor("E", "v", every=5)]
+    simulate_module._COMPILED_CHUNKS.clear()
+    first = simulate(net, 50.0, DT, key=jax.random.key(1), monitors=mons)
+    again = simulate(net, 50.0, DT, key=jax.random.key(1), monitors=mons)
+    assert first.compile_s > 0 and again.compile_s == 0.0
+    np.testing.assert_array_equal(first.spikes["E"].indices, again.spikes["E"].indices)
+    heavier = jax.tree_util.tree_map(lambda a: a * 1.5 if eqx.is_inexact_array(a) and a.ndim == 2 else a, net)
+    cached = simulate(heavier, 50.0, DT, key=jax.random.key(1), monitors=mons)
+    assert cached.compile_s == 0.0
+    simulate_module._COMPILED_CHUNKS.clear()
+    fresh = simulate(heavier, 50.0, DT, key=jax.random.key(1), monitors=mons)
+    assert fresh.compile_s > 0
+    np.testing.assert_array_equal(cached.spikes["E"].indices, fresh.spikes["E"].indices)
+    np.testing.assert_allclose(cached.traces["E.v"][1], fresh.traces["E.v"][1], rtol=1e-6)
 
 
 def test_bad_inputs_give_clear_errors():
