@@ -206,17 +206,3 @@ def test_bad_inputs_have_clear_errors():
     with pytest.raises(ValueError, match="n_steps must be a positive integer"):
         encoders.direct(jnp.ones(3), 0)
 
-
-def test_leaky_readout_run_equals_scan_of_step():
-    # the parallel-prefix readout (used by Sequential's full mode) is the scan of step, values and gradients
-    readout = LeakyReadout(16, 5, key=jax.random.key(0), tau=7.0)
-    currents = 3.0 * jax.random.normal(jax.random.key(1), (200, 5))
-
-    def scanned(r):
-        return jax.lax.scan(lambda s, c: r.step(s, c), r.init(), currents)[1][0]
-
-    np.testing.assert_allclose(readout.run(currents), scanned(readout), rtol=1e-5, atol=1e-5)
-    g_run = jax.grad(lambda r: jnp.sum(jnp.sin(r.run(currents))))(readout)
-    g_scan = jax.grad(lambda r: jnp.sum(jnp.sin(scanned(r))))(readout)
-    for a, b in zip(jax.tree_util.tree_leaves(g_run), jax.tree_util.tree_leaves(g_scan)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

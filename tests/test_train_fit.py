@@ -8,8 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from brainsim.train import (LeakyReadout, NonFiniteLossError, Sequential, SpikingLayer, encoders, fit,
-                            load_checkpoint, losses)
+from brainsim.train import (LeakyReadout, NonFiniteLossError, Sequential, SpikingLayer, encoders, fit, freeze,
+                            load_checkpoint, losses, make_train_step)
 
 
 def _task(n=64, T=12, seed=0):
@@ -28,6 +28,34 @@ def _net(seed=0):
 def _loss(model, x, y, key):
     out, _ = model(x)
     return losses.ce_max_membrane(out, y), {"accuracy": losses.accuracy_max_membrane(out, y)}
+
+
+def test_train_step_reuses_compilation_and_reads_frozen_arrays():
+    # a model re-partitioned before every step (new static objects, same structure) compiles once
+    # (assert_max_traces(1) inside); frozen arrays in the static part are arguments, not baked constants
+    x, y = _task(n=16)
+    model = _net()
+    spec = freeze(model, lambda m: m.layers[0].recurrent_weight)
+    opt = optax.adam(1e-2)
+    step = make_train_step(_loss, opt, 16)
+    opt_state = opt.init(eqx.partition(model, spec)[0])
+    key = jax.random.key(0)
+    for _ in range(3):
+        params, static = eqx.partition(model, spec)
+        params, opt_state, loss, _ = step(params, static, opt_state, x, y, key)
+        model = eqx.combine(params, static)
+    params, static = eqx.partition(model, spec)
+    louder = eqx.tree_at(lambda m: m.layers[0].recurrent_weight, static, static.layers[0].recurrent_weight * 3.0)
+    _, _, loss_a, _ = step(params, static, opt_state, x, y, key)
+    _, _, loss_b, _ = step(params, louder, opt_state, x, y, key)
+
+    def reference(st):
+        m = eqx.combine(params, st)
+        return jnp.mean(jax.vmap(lambda a, b: _loss(m, a, b, key)[0])(x, y))
+
+    np.testing.assert_allclose(loss_a, reference(static), rtol=1e-5)
+    np.testing.assert_allclose(loss_b, reference(louder), rtol=1e-5)
+    assert abs(float(loss_a) - float(loss_b)) > 1e-6
 
 
 def test_fit_learns_compiles_once_and_is_reproducible(tmp_path):

@@ -120,11 +120,12 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     """The jitted step ``(params, static, opt_state, xb, yb, key) -> (params, opt_state, loss, metrics)``.
 
     ``loss_fn(model, x, y, key)`` is per example and is vmapped over the ``batch_size`` examples of
-    ``xb``/``yb``; the step is compiled once per ``static`` part (``assert_max_traces``).
+    ``xb``/``yb``; the step is compiled once per structure of ``static`` (``assert_max_traces``).
 
-    The step is a ``jax.jit`` of the flattened arrays, kept for the last ``static`` object and pytree
-    structure it was called with: ``eqx.filter_jit`` would partition and hash every argument again on
-    every call, which costs milliseconds of Python per step for a small network.
+    The step is a ``jax.jit`` of the flattened arrays. The arrays of ``static`` (e.g. frozen parameters)
+    are arguments too; its other leaves and the pytree structures pick the compiled step. For the
+    ``static`` object of the previous call nothing is re-partitioned or hashed: ``eqx.filter_jit`` would
+    do both for every argument on every call, milliseconds of Python per step for a small network.
     """
 
     def batch_loss(params, static, xb, yb, keys):
@@ -137,28 +138,43 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, metrics
 
-    def compile_for(static, treedef):
-        # arrays inside the static part (e.g. frozen parameters) are arguments, not compile-time constants
-        static_arrays, static_rest = eqx.partition(static, eqx.is_array)
-        static_leaves, static_def = jax.tree_util.tree_flatten(static_arrays)
+    traced_step = eqx.debug.assert_max_traces(step, max_traces=max_traces)  # counts traces over all structures
 
+    def compile_for(treedef, static_def, static_rest):
         @jax.jit
-        @eqx.debug.assert_max_traces(max_traces=max_traces)
         def flat_step(leaves, static_leaves, xb, yb, key):
             params, opt_state = jax.tree_util.tree_unflatten(treedef, leaves)
             full_static = eqx.combine(jax.tree_util.tree_unflatten(static_def, static_leaves), static_rest)
-            params, opt_state, loss, metrics = step(params, full_static, opt_state, xb, yb, key)
+            params, opt_state, loss, metrics = traced_step(params, full_static, opt_state, xb, yb, key)
             return jax.tree_util.tree_leaves((params, opt_state)), loss, metrics
 
-        return lambda leaves, xb, yb, key: flat_step(leaves, static_leaves, xb, yb, key)
+        return flat_step
 
-    cached = {}  # the last static part (held, so that its id stays unique), its pytree structure, its step
+    compiled = {}  # structure key -> jitted flat step (a few entries: one per model structure seen)
+    last = {}  # the previous call's static object (held, so that its id stays unique) and what it maps to
+
+    def prepare(static, treedef):
+        static_arrays, static_rest = eqx.partition(static, eqx.is_array)
+        static_leaves, static_def = jax.tree_util.tree_flatten(static_arrays)
+        rest_leaves, rest_def = jax.tree_util.tree_flatten(static_rest)
+        key = (treedef, static_def, rest_def, tuple(rest_leaves))
+        try:
+            hash(key)
+        except TypeError:  # an unhashable static leaf: a step for this static object only, not kept
+            flat_step = compile_for(treedef, static_def, static_rest)
+        else:
+            if key not in compiled:
+                if len(compiled) >= 8:
+                    compiled.pop(next(iter(compiled)))
+                compiled[key] = compile_for(treedef, static_def, static_rest)
+            flat_step = compiled[key]
+        last.update(static=static, treedef=treedef, static_leaves=static_leaves, step=flat_step)
 
     def train_step(params, static, opt_state, xb, yb, key):
         leaves, treedef = jax.tree_util.tree_flatten((params, opt_state))
-        if cached.get("static") is not static or cached.get("treedef") != treedef:
-            cached.update(static=static, treedef=treedef, step=compile_for(static, treedef))
-        new_leaves, loss, metrics = cached["step"](leaves, xb, yb, key)
+        if last.get("static") is not static or last.get("treedef") != treedef:
+            prepare(static, treedef)
+        new_leaves, loss, metrics = last["step"](leaves, last["static_leaves"], xb, yb, key)
         params, opt_state = jax.tree_util.tree_unflatten(treedef, new_leaves)
         return params, opt_state, loss, metrics
 

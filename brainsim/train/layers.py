@@ -240,21 +240,6 @@ class LeakyReadout(eqx.Module):
         v = exp_euler_linear(state.v, tau * current, 1.0 / tau, self.dt)  # v_inf = I / g_L = tau I / C_m
         return ReadoutState(v), (v, v)
 
-    def run(self, currents: Array) -> Array:
-        """Membrane ``(T, n_out)`` (mV) for input currents ``(T, n_out)`` (pA) from ``init()``: the same as
-        scanning ``step``, computed as a parallel prefix (``lax.associative_scan``) of the linear recurrence
-        ``v_t = beta v_{t-1} + (1 - beta) tau I_t``, so it is a few whole-array operations instead of T
-        sequential small ones (equal up to float rounding)."""
-        tau = resolve(self.tau)
-        beta = jnp.exp(-self.dt / tau)  # exp_euler_linear's decay over one step
-        drive = (1.0 - beta) * tau * currents
-
-        def combine(earlier, later):  # (a, b) maps v to a v + b; compose earlier then later
-            return earlier[0] * later[0], later[0] * earlier[1] + later[1]
-
-        _, v = jax.lax.associative_scan(combine, (jnp.broadcast_to(beta, drive.shape), drive))
-        return v  # v_0 = 0 (init), so v_t is the accumulated offset
-
 
 def _is_spiking(layer) -> bool:
     return isinstance(layer, SpikingLayer)
@@ -315,8 +300,6 @@ class Sequential(eqx.Module):
             currents = layer.project(h)
             if _is_spiking(layer) and layer.fused and fused_lif.supports(layer):
                 h, v = layer.run_fused(currents)
-            elif type(layer) is LeakyReadout:  # a subclass may change step
-                h = v = layer.run(currents)
             else:
                 _, (h, v) = jax.lax.scan(lambda s, c: layer.step(s, c), layer.init(), currents)
             if _is_spiking(layer):
