@@ -34,7 +34,7 @@ import numpy as np
 from jax.experimental import sparse
 
 from ._types import Array, ArrayLike
-from .propagation import EventOperator, default_capacity, ell_layout, for_each_event
+from .propagation import EventOperator, default_capacity, ell_layout, for_each_event, row_cotangents
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -115,12 +115,7 @@ def _schedule_bwd(capacity, residuals, d_out):
     slot = (step + delays.astype(jnp.int32)) % depth
     flat = jnp.where(targets < n_post, slot * n_post + targets, depth * n_post)
     d_at = jnp.take(d_out.reshape(-1), flat, mode="fill", fill_value=0)  # (n_pre, K)
-    if weights.ndim == 0:
-        d_spikes = weights * d_at.sum(axis=1)
-        d_weights = jnp.sum(spikes * d_at.sum(axis=1))
-    else:
-        d_spikes = jnp.sum(weights * d_at, axis=1)
-        d_weights = spikes[:, None] * d_at
+    d_spikes, d_weights = row_cotangents(d_at, spikes, weights)
     zero_int = lambda a: np.zeros(a.shape, dtype=jax.dtypes.float0)  # noqa: E731
     return (d_out, d_spikes.astype(spikes.dtype), zero_int(targets), zero_int(delays),
             d_weights.astype(weights.dtype), zero_int(step))

@@ -147,17 +147,25 @@ def _deliver_fwd(g, spikes, targets, weights, row_offset, capacity, native):
     return out, (spikes, targets, weights)
 
 
+def row_cotangents(d_at, rows, weights):
+    """Backward pass of delivering ``rows[i] * w[i, k]`` to each synapse's target.
+
+    ``d_at`` ``(n_pre, K)`` is the cotangent at each synapse's target (0 at padding), ``rows`` ``(n_pre,)``
+    the presynaptic values, ``weights`` one scalar or ``(n_pre, K)``. Returns the cotangents of ``rows``
+    and of ``weights``. Shared by ``deliver``, the delay ring's ``schedule`` and the fused STDP delivery.
+    """
+    if weights.ndim == 0:
+        per_row = d_at.sum(axis=1)
+        return weights * per_row, jnp.sum(rows * per_row)
+    return jnp.sum(weights * d_at, axis=1), rows[:, None] * d_at
+
+
 def _deliver_bwd(row_offset, capacity, native, residuals, dout):
     spikes, targets, weights = residuals
     n_pre = targets.shape[0]
     rows = jax.lax.dynamic_slice_in_dim(spikes, row_offset, n_pre) if spikes.shape[0] != n_pre else spikes
     dout_at_targets = jnp.take(dout, targets, mode="fill", fill_value=0)  # (n_pre, K); padding -> 0
-    if weights.ndim == 0:
-        d_rows = weights * dout_at_targets.sum(axis=1)
-        d_weights = jnp.sum(rows * dout_at_targets.sum(axis=1))
-    else:
-        d_rows = jnp.sum(weights * dout_at_targets, axis=1)
-        d_weights = rows[:, None] * dout_at_targets
+    d_rows, d_weights = row_cotangents(dout_at_targets, rows, weights)
     if spikes.shape[0] != n_pre:
         d_spikes = jax.lax.dynamic_update_slice_in_dim(jnp.zeros_like(spikes), d_rows.astype(spikes.dtype),
                                                        row_offset, 0)

@@ -47,7 +47,7 @@ from . import _native
 
 from .._checks import check_choice
 from .._types import Array
-from ..propagation import deliver_jax
+from ..propagation import deliver_jax, row_cotangents
 from .base import ReverseIndex, check_bounds, check_scalar, default_event_capacity, for_each_event
 
 WEIGHT_DEPENDENCES = ("additive", "multiplicative")
@@ -342,8 +342,8 @@ def _stdp_deliver_bwd(rule, dt, residuals, cotangents):
     d_g, d_w, _, _ = cotangents
     n_post = slots.shape[0]
     d_at = jnp.take(d_g, targets, mode="fill", fill_value=0) * (targets < n_post)  # (n_pre, K)
-    d_pre = jnp.sum(weights * d_at, axis=1)
-    d_weights = d_w + pre_spikes[:, None] * d_at
+    d_pre, d_delivered = row_cotangents(d_at, pre_spikes, weights)
+    d_weights = d_w + d_delivered
     float0 = lambda a: np.zeros(a.shape, dtype=jax.dtypes.float0)  # noqa: E731
     return (d_g, d_weights, jnp.zeros_like(pre_trace), jnp.zeros_like(post_trace), float0(targets), float0(slots),
             d_pre.astype(pre_spikes.dtype), jnp.zeros_like(post_spikes))
