@@ -62,7 +62,8 @@ def main():
                            progress=False)
             best[name] = min(best[name], res.run_s)
             rates[name] = res.spikes["P"].mean_rate()
-            compile_s[name] = res.compile_s
+            compile_s[name] = max(compile_s.get(name, 0.0), res.compile_s)  # the first run compiles; later
+            # runs of the same network structure reuse the compiled chunk (simulate's cache)
     print(json.dumps(dict(
         bench="stdp_cost", n=args.n, exc_synapses=n_exc_syn, duration_ms=args.duration,
         run_s_homogeneous=round(best["homogeneous"], 4), run_s_static=round(best["static"], 4),

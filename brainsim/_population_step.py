@@ -56,11 +56,9 @@ def population_step(model, receptors, neuron_state, receptor_states, extra_curre
     Same contract as ``reference_step``; requires ``applicable(model, receptors)``.
     """
     args = (model, receptors, neuron_state, receptor_states, extra_current)
-    leaves = jax.tree_util.tree_leaves(args)
-    if not _kernels.population_available() or not all(jnp.asarray(x).dtype == jnp.float32 for x in leaves):
-        return reference_step(*args, dt)
-    return jax.lax.platform_dependent(*args, cpu=functools.partial(_native_step, dt=dt),
-                                      default=lambda *a: reference_step(*a, dt))
+    all_float32 = all(jnp.asarray(x).dtype == jnp.float32 for x in jax.tree_util.tree_leaves(args))
+    return _kernels.cpu_or_pure(functools.partial(_native_step, dt=dt), lambda *a: reference_step(*a, dt), *args,
+                                usable=all_float32 and _kernels.population_available())
 
 
 @population_step.defjvp

@@ -68,9 +68,8 @@ def _use_native(*arrays) -> bool:
 def _choose(max_density, native_fn, dense_fn, *args):
     """The native kernel on CPU (it estimates the density of x on a sample and computes the dense product
     itself when x is denser than ``max_density``), XLA's dense product elsewhere."""
-    if not _use_native(*args):
-        return dense_fn(*args)
-    return jax.lax.platform_dependent(*args, cpu=lambda *a: native_fn(*a, max_density=max_density), default=dense_fn)
+    return _kernels.cpu_or_pure(functools.partial(native_fn, max_density=max_density), dense_fn, *args,
+                                usable=_use_native(*args))
 
 
 def _matmul_impl(x, w, *, max_density):

@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 
 from . import _population_step
-from ._checks import check_size
 from ._types import Array
 from .inputs import CurrentStep, PoissonInput
 from .delays import DelayedEventOperator

@@ -126,10 +126,9 @@ def deliver_jax(g, spikes, targets, weights, row_offset: int = 0, capacity: int 
 def _deliver_forward(g, spikes, targets, weights, row_offset: int, capacity: int, native: bool):
     pure = functools.partial(deliver_jax, row_offset=row_offset, capacity=capacity)
     dtypes_ok = g.dtype == spikes.dtype == weights.dtype == jnp.float32
-    if not native or not dtypes_ok or not _kernels.native_available():
-        return pure(g, spikes, targets, weights)
     kernel = functools.partial(_kernels.event_deliver_native, row_offset=row_offset)
-    return jax.lax.platform_dependent(g, spikes, targets, weights, cpu=kernel, default=pure)
+    return _kernels.cpu_or_pure(kernel, pure, g, spikes, targets, weights,
+                                usable=native and dtypes_ok and _kernels.native_available())
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
@@ -184,10 +183,8 @@ def pack_spikes(spikes: Array) -> Array:
     On CPU with the native kernel the spike vector is read once (and shared with event delivery rather
     than recomputed); elsewhere it is ``jnp.packbits``.
     """
-    pure = lambda s: jnp.packbits(s != 0)
-    if spikes.dtype != jnp.float32 or not _kernels.native_available():
-        return pure(spikes)
-    return jax.lax.platform_dependent(spikes, cpu=_kernels.pack_spikes_native, default=pure)
+    return _kernels.cpu_or_pure(_kernels.pack_spikes_native, lambda s: jnp.packbits(s != 0), spikes,
+                                usable=spikes.dtype == jnp.float32 and _kernels.native_available())
 
 
 class EllLayout(NamedTuple):

@@ -13,12 +13,14 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _cache_dir() -> Path:
@@ -113,6 +115,15 @@ _EVENTS = NativeLibrary(Path(__file__).with_name("event_deliver.cc"),
                         {_TARGET: "BrainsimEventDeliver", _PACK_TARGET: "BrainsimPackSpikes"})
 
 
+def cpu_or_pure(native, pure, *args, usable: bool):
+    """``native(*args)`` where the computation is lowered for CPU, ``pure(*args)`` elsewhere, and ``pure``
+    everywhere if ``usable`` is false (kernel not compiled, unsupported dtypes...). The one switch every
+    native kernel of brainsim goes through."""
+    if not usable:
+        return pure(*args)
+    return jax.lax.platform_dependent(*args, cpu=native, default=pure)
+
+
 def native_available() -> bool:
     """Whether the native event kernels are compiled and registered (compiles them on the first call)."""
     return _EVENTS.available()
@@ -125,10 +136,6 @@ def why_unavailable() -> str:
 def decode_spikes_native(packed):
     """``(rows, neurons)`` of the set bits of a ``numpy.packbits`` raster ``(n_rows, n_bytes)`` (host numpy),
     through the compiled library; None if it is not available or the host is big-endian."""
-    import sys
-
-    import numpy as np
-
     lib = _EVENTS.library()
     if sys.byteorder != "little" or lib is None:
         return None
@@ -154,8 +161,6 @@ def event_deliver_native(g, spikes, targets, weights, row_offset: int = 0):
 
     CPU only; call ``native_available()`` first.
     """
-    import numpy as np
-
     return jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct(g.shape, g.dtype), input_output_aliases={0: 0},
                             vmap_method="sequential")(g, spikes, targets, weights, row_offset=np.int64(row_offset))
 
@@ -181,8 +186,6 @@ def event_matmul_available() -> bool:
 def event_matmul_native(x, w, max_density: float = 1.0):
     """``x @ w`` for float32 ``x (M, K)``, ``w (K, N)``, visiting only the nonzero entries of x (CPU only);
     a dense product if a sample of x is denser than ``max_density``."""
-    import numpy as np
-
     return jax.ffi.ffi_call(_MATMUL_TARGET, jax.ShapeDtypeStruct((x.shape[0], w.shape[1]), jnp.float32),
                             vmap_method="sequential")(x, w, max_density=np.float32(max_density))
 
@@ -190,8 +193,6 @@ def event_matmul_native(x, w, max_density: float = 1.0):
 def event_matmul_t_native(x, g, max_density: float = 1.0):
     """``x.T @ g`` for float32 ``x (M, K)``, ``g (M, N)``, visiting only the nonzero entries of x (CPU only);
     a dense product if a sample of x is denser than ``max_density``."""
-    import numpy as np
-
     return jax.ffi.ffi_call(_MATMUL_T_TARGET, jax.ShapeDtypeStruct((x.shape[1], g.shape[1]), jnp.float32),
                             vmap_method="sequential")(x, g, max_density=np.float32(max_density))
 
@@ -240,8 +241,6 @@ def lif_population_step_native(v, ref, p, r, i_ext, gs, *, dt: float, subtract: 
 
     Returns ``(v, refractory, spikes, [g_k after decay])``.
     """
-    import numpy as np
-
     n = len(gs)
     out = jax.ShapeDtypeStruct(v.shape, jnp.float32)
     aliases = {0: 0, 1: 1, **{5 + k: 3 + k for k in range(n)}}

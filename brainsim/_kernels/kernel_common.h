@@ -37,26 +37,30 @@ inline v16 load16(const float* p) {
 inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
 
 // Writes the positions (and values) of the nonzero entries of x[0:n] to idx (and vals, if not null) in
-// increasing order; returns how many there are. With AVX-512 sixteen entries are tested per compare.
+// increasing order; returns how many there are. With AVX-512 sixteen entries are tested per compare;
+// without it, all-zero blocks of kSkipBlock entries are skipped with one OR reduction each.
 inline int64_t collect_nonzero(const float* x, int64_t n, int32_t* idx, float* vals) {
   int64_t count = 0, k = 0;
+  auto add = [&](int64_t j) {
+    idx[count] = static_cast<int32_t>(j);
+    if (vals) vals[count] = x[j];
+    ++count;
+  };
 #if defined(__AVX512F__)
   const __m512 zero = _mm512_setzero_ps();
   for (; k + 16 <= n; k += 16) {
-    for (__mmask16 m = _mm512_cmpneq_ps_mask(_mm512_loadu_ps(x + k), zero); m; m &= m - 1) {
-      const int64_t j = k + __builtin_ctz(m);
-      idx[count] = static_cast<int32_t>(j);
-      if (vals) vals[count] = x[j];
-      ++count;
+    for (__mmask16 m = _mm512_cmpneq_ps_mask(_mm512_loadu_ps(x + k), zero); m; m &= m - 1) add(k + __builtin_ctz(m));
+  }
+#else
+  for (; k + kSkipBlock <= n; k += kSkipBlock) {
+    if (block_is_zero(x + k)) continue;
+    for (int64_t j = k; j < k + kSkipBlock; ++j) {
+      if (x[j] != 0.0f) add(j);
     }
   }
 #endif
   for (; k < n; ++k) {
-    if (x[k] != 0.0f) {
-      idx[count] = static_cast<int32_t>(k);
-      if (vals) vals[count] = x[k];
-      ++count;
-    }
+    if (x[k] != 0.0f) add(k);
   }
   return count;
 }

@@ -46,6 +46,7 @@ import numpy as np
 from . import _native
 
 from .._checks import check_choice
+from .._kernels import cpu_or_pure
 from .._types import Array
 from ..propagation import deliver_jax, row_cotangents
 from .base import ReverseIndex, check_bounds, check_scalar, default_event_capacity, for_each_event
@@ -269,11 +270,8 @@ class STDP(eqx.Module):
         """
         indices, values = args[-4:-2], args[:-4] + args[-2:]
         dtypes_ok = all(a.dtype == jnp.int32 for a in indices) and all(a.dtype == jnp.float32 for a in values)
-        if not (self.native and dtypes_ok and _native.native_available()):
-            return pure(*args)
-        attrs = self._attrs(dt)
-        native = lambda *a: tuple(kernel(*a, **attrs))  # noqa: E731
-        return jax.lax.platform_dependent(*args, cpu=native, default=pure)
+        native = lambda *a: tuple(kernel(*a, **self._attrs(dt)))  # noqa: E731
+        return cpu_or_pure(native, pure, *args, usable=self.native and dtypes_ok and _native.native_available())
 
     def bind(self, operator) -> "Plastic":
         from .network_rules import Plastic

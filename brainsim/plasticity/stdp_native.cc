@@ -19,10 +19,8 @@
 
 namespace ffi = xla::ffi;
 
-// Spike vectors are scanned in blocks of kSkipBlock floats; a block whose bits are all zero (+0.0f)
-// is skipped with one OR reduction (kernel_common.h).
-using brainsim::block_is_zero;
-using brainsim::kSkipBlock;
+// Spiking neurons are found with kernel_common.h's collect_nonzero.
+using brainsim::collect_nonzero;
 
 // trace[0:n] *= factor (vectorised)
 static void decay_trace(float* __restrict trace, int64_t n, float factor) {
@@ -32,19 +30,6 @@ static void decay_trace(float* __restrict trace, int64_t n, float factor) {
 
 static inline void copy_if_needed(float* dst, const float* src, int64_t n) {
   if (dst != src) std::memcpy(dst, src, sizeof(float) * n);
-}
-
-// Indices of the nonzero entries of values[0:n], in order, into `out` (cleared first); silent blocks of
-// kSkipBlock entries are skipped with one test each.
-static void collect_nonzero(const float* values, int64_t n, std::vector<int64_t>& out) {
-  out.clear();
-  for (int64_t i = 0; i < n; ++i) {
-    if (i % kSkipBlock == 0 && i + kSkipBlock <= n && block_is_zero(values + i)) {
-      i += kSkipBlock - 1;
-      continue;
-    }
-    if (values[i] != 0.0f) out.push_back(i);
-  }
 }
 
 static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32> weights, ffi::Buffer<ffi::F32> pre_trace,
@@ -85,8 +70,9 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
   // presynaptic events: depression
   if (g_out != nullptr) copy_if_needed(g_out, g_in, n_post);
   // spiking presynaptic neurons first; their target and weight rows are prefetched two spikes ahead
-  thread_local std::vector<int64_t> firing;
-  collect_nonzero(sp, n_pre, firing);
+  thread_local std::vector<int32_t> firing;
+  firing.resize(n_pre);
+  const int64_t n_firing = collect_nonzero(sp, n_pre, firing.data(), nullptr);
   const int64_t row_bytes = width * static_cast<int64_t>(sizeof(float));
   auto prefetch_rows = [&](int64_t i) {
     const char* trow = reinterpret_cast<const char*>(t + i * width);
@@ -96,7 +82,6 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
       __builtin_prefetch(wrow + b, 1);
     }
   };
-  const int64_t n_firing = static_cast<int64_t>(firing.size());
   for (int64_t a = 0; a < std::min<int64_t>(n_firing, 2); ++a) prefetch_rows(firing[a]);
   for (int64_t a = 0; a < n_firing; ++a) {
     if (a + 2 < n_firing) prefetch_rows(firing[a + 2]);
@@ -136,10 +121,10 @@ static ffi::Error StdpCore(float* g_out, const float* g_in, ffi::Buffer<ffi::F32
   // The incoming synapses of a neuron are scattered over the weight table: collect the spiking
   // postsynaptic neurons first, then update them while the weights of the ones kAhead spikes later are
   // prefetched (and their reverse-index rows before that), so the cache misses overlap.
-  thread_local std::vector<int64_t> spiking;
-  collect_nonzero(so, n_post, spiking);
+  thread_local std::vector<int32_t> spiking;
+  spiking.resize(n_post);
+  const int64_t n_spiking = collect_nonzero(so, n_post, spiking.data(), nullptr);
   constexpr int64_t kAhead = 2;
-  const int64_t n_spiking = static_cast<int64_t>(spiking.size());
   auto prefetch_weights = [&](int64_t j) {
     const int32_t* srow = sl + j * in_width;
     for (int64_t m = 0; m < in_width; ++m) {

@@ -126,13 +126,10 @@ def _kernel_attrs(params):
 
 
 def _forward_impl(*primals, **params):
-    if not _native_ok(*primals):
-        return _reference(*primals, **params)
-
     def native(*a):
         return list(_kernels.lif_forward_native(*a, **_kernel_attrs(params)))
 
-    return jax.lax.platform_dependent(*primals, cpu=native, default=lambda *a: _reference(*a, **params))
+    return _kernels.cpu_or_pure(native, functools.partial(_reference, **params), *primals, usable=_native_ok(*primals))
 
 
 def _backward(ct_s, ct_v, primals, outs, params):
@@ -144,9 +141,6 @@ def _backward(ct_s, ct_v, primals, outs, params):
         _, vjp = jax.vjp(lambda *a: _reference_outputs(a, params), *primals)
         return list(vjp([ct_s, jnp.zeros_like(ct_s) if ct_v_zero else ct_v]))
 
-    if not _native_ok(ct_s, ct_v, *primals):
-        return reference(ct_s, ct_v, *primals)
-
     def native(ct_s, ct_v, *primals):
         i_ext, v0, ref0, s0, w, p = primals
         s, v, frozen = outs
@@ -156,7 +150,7 @@ def _backward(ct_s, ct_v, primals, outs, params):
             **_kernel_attrs(params))
         return [d_i, d_v0, jnp.zeros_like(ref0), d_s0, d_w, d_p]
 
-    return jax.lax.platform_dependent(ct_s, ct_v, *primals, cpu=native, default=reference)
+    return _kernels.cpu_or_pure(native, reference, ct_s, ct_v, *primals, usable=_native_ok(ct_s, ct_v, *primals))
 
 
 def _lin_impl(*args, **params):
