@@ -6,6 +6,8 @@
   against ``lax.scan`` over ``LIF.step`` with ordinary autodiff: spikes, membrane potentials and the
   gradients of every parameter, of the recurrent weights and of the input currents; batched under
   ``grad(vmap)`` and ``vmap(grad)``; and ``Sequential`` with and without fusion.
+- the same operation with the input projection fused in (``w_in``, ``b_in``): against the scan fed with
+  ``x @ w_in + b_in``, for spike and dense graded inputs, including the gradient with respect to x.
 """
 import equinox as eqx
 import jax
@@ -178,6 +180,66 @@ def test_fused_lif_batched_gradients_both_orders():
     assert per_f.shape == (5, H, H) and _rel(per_f, per_r) < 2e-3
 
 
+K = 36
+
+
+def _projected_case(dense_input, seed=3):
+    neuron, _, w, v0, ref0, s0 = _case(CONFIGS[1], seed)
+    k = jax.random.split(jax.random.key(seed + 10), 3)
+    if dense_input:  # graded input everywhere (the kernel's row sums then visit every input)
+        x = 0.5 * jax.random.normal(k[0], (T, K))
+    else:  # spikes: a few nonzero inputs per step, some of them not 1
+        x = _sparse_input(k[0], (T, K), density=0.15) + (jax.random.uniform(k[1], (T, K)) < 0.1)
+    w_in = 0.3 * jax.random.normal(k[2], (K, H))
+    b_in = jnp.linspace(0.0, 0.2, H)
+    return neuron, x, w_in, b_in, w, v0, ref0, s0
+
+
+def _projected_loss(fused, neuron, x, w_in, b_in, w, v0, ref0, s0):
+    if fused:
+        s, v = fused_lif.lif_sequence(neuron, x, v0, ref0, s0, w, dt=1.0, w_in=w_in, b_in=b_in)
+    else:
+        s, v = _scan_lif(neuron, x @ w_in + b_in, v0, ref0, s0, w, 1.0)
+    return jnp.sum(s * jnp.linspace(0.0, 1.0, T)[:, None]) + 0.1 * jnp.sum(v ** 2) / T, (s, v)
+
+
+@pytest.mark.parametrize("dense_input", [False, True], ids=["spike-input", "dense-input"])
+def test_fused_projection_matches_scan_of_projected_currents(dense_input):
+    neuron, x, w_in, b_in, w, v0, ref0, s0 = _projected_case(dense_input)
+    args = (neuron, x, w_in, b_in, w, v0, ref0, s0)
+    grad = jax.grad(_projected_loss, argnums=(1, 2, 3, 4, 5, 6), has_aux=True)
+    g_f, (s_f, v_f) = jax.jit(lambda *a: grad(True, *a))(*args)
+    g_r, (s_r, v_r) = grad(False, *args)
+    assert 0.02 < float(s_r.mean()) < 0.5
+    np.testing.assert_array_equal(np.asarray(s_f), np.asarray(s_r))
+    np.testing.assert_allclose(np.asarray(v_f), np.asarray(v_r), atol=2e-5)
+    assert _rel(g_f[0].tau_m, g_r[0].tau_m) < 2e-3 and _rel(g_f[0].v_th, g_r[0].v_th) < 2e-3
+    for name, a, b in zip(("x", "w_in", "b_in", "w", "v0"), g_f[1:], g_r[1:]):
+        assert a.shape == b.shape and _rel(a, b) < 2e-3, name
+    # without the gradient with respect to x the kernel skips writing the current cotangent: same w_in grad
+    g_w_only = jax.jit(jax.grad(lambda wi: _projected_loss(True, neuron, x, wi, b_in, w, v0, ref0, s0)[0]))(w_in)
+    assert _rel(g_w_only, g_r[2]) < 2e-3
+
+
+def test_fused_projection_batched_and_reference_path(monkeypatch):
+    neuron, x, w_in, b_in, w, v0, ref0, s0 = _projected_case(False, seed=5)
+    batch = jnp.stack([x, jnp.roll(x, 3, axis=0), 2.0 * x])
+
+    def mean_loss(fused):
+        return lambda wi, b: jax.vmap(lambda xx: _projected_loss(fused, neuron, xx, wi, b, w, v0, ref0, s0)[0])(
+            batch).mean()
+
+    g_f = jax.jit(jax.grad(mean_loss(True), (0, 1)))(w_in, b_in)
+    g_r = jax.grad(mean_loss(False), (0, 1))(w_in, b_in)
+    assert _rel(g_f[0], g_r[0]) < 2e-3 and _rel(g_f[1], g_r[1]) < 2e-3
+    per_f = jax.jit(jax.vmap(jax.grad(lambda wi, xx: _projected_loss(True, neuron, xx, wi, b_in, w, v0, ref0, s0)[0]),
+                             (None, 0)))(w_in, batch)
+    assert per_f.shape == (3, K, H) and _rel(per_f.mean(0), g_r[0]) < 2e-3
+    monkeypatch.setattr(_kernels, "lif_layer_available", lambda: False)  # the pure-JAX path of the same op
+    g_p = jax.jit(jax.grad(mean_loss(True), (0, 1)))(w_in, b_in)
+    assert _rel(g_p[0], g_r[0]) < 2e-3 and _rel(g_p[1], g_r[1]) < 2e-3
+
+
 def test_fused_lif_reference_path_without_native_kernels(monkeypatch):
     """With the native kernels unavailable (BRAINSIM_NATIVE=0, other platforms) the same op runs in JAX."""
     neuron, i_ext, w, v0, ref0, s0 = _case(CONFIGS[1])
@@ -219,3 +281,8 @@ def test_fused_lif_supports_and_bad_input():
     assert not fused_lif.supports(SpikingLayer(4, 6, key=jax.random.key(0), neuron=ml_lif(6, adaptive=True)))
     with pytest.raises(ValueError, match=r"shape \(T, 6\)"):
         fused_lif.lif_sequence(LIF(6), jnp.ones((10, 5)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1)
+    with pytest.raises(ValueError, match=r"w_in \(K, 6\)"):
+        fused_lif.lif_sequence(LIF(6), jnp.ones((10, 5)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1,
+                               w_in=jnp.ones((4, 6)))
+    with pytest.raises(ValueError, match=r"input has 5 features, expected 4"):
+        layer.run_fused(jnp.ones((10, 5)))

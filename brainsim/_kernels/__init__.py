@@ -208,23 +208,28 @@ def lif_layer_available() -> bool:
     return _LIF_LAYER.available()
 
 
-def lif_forward_native(i_ext, v0, ref0, s0, w, p, **attrs):
-    """Fused LIF-layer forward sweep (see ``lif_layer.cc``): returns (S, V, frozen), each (B, T, H); frozen
-    (the refractory mask) is uint8."""
-    out = jax.ShapeDtypeStruct(i_ext.shape, jnp.float32)
-    mask = jax.ShapeDtypeStruct(i_ext.shape, jnp.uint8)
-    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, mask), vmap_method="sequential")(i_ext, v0, ref0, s0, w, p,
-                                                                                          **attrs)
+def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, **attrs):
+    """Fused LIF-layer forward sweep (see ``lif_layer.cc``) over ``x``: the input currents ``(B, T, H)``, or
+    with ``projected=1`` the layer input ``(B, T, K)`` projected by ``w_in`` ``(K, H)`` and ``b_in`` ``(H,)``
+    inside the kernel. Returns (S, V, frozen), each (B, T, H); frozen (the refractory mask) is uint8."""
+    shape = x.shape[:2] + (p.shape[1],)
+    out = jax.ShapeDtypeStruct(shape, jnp.float32)
+    mask = jax.ShapeDtypeStruct(shape, jnp.uint8)
+    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, mask), vmap_method="sequential")(
+        x, w_in, b_in, v0, ref0, s0, w, p, **attrs)
 
 
-def lif_backward_native(ct_s, ct_v, s, v, frozen, i_ext, v0, s0, w, p, **attrs):
-    """Fused LIF-layer backward sweep: returns (dI_ext, dv0, ds0, dW, dP). With ``ct_v_zero=1`` the
-    cotangent of V is zero and ``ct_v`` may be any float32 placeholder."""
+def lif_backward_native(ct_s, ct_v, s, v, frozen, x, w_in, b_in, v0, s0, w, p, **attrs):
+    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP). dI (the cotangent of
+    the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
+    otherwise); dW_in and db_in only with ``projected=1``. With ``ct_v_zero=1`` the cotangent of V is
+    zero and ``ct_v`` may be any float32 placeholder."""
     f32 = jnp.float32
-    shapes = (jax.ShapeDtypeStruct(s.shape, f32), jax.ShapeDtypeStruct(v0.shape, f32),
-              jax.ShapeDtypeStruct(s0.shape, f32), jax.ShapeDtypeStruct(w.shape, f32), jax.ShapeDtypeStruct(p.shape, f32))
-    return jax.ffi.ffi_call(_LIF_BWD_TARGET, shapes, vmap_method="sequential")(
-        ct_s, ct_v, s, v, frozen, i_ext, v0, s0, w, p, **attrs)
+    projected = bool(attrs["projected"])
+    shapes = (s.shape if attrs["write_di"] else (1,), w_in.shape if projected else (1, 1),
+              b_in.shape if projected else (1,), v0.shape, s0.shape, w.shape, p.shape)
+    return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
+                            vmap_method="sequential")(ct_s, ct_v, s, v, frozen, x, w_in, b_in, v0, s0, w, p, **attrs)
 
 
 _POPULATION_TARGET = "brainsim_lif_population_step"

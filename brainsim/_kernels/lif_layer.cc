@@ -4,6 +4,7 @@
 // surrogate spike derivative), for a batch of B independent sequences sharing the parameters:
 //
 //   I_t     = I_ext[t] + s_{t-1} W                        (pA; W only for recurrent layers)
+//             I_ext[t] = b_in + x_t W_in                  (pA; "projected": the input projection fused in)
 //   frozen  = max(ref - dt, 0) > dt / 2                   (refractory)
 //   g_L     = C_m / tau_m                                 (nS)
 //   v_inf   = (g_L v_rest + I_t) / g_L                    (mV)
@@ -17,6 +18,10 @@
 // the forward pass writes 9 bytes per neuron and step instead of 20. Per step of the reverse sweep: an
 // elementwise adjoint update, the dense recurrent adjoint dI_t W^T (a register-blocked product shared by
 // the examples of a thread) and the weight gradient s_{t-1}^T dI_t (only rows of neurons that spiked).
+// With the input projection fused in ("projected"), x (B, T, K) is read instead of I_ext (B, T, H): the
+// rows of W_in of its nonzero entries are summed per step (spike inputs make this a few rows), I_ext never
+// reaches memory, and the backward pass accumulates dW_in = sum_t x_t^T dI_t and db_in = sum_t dI_t over
+// the same nonzero entries; dI itself is written only when asked for (the input's own gradient).
 // Parameters are packed as P = [tau_m, C_m, v_rest, v_th, v_reset, t_ref], each of length H.
 // The batch is split over up to two threads (examples are independent).
 #include <algorithm>
@@ -28,6 +33,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -44,6 +50,7 @@ using brainsim::accumulate_rows;
 using brainsim::collect_nonzero;
 using brainsim::gemm;
 using brainsim::prefetch_range;
+using brainsim::scatter_rows;
 
 // Surrogate derivatives sigma'(x) of the spike function, in the order of brainsim.spikes.SURROGATES
 // (a template parameter, so that the adjoint loop is compiled and vectorised once per surrogate).
@@ -237,37 +244,87 @@ constexpr auto kAdjointSteps = adjoint_table(std::make_integer_sequence<int, kSu
 
 }  // namespace
 
-static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> i_ext, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0,
-                                 ffi::Buffer<ffi::F32> s0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p,
-                                 float dt, int64_t subtract, int64_t recurrent,
-                                 ffi::ResultBuffer<ffi::F32> s_out, ffi::ResultBuffer<ffi::F32> v_out,
-                                 ffi::ResultBuffer<ffi::U8> frozen_out) {
-  const auto d = i_ext.dimensions();
-  if (d.size() != 3) return ffi::Error::InvalidArgument("lif_forward: I_ext must be (B, T, H)");
-  const int64_t B = d[0], T = d[1], H = d[2];
-  if (p.element_count() != 6 * H) return ffi::Error::InvalidArgument("lif_forward: P must be (6, H)");
-  if (recurrent && w.element_count() != H * H) return ffi::Error::InvalidArgument("lif_forward: W must be (H, H)");
+// The layer's input: I_ext (B, T, H), or x (B, T, K) with W_in (K, H) and b_in (H) when projected.
+struct LayerInput {
+  const float *x, *w_in, *b_in;
+  int64_t K;
+  bool projected;
+};
+
+// Checks the shapes of the layer's arguments; on success sets B, T, H and the input's K.
+static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& w_in,
+                                     ffi::Buffer<ffi::F32>& b_in, ffi::Buffer<ffi::F32>& w, ffi::Buffer<ffi::F32>& p,
+                                     int64_t recurrent, int64_t projected, int64_t& B, int64_t& T, int64_t& H,
+                                     LayerInput& in) {
+  const auto d = x.dimensions();
+  if (d.size() != 3) return ffi::Error::InvalidArgument(std::string(name) + ": input must be (B, T, features)");
+  if (p.dimensions().size() != 2 || p.dimensions()[0] != 6)
+    return ffi::Error::InvalidArgument(std::string(name) + ": P must be (6, H)");
+  B = d[0], T = d[1], H = p.dimensions()[1];
+  const int64_t K = d[2];
+  if (projected) {
+    if (w_in.element_count() != K * H || b_in.element_count() != H)
+      return ffi::Error::InvalidArgument(std::string(name) + ": need W_in (K, H) and b_in (H)");
+  } else if (K != H) {
+    return ffi::Error::InvalidArgument(std::string(name) + ": I_ext must be (B, T, H)");
+  }
+  if (recurrent && w.element_count() != H * H) return ffi::Error::InvalidArgument(std::string(name) + ": W must be (H, H)");
+  in = LayerInput{x.typed_data(), w_in.typed_data(), b_in.typed_data(), K, projected != 0};
+  return ffi::Error::Success();
+}
+
+// Scratch of one thread for the input current of a step: I_t (H) and the nonzero entries of x_t.
+struct CurrentScratch {
+  std::vector<float> cur, x_vals;
+  std::vector<int32_t> x_idx;
+  int64_t n_x = 0;
+  CurrentScratch(int64_t H, int64_t K) : cur(H), x_vals(K), x_idx(K) {}
+};
+
+// I_t = I_ext[t] + s_{t-1} W (rows of W of the neurons that spiked), with I_ext[t] = b_in + x_t W_in
+// (rows of W_in of the nonzero x_t) when projected. Returns a pointer to I_t (into I_ext when it can).
+inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, const int32_t* spiking,
+                                  const float* spike_vals, int64_t n_spiking, const float* W, CurrentScratch& sc) {
+  float* cur = sc.cur.data();
+  if (in.projected) {
+    sc.n_x = collect_nonzero(in.x + row * in.K, in.K, sc.x_idx.data(), sc.x_vals.data());
+    accumulate_rows(cur, in.b_in, sc.x_idx.data(), sc.x_vals.data(), sc.n_x, in.w_in, H, H);
+    if (n_spiking > 0) accumulate_rows(cur, cur, spiking, spike_vals, n_spiking, W, H, H);
+    return cur;
+  }
+  const float* i_ext = in.x + row * H;
+  if (n_spiking == 0) return i_ext;
+  accumulate_rows(cur, i_ext, spiking, spike_vals, n_spiking, W, H, H);
+  return cur;
+}
+
+static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
+                                 ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0, ffi::Buffer<ffi::F32> s0,
+                                 ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, float dt, int64_t subtract,
+                                 int64_t recurrent, int64_t projected, ffi::ResultBuffer<ffi::F32> s_out,
+                                 ffi::ResultBuffer<ffi::F32> v_out, ffi::ResultBuffer<ffi::U8> frozen_out) {
+  int64_t B, T, H;
+  LayerInput in;
+  if (auto err = check_layer_shapes("lif_forward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
+      !err.success())
+    return err;
   const Params P(p.typed_data(), H);
   const StepConsts consts(P, H, dt);
-  const float* I = i_ext.typed_data();
   const float* W = w.typed_data();
   float *S = s_out->typed_data(), *V = v_out->typed_data();
   uint8_t* FZ = frozen_out->typed_data();
 
   auto run = [&](int64_t, int64_t b0, int64_t b1) {
-    std::vector<float> v(H), ref(H), cur(H), spike_vals(H);
+    std::vector<float> v(H), ref(H), spike_vals(H);
     std::vector<int32_t> spiking(H);  // neurons that spiked in the previous step
+    CurrentScratch scratch(H, in.K);
     for (int64_t b = b0; b < b1; ++b) {
       std::memcpy(v.data(), v0.typed_data() + b * H, sizeof(float) * H);
       std::memcpy(ref.data(), ref0.typed_data() + b * H, sizeof(float) * H);
       int64_t n_spiking = recurrent ? collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data()) : 0;
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = (b * T + t) * H;
-        const float* current = I + o;
-        if (n_spiking > 0) {  // I_t = I_ext[t] + s_{t-1} W: rows of W of the neurons that spiked
-          accumulate_rows(cur.data(), I + o, spiking.data(), spike_vals.data(), n_spiking, W, H, H);
-          current = cur.data();
-        }
+        const float* current = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch);
         if (subtract) {
           forward_step<true>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, FZ + o);
         } else {
@@ -277,44 +334,55 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> i_ext, ffi::Buffer<ffi::F
       }
     }
   };
-  parallel_over_batch(B, T * H * 8, run);
+  parallel_over_batch(B, T * (H + (in.projected ? in.K : 0)) * 8, run);
   return ffi::Error::Success();
 }
 
 static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F32> ct_v, ffi::Buffer<ffi::F32> s_res,
-                                  ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::U8> frozen_res,
-                                  ffi::Buffer<ffi::F32> i_ext, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> s0,
-                                  ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, float dt, int64_t subtract,
-                                  int64_t recurrent, int64_t surrogate_kind, float slope, int64_t ct_v_zero,
-                                  ffi::ResultBuffer<ffi::F32> d_i, ffi::ResultBuffer<ffi::F32> d_v0,
-                                  ffi::ResultBuffer<ffi::F32> d_s0, ffi::ResultBuffer<ffi::F32> d_w,
-                                  ffi::ResultBuffer<ffi::F32> d_p) {
+                                  ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::U8> frozen_res, ffi::Buffer<ffi::F32> x,
+                                  ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0,
+                                  ffi::Buffer<ffi::F32> s0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, float dt,
+                                  int64_t subtract, int64_t recurrent, int64_t projected, int64_t surrogate_kind,
+                                  float slope, int64_t ct_v_zero, int64_t write_di, ffi::ResultBuffer<ffi::F32> d_i,
+                                  ffi::ResultBuffer<ffi::F32> d_w_in, ffi::ResultBuffer<ffi::F32> d_b_in,
+                                  ffi::ResultBuffer<ffi::F32> d_v0, ffi::ResultBuffer<ffi::F32> d_s0,
+                                  ffi::ResultBuffer<ffi::F32> d_w, ffi::ResultBuffer<ffi::F32> d_p) {
+  int64_t B, T, H;
+  LayerInput in;
+  if (auto err = check_layer_shapes("lif_backward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
+      !err.success())
+    return err;
   const auto d = s_res.dimensions();
-  if (d.size() != 3) return ffi::Error::InvalidArgument("lif_backward: residuals must be (B, T, H)");
-  const int64_t B = d[0], T = d[1], H = d[2];
-  if (p.element_count() != 6 * H) return ffi::Error::InvalidArgument("lif_backward: P must be (6, H)");
-  if (recurrent && w.element_count() != H * H) return ffi::Error::InvalidArgument("lif_backward: W must be (H, H)");
+  if (d.size() != 3 || d[0] != B || d[1] != T || d[2] != H)
+    return ffi::Error::InvalidArgument("lif_backward: residuals must be (B, T, H)");
   if (!ct_v_zero && ct_v.element_count() != B * T * H)
     return ffi::Error::InvalidArgument("lif_backward: ct_V must be (B, T, H)");
+  if (write_di && d_i->element_count() != B * T * H)
+    return ffi::Error::InvalidArgument("lif_backward: dI must be (B, T, H)");
+  if (projected && (d_w_in->element_count() != in.K * H || d_b_in->element_count() != H))
+    return ffi::Error::InvalidArgument("lif_backward: dW_in must be (K, H) and db_in (H)");
   const Params P(p.typed_data(), H);
   const StepConsts step_consts(P, H, dt);
   const float *CS = ct_s.typed_data(), *CV = ct_v.typed_data(), *S = s_res.typed_data(), *V = v_res.typed_data();
   const uint8_t* FZ = frozen_res.typed_data();
-  const float* I = i_ext.typed_data();
   const float* W = w.typed_data();
   float* DI = d_i->typed_data();
+  const int64_t K = in.K;
 
   // W transposed: the recurrent adjoint is the product dI_t W^T
   std::vector<float> wt(recurrent ? H * H : 0);
   for (int64_t k = 0; k < (recurrent ? H : 0); ++k)
     for (int64_t n = 0; n < H; ++n) wt[n * H + k] = W[k * H + n];
 
-  // per-thread accumulators of the shared-parameter gradients, summed at the end
-  std::vector<float> dw_part[2], dp_part[2];
+  // per-thread accumulators of the shared-parameter gradients, summed at the end; thread 0 accumulates
+  // dW_in straight into the output
+  std::vector<float> dw_part[2], dp_part[2], db_part[2], dwin_other;
   for (int i = 0; i < 2; ++i) {
     dw_part[i].assign(recurrent ? H * H : 0, 0.0f);
     dp_part[i].assign(6 * H, 0.0f);
+    db_part[i].assign(projected ? H : 0, 0.0f);
   }
+  if (projected) std::memset(d_w_in->typed_data(), 0, sizeof(float) * K * H);
 
   // per-neuron constants of the adjoint update
   std::vector<float> decay(H), tau_cm(H), inv_cm(H), tau_cm2(H), ddecay_dtau(H), inv_d(H), sign_d(H), jump(H);
@@ -341,22 +409,34 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   auto run = [&](int64_t thread, int64_t b0, int64_t b1) {
     float* dW = dw_part[thread].data();
     float* dP = dp_part[thread].data();
+    float* dB = db_part[thread].data();
+    float* dW_in = nullptr;
+    if (projected) {
+      if (thread == 0) {
+        dW_in = d_w_in->typed_data();
+      } else {
+        dwin_other.assign(K * H, 0.0f);
+        dW_in = dwin_other.data();
+      }
+    }
     float *g_tau = dP, *g_cm = dP + H, *g_vrest = dP + 2 * H, *g_vth = dP + 3 * H, *g_vreset = dP + 4 * H;
     const int64_t nb = b1 - b0;
     std::vector<float> gv_all(nb * H, 0.0f);   // dL/dv_t through step t+1, per example
     std::vector<float> rec_all(nb * H, 0.0f);  // dL/ds_t through step t+1's recurrent input, per example
-    std::vector<float> cur(H), spike_vals(H);
+    std::vector<float> di_all(nb * H);         // dL/dI_t of this step, per example
+    std::vector<float> spike_vals(H);
     std::vector<int32_t> spiking(H);
+    CurrentScratch scratch(H, K);
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t b = b0; b < b1; ++b) {
         float* gv_carry = gv_all.data() + (b - b0) * H;
         const float* rec = rec_all.data() + (b - b0) * H;
+        float* dI = di_all.data() + (b - b0) * H;
         const int64_t o = (b * T + t) * H;
         const float* v_prev = t > 0 ? V + o - H : v0.typed_data() + b * H;
         const float* s_prev = t > 0 ? S + o - H : s0.typed_data() + b * H;
         const float *s_t = S + o, *cs_t = CS + o, *cv_t = ct_v_zero ? zeros.data() : CV + o;
         const uint8_t* fz_t = FZ + o;
-        float* dI = DI + o;
         {  // the rows of the next example (or of the first example at t - 1) are 100s of kB away
           const int64_t bn = b + 1 < b1 ? b + 1 : b0, tn = b + 1 < b1 ? t : t - 1;
           if (tn >= 0) {
@@ -364,27 +444,28 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
             prefetch_range(S + on - (tn > 0 ? H : 0), tn > 0 ? 2 * row : row);
             if (tn > 0) prefetch_range(V + on - H, row);
             prefetch_range(FZ + on, H);
-            prefetch_range(I + on, row);
+            prefetch_range(in.x + (bn * T + tn) * K, sizeof(float) * K);
             prefetch_range(CS + on, row);
             if (!ct_v_zero) prefetch_range(CV + on, row);
-            prefetch_range<1>(DI + on, row);
+            if (write_di) prefetch_range<1>(DI + on, row);
           }
         }
-        // I_t = I_ext[t] + s_{t-1} W, recomputed (v_new is recomputed inside the adjoint step)
+        // I_t, recomputed (v_new is recomputed inside the adjoint step)
         const int64_t n_spiking = recurrent ? collect_nonzero(s_prev, H, spiking.data(), spike_vals.data()) : 0;
-        const float* cur_t = I + o;
-        if (n_spiking > 0) {
-          accumulate_rows(cur.data(), I + o, spiking.data(), spike_vals.data(), n_spiking, W, H, H);
-          cur_t = cur.data();
-        }
+        const float* cur_t = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch);
         adjoint(H, consts, step_consts, slope, s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec, gv_carry, dI, g_tau, g_cm,
                 g_vrest, g_vth, g_vreset);
+        if (write_di) std::memcpy(DI + o, dI, sizeof(float) * H);
         // I_t = ... + s_{t-1} W: dW += s_{t-1}^T dI_t (rows of neurons that spiked)
         for (int64_t i = 0; i < n_spiking; ++i) axpy(dW + spiking[i] * H, spike_vals[i], dI, H);
+        if (projected) {  // I_ext[t] = b_in + x_t W_in: db_in += dI_t, dW_in += x_t^T dI_t (nonzero x_t)
+          axpy(dB, 1.0f, dI, H);
+          scatter_rows(dW_in, H, scratch.x_idx.data(), scratch.x_vals.data(), scratch.n_x, dI, H);
+        }
       }
       if (recurrent) {  // dL/ds_{t-1} (via step t) = W dI_t for every example: rows of W^T reused across examples
         // rec[b, k] = sum_n dI[b, t, n] W[k, n] = (dI_t W^T)[b, k]
-        gemm(DI + (b0 * T + t) * H, T * H, 1, nb, wt.data(), H, H, rec_all.data(), H);
+        gemm(di_all.data(), H, 1, nb, wt.data(), H, H, rec_all.data(), H);
       }
     }
     for (int64_t b = b0; b < b1; ++b) {
@@ -396,19 +477,27 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
       }
     }
   };
-  parallel_over_batch(B, T * H * (recurrent ? H / 4 + 8 : 8), run);
+  parallel_over_batch(B, T * (H + (projected ? K : 0)) * (recurrent ? H / 4 + 8 : 8), run);
 
   float* dw_out = d_w->typed_data();
   const int64_t n_w = d_w->element_count();
   for (int64_t j = 0; j < n_w; ++j) dw_out[j] = recurrent ? dw_part[0][j] + dw_part[1][j] : 0.0f;
   float* dp_out = d_p->typed_data();
   for (int64_t j = 0; j < 6 * H; ++j) dp_out[j] = dp_part[0][j] + dp_part[1][j];
+  if (projected) {
+    float* dwin_out = d_w_in->typed_data();
+    for (int64_t j = 0; j < static_cast<int64_t>(dwin_other.size()); ++j) dwin_out[j] += dwin_other[j];
+    float* db_out = d_b_in->typed_data();
+    for (int64_t j = 0; j < H; ++j) db_out[j] = db_part[0][j] + db_part[1][j];
+  }
   return ffi::Error::Success();
 }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // I_ext (B, T, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // I_ext (B, T, H) or x (B, T, K)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // W_in (K, H) or a dummy
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b_in (H) or a dummy
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ref0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // s0 (B, H)
@@ -417,6 +506,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Attr<float>("dt")
                                   .Attr<int64_t>("subtract")
                                   .Attr<int64_t>("recurrent")
+                                  .Attr<int64_t>("projected")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // S
                                   .Ret<ffi::Buffer<ffi::F32>>()  // V
                                   .Ret<ffi::Buffer<ffi::U8>>());  // frozen (refractory mask)
@@ -428,7 +518,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // S
                                   .Arg<ffi::Buffer<ffi::F32>>()  // V
                                   .Arg<ffi::Buffer<ffi::U8>>()   // frozen
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // I_ext
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // I_ext or x
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // W_in
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b_in
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // s0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W
@@ -436,10 +528,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Attr<float>("dt")
                                   .Attr<int64_t>("subtract")
                                   .Attr<int64_t>("recurrent")
+                                  .Attr<int64_t>("projected")
                                   .Attr<int64_t>("surrogate")
                                   .Attr<float>("slope")
                                   .Attr<int64_t>("ct_v_zero")
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // dI_ext (B, T, H)
+                                  .Attr<int64_t>("write_di")
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dI (B, T, H) or a dummy unless write_di
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dW_in (K, H) or a dummy
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // db_in (H) or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dv0 (B, H)
                                   .Ret<ffi::Buffer<ffi::F32>>()   // ds0 (B, H)
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW (H, H) or dummy

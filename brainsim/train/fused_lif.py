@@ -8,7 +8,12 @@ period, value or subtract reset, the chosen surrogate derivative) for all T step
 
 - forward: the recurrent input ``s_{t-1} W`` visits only the neurons that spiked;
 - backward: one reverse sweep per sequence; the weight gradient ``sum_t s_{t-1}^T dI_t`` again
-  visits only spiking neurons, and examples of a batch share one weight-gradient accumulator.
+  visits only spiking neurons, and examples of a batch share one weight-gradient accumulator;
+- with the input projection fused in (``w_in``/``b_in`` given), the op reads the layer input x instead
+  of the currents ``I_ext = x @ w_in + b_in``: the currents are summed per step from the rows of
+  ``w_in`` of the nonzero inputs and never stored, and the backward sweep accumulates the gradients of
+  ``w_in`` and ``b_in`` over the same nonzero inputs (the currents' cotangent is materialised only if
+  the gradient with respect to x itself is asked for).
 
 It is a JAX primitive (``lif_layer_p``) with a JVP whose tangent part is a linear primitive
 (``lif_layer_lin_p``) transposed by the backward kernel, so ``grad``, ``vmap`` (either order) and
@@ -46,7 +51,8 @@ lif_layer_p.multiple_results = True
 lif_layer_lin_p = Primitive("brainsim_lif_layer_lin")
 lif_layer_lin_p.multiple_results = True
 
-_N_PRIMAL = 6  # i_ext (B, T, H), v0 (B, H), ref0 (B, H), s0 (B, H), w (H, H) or (1, 1), p (6, H)
+_N_PRIMAL = 8  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
+# (1,) unless projected); v0, ref0, s0 (B, H); w (H, H) or (1, 1); p (6, H)
 _N_OUT = 3  # S, V (float) and the refractory mask (uint8), each (B, T, H); the mask is a residual for the
 # backward pass, which recomputes I_t and v_new from these
 
@@ -68,23 +74,39 @@ def pack_params(neuron: LIF):
     return jnp.stack([jnp.broadcast_to(getattr(neuron, n), (neuron.size,)) for n in PARAM_NAMES])
 
 
-def lif_sequence(neuron: LIF, i_ext, v0, ref0, s0, w=None, *, dt: float):
+def lif_sequence(neuron: LIF, i_ext, v0, ref0, s0, w=None, *, dt: float, w_in=None, b_in=None):
     """Run ``neuron`` (a resolved ``LIF``) over ``i_ext`` ``(T, H)`` (pA) from state ``v0`` (mV), ``ref0``
     (ms), previous spikes ``s0``, with recurrent weights ``w`` ``(H, H)`` (pA per spike) or None.
+
+    With ``w_in`` ``(K, H)`` (pA per unit input) and optionally ``b_in`` ``(H,)`` (pA), ``i_ext`` is the
+    layer input ``x`` ``(T, K)`` instead, and the currents ``x @ w_in + b_in`` are computed inside the op.
 
     Returns ``(spikes, v)``, each ``(T, H)``: the same as scanning ``LIF.step`` with input
     ``i_ext[t] + spikes[t-1] @ w``.
     """
     h = neuron.size
-    if i_ext.ndim != 2 or i_ext.shape[1] != h:
+    projected = w_in is not None
+    if projected:
+        k = i_ext.shape[-1]
+        if i_ext.ndim != 2 or w_in.shape != (k, h):
+            raise ValueError(f"lif_sequence: need inputs (T, K) and w_in (K, {h}), got {i_ext.shape} and {w_in.shape}")
+        if b_in is not None and jnp.shape(b_in) != (h,):
+            raise ValueError(f"lif_sequence: b_in must have shape ({h},), got {jnp.shape(b_in)}")
+    elif i_ext.ndim != 2 or i_ext.shape[1] != h:
         raise ValueError(f"lif_sequence: input currents must have shape (T, {h}), got {i_ext.shape}")
     recurrent = w is not None
-    dtype = jnp.result_type(i_ext, v0, neuron.tau_m)
+    dtype = jnp.result_type(i_ext, v0, neuron.tau_m, *((w_in,) if projected else ()))
     w_arr = jnp.asarray(w, dtype) if recurrent else jnp.zeros((1, 1), dtype)
-    params = dict(dt=float(dt), subtract=neuron.reset == "subtract", recurrent=recurrent,
+    if projected:
+        w_in = jnp.asarray(w_in, dtype)
+        b_in = jnp.zeros((h,), dtype) if b_in is None else jnp.asarray(b_in, dtype)
+    else:
+        w_in, b_in = jnp.zeros((1, 1), dtype), jnp.zeros((1,), dtype)
+    params = dict(dt=float(dt), subtract=neuron.reset == "subtract", recurrent=recurrent, projected=projected,
                   surrogate=neuron.surrogate, slope=float(neuron.slope))
-    outs = lif_layer_p.bind(i_ext.astype(dtype)[None], jnp.asarray(v0, dtype)[None], jnp.asarray(ref0, dtype)[None],
-                            jnp.asarray(s0, dtype)[None], w_arr, pack_params(neuron).astype(dtype), **params)
+    outs = lif_layer_p.bind(i_ext.astype(dtype)[None], w_in, b_in, jnp.asarray(v0, dtype)[None],
+                            jnp.asarray(ref0, dtype)[None], jnp.asarray(s0, dtype)[None], w_arr,
+                            pack_params(neuron).astype(dtype), **params)
     return outs[0][0], outs[1][0]
 
 
@@ -95,8 +117,9 @@ def _neuron_from(p, subtract, surrogate, slope):
     return eqx.tree_at(lambda n: tuple(getattr(n, k) for k in PARAM_NAMES), template, tuple(p))
 
 
-def _reference(i_ext, v0, ref0, s0, w, p, *, dt, subtract, recurrent, surrogate, slope):
+def _reference(x, w_in, b_in, v0, ref0, s0, w, p, *, dt, subtract, recurrent, projected, surrogate, slope):
     neuron = _neuron_from(p, subtract, surrogate, slope)
+    i_ext = x @ w_in + b_in if projected else x
 
     def one(i_seq, v, ref, s):
         def step(carry, i_t):
@@ -122,7 +145,7 @@ def _native_ok(*arrays) -> bool:
 
 def _kernel_attrs(params):
     return dict(dt=np.float32(params["dt"]), subtract=np.int64(params["subtract"]),
-                recurrent=np.int64(params["recurrent"]))
+                recurrent=np.int64(params["recurrent"]), projected=np.int64(params["projected"]))
 
 
 def _forward_impl(*primals, **params):
@@ -132,23 +155,32 @@ def _forward_impl(*primals, **params):
     return _kernels.cpu_or_pure(native, functools.partial(_reference, **params), *primals, usable=_native_ok(*primals))
 
 
-def _backward(ct_s, ct_v, primals, outs, params):
-    """Cotangents of the 6 primal inputs given cotangents of (S, V); ``ct_v`` may be a symbolic zero."""
+def _backward(ct_s, ct_v, primals, outs, params, needed):
+    """Cotangents of the primal inputs flagged in ``needed`` (one bool per primal, in order) given
+    cotangents of (S, V); ``ct_v`` may be a symbolic zero."""
     ct_v_zero = type(ct_v) is ad.Zero
     ct_v = jnp.zeros((1,), ct_s.dtype) if ct_v_zero else ct_v  # a placeholder the kernel does not read
 
     def reference(ct_s, ct_v, *primals):
         _, vjp = jax.vjp(lambda *a: _reference_outputs(a, params), *primals)
-        return list(vjp([ct_s, jnp.zeros_like(ct_s) if ct_v_zero else ct_v]))
+        grads = vjp([ct_s, jnp.zeros_like(ct_s) if ct_v_zero else ct_v])
+        return [g for g, n in zip(grads, needed) if n]
 
     def native(ct_s, ct_v, *primals):
-        i_ext, v0, ref0, s0, w, p = primals
+        x, w_in, b_in, v0, ref0, s0, w, p = primals
         s, v, frozen = outs
-        d_i, d_v0, d_s0, d_w, d_p = _kernels.lif_backward_native(
-            ct_s, ct_v, s, v, frozen, i_ext, v0, s0, w, p, surrogate=np.int64(NATIVE_SURROGATES.index(
+        projected = params["projected"]
+        write_di = needed[0]  # the currents' cotangent: x's own gradient, or needed to form it
+        d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p = _kernels.lif_backward_native(
+            ct_s, ct_v, s, v, frozen, x, w_in, b_in, v0, s0, w, p, surrogate=np.int64(NATIVE_SURROGATES.index(
                 params["surrogate"])), slope=np.float32(params["slope"]), ct_v_zero=np.int64(ct_v_zero),
-            **_kernel_attrs(params))
-        return [d_i, d_v0, jnp.zeros_like(ref0), d_s0, d_w, d_p]
+            write_di=np.int64(write_di), **_kernel_attrs(params))
+        if projected:
+            d_x = d_i @ w_in.T if write_di else None  # I = x @ w_in + b_in
+        else:
+            d_x, d_w_in, d_b_in = d_i, jnp.zeros_like(w_in), jnp.zeros_like(b_in)
+        grads = [d_x, d_w_in, d_b_in, d_v0, jnp.zeros_like(ref0), d_s0, d_w, d_p]
+        return [g for g, n in zip(grads, needed) if n]
 
     return _kernels.cpu_or_pure(native, reference, ct_s, ct_v, *primals, usable=_native_ok(ct_s, ct_v, *primals))
 
@@ -158,20 +190,22 @@ def _lin_impl(*args, **params):
     return list(jax.jvp(lambda *a: _reference_outputs(a, params), primals, tangents)[1])
 
 
-_PARAMS = ("dt", "subtract", "recurrent", "surrogate", "slope")
+_PARAMS = ("dt", "subtract", "recurrent", "projected", "surrogate", "slope")
 register(lif_layer_p, _forward_impl, _PARAMS, multiple_results=True)
 register(lif_layer_lin_p, _lin_impl, _PARAMS, multiple_results=True)
 
 
 @lif_layer_p.def_abstract_eval
-def _forward_abstract(i_ext, v0, ref0, s0, w, p, **params):
-    return [jax.core.ShapedArray(i_ext.shape, i_ext.dtype), jax.core.ShapedArray(i_ext.shape, i_ext.dtype),
-            jax.core.ShapedArray(i_ext.shape, jnp.uint8)]
+def _forward_abstract(x, w_in, b_in, v0, ref0, s0, w, p, **params):
+    shape = x.shape[:2] + (p.shape[1],)  # (B, T, H)
+    return [jax.core.ShapedArray(shape, x.dtype), jax.core.ShapedArray(shape, x.dtype),
+            jax.core.ShapedArray(shape, jnp.uint8)]
 
 
 @lif_layer_lin_p.def_abstract_eval
 def _lin_abstract(*args, **params):
-    return [jax.core.ShapedArray(args[0].shape, args[0].dtype) for _ in range(2)]
+    shape = args[0].shape[:2] + (args[_N_PRIMAL - 1].shape[1],)  # (B, T, H), H from P
+    return [jax.core.ShapedArray(shape, args[0].dtype) for _ in range(2)]
 
 
 # --- differentiation --------------------------------------------------------------------------------------
@@ -192,9 +226,9 @@ def _lin_transpose(cts, *args, **params):
     if any(ad.is_undefined_primal(a) for a in primals + outs):
         raise ValueError("lif_sequence: the tangent map is linear in the tangents only")
     ct_s, ct_v = ad.instantiate_zeros(cts[0]), cts[1]
-    grads = _backward(ct_s, ct_v, primals, outs, params)
-    return [None] * (_N_PRIMAL + _N_OUT) + [g if ad.is_undefined_primal(t) else None
-                                            for g, t in zip(grads, tangents)]
+    needed = tuple(ad.is_undefined_primal(t) for t in tangents)
+    grads = iter(_backward(ct_s, ct_v, primals, outs, params, needed))
+    return [None] * (_N_PRIMAL + _N_OUT) + [next(grads) if n else None for n in needed]
 
 
 ad.primitive_jvps[lif_layer_p] = _forward_jvp
@@ -203,20 +237,23 @@ ad.primitive_transposes[lif_layer_lin_p] = _lin_transpose
 
 # --- batching ---------------------------------------------------------------------------------------------
 
+_PER_EXAMPLE = (0, 3, 4, 5)  # x, v0, ref0, s0: the primals with the kernel's batch axis
+_SHARED = (1, 2, 6, 7)  # w_in, b_in, w, p
+
+
 def _forward_batch(args, dims, **params):
-    i_ext, v0, ref0, s0, w, p = args
-    d_i, d_v0, d_ref0, d_s0, d_w, d_p = dims
-    if d_w is None and d_p is None:  # shared parameters: fold the vmapped axis into the kernel's batch
+    if all(dims[k] is None for k in _SHARED):  # shared parameters: fold the vmapped axis into the kernel's batch
         n = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
 
-        def fold(a, d, per_example_shape):
+        def fold(a, d):
             a = jnp.broadcast_to(a, (n,) + a.shape) if d is None else jnp.moveaxis(a, d, 0)
-            return a.reshape((n * a.shape[1],) + per_example_shape)
+            return a.reshape((n * a.shape[1],) + a.shape[2:])
 
-        b, t, h = i_ext.shape if d_i is None else tuple(s for k, s in enumerate(i_ext.shape) if k != d_i)
-        outs = lif_layer_p.bind(fold(i_ext, d_i, (t, h)), fold(v0, d_v0, (h,)), fold(ref0, d_ref0, (h,)),
-                                fold(s0, d_s0, (h,)), w, p, **params)
-        return [o.reshape((n, b, t, h)) for o in outs], [0] * _N_OUT
+        args = list(args)
+        for k in _PER_EXAMPLE:
+            args[k] = fold(args[k], dims[k])
+        outs = lif_layer_p.bind(*args, **params)
+        return [o.reshape((n, o.shape[0] // n) + o.shape[1:]) for o in outs], [0] * _N_OUT
     outs = jax.vmap(functools.partial(_reference, **params), in_axes=tuple(dims))(*args)
     return list(outs), [0] * _N_OUT
 

@@ -196,12 +196,23 @@ class SpikingLayer(eqx.Module):
         neuron_state, spikes = p.neuron.step(state.neuron, current, p.dt)
         return LayerState(neuron_state, syn, spikes), (spikes, neuron_state.v)
 
-    def run_fused(self, currents: Array):
-        """All steps at once from ``init()`` (see ``fused_lif``): ``(T, n_out)`` currents -> (spikes, v)."""
+    def run_fused(self, xs: Array):
+        """All steps at once from ``init()`` (see ``fused_lif``): ``(T, n_in)`` inputs -> (spikes, v).
+
+        An event-driven ``Linear`` projection runs inside the fused operation (the ``(T, n_out)`` input
+        currents are never stored, and its weight gradient visits only the nonzero inputs); another
+        projection is applied first."""
         p = resolve(self)
         state = p.init()
-        return fused_lif.lif_sequence(p.neuron, currents, state.neuron.v, state.neuron.refractory, state.spikes,
-                                      p.recurrent_weight, dt=p.dt)
+        projection = p.projection
+        if isinstance(projection, Linear) and projection.events:
+            if xs.shape[-1] != projection.n_in:
+                raise ValueError(f"Linear: input has {xs.shape[-1]} features, expected {projection.n_in}")
+            inputs, fused_projection = xs, dict(w_in=projection.weight, b_in=projection.bias)
+        else:
+            inputs, fused_projection = p.project(xs), {}
+        return fused_lif.lif_sequence(p.neuron, inputs, state.neuron.v, state.neuron.refractory, state.spikes,
+                                      p.recurrent_weight, dt=p.dt, **fused_projection)
 
 
 class ReadoutState(NamedTuple):
@@ -297,11 +308,10 @@ class Sequential(eqx.Module):
         h = xs
         for layer in self.layers:
             layer = resolve(layer)  # constrained parameters once per sequence, not once per step
-            currents = layer.project(h)
             if _is_spiking(layer) and layer.fused and fused_lif.supports(layer):
-                h, v = layer.run_fused(currents)
+                h, v = layer.run_fused(h)
             else:
-                _, (h, v) = jax.lax.scan(lambda s, c: layer.step(s, c), layer.init(), currents)
+                _, (h, v) = jax.lax.scan(lambda s, c: layer.step(s, c), layer.init(), layer.project(h))
             if _is_spiking(layer):
                 aux["counts"].append(h.sum(0))
                 aux["v_mean"].append(v.mean(0))
