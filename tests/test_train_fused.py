@@ -7,7 +7,8 @@
   gradients of every parameter, of the recurrent weights and of the input currents; batched under
   ``grad(vmap)`` and ``vmap(grad)``; and ``Sequential`` with and without fusion.
 - the same operation with the input projection fused in (``w_in``, ``b_in``): against the scan fed with
-  ``x @ w_in + b_in``, for spike and dense graded inputs, including the gradient with respect to x.
+  ``x @ w_in + b_in``, for binary spike, sparse graded and dense inputs, including the gradient with
+  respect to x, and for batches mixing binary and non-binary examples.
 """
 import equinox as eqx
 import jax
@@ -183,12 +184,14 @@ def test_fused_lif_batched_gradients_both_orders():
 K = 36
 
 
-def _projected_case(dense_input, seed=3):
+def _projected_case(kind, seed=3):
     neuron, _, w, v0, ref0, s0 = _case(CONFIGS[1], seed)
     k = jax.random.split(jax.random.key(seed + 10), 3)
-    if dense_input:  # graded input everywhere (the kernel's row sums then visit every input)
+    if kind == "dense":  # graded input everywhere (the kernel's row sums then visit every input)
         x = 0.5 * jax.random.normal(k[0], (T, K))
-    else:  # spikes: a few nonzero inputs per step, some of them not 1
+    elif kind == "binary":  # spikes (0/1): the backward pass reads the forward pass's bit mask, not x
+        x = (jax.random.uniform(k[1], (T, K)) < 0.2).astype(jnp.float32)
+    else:  # sparse: a few nonzero inputs per step, some of them not 1 (the backward pass reads x again)
         x = _sparse_input(k[0], (T, K), density=0.15) + (jax.random.uniform(k[1], (T, K)) < 0.1)
     w_in = 0.3 * jax.random.normal(k[2], (K, H))
     b_in = jnp.linspace(0.0, 0.2, H)
@@ -203,9 +206,9 @@ def _projected_loss(fused, neuron, x, w_in, b_in, w, v0, ref0, s0):
     return jnp.sum(s * jnp.linspace(0.0, 1.0, T)[:, None]) + 0.1 * jnp.sum(v ** 2) / T, (s, v)
 
 
-@pytest.mark.parametrize("dense_input", [False, True], ids=["spike-input", "dense-input"])
-def test_fused_projection_matches_scan_of_projected_currents(dense_input):
-    neuron, x, w_in, b_in, w, v0, ref0, s0 = _projected_case(dense_input)
+@pytest.mark.parametrize("kind", ["binary", "sparse", "dense"])
+def test_fused_projection_matches_scan_of_projected_currents(kind):
+    neuron, x, w_in, b_in, w, v0, ref0, s0 = _projected_case(kind)
     args = (neuron, x, w_in, b_in, w, v0, ref0, s0)
     grad = jax.grad(_projected_loss, argnums=(1, 2, 3, 4, 5, 6), has_aux=True)
     g_f, (s_f, v_f) = jax.jit(lambda *a: grad(True, *a))(*args)
@@ -222,8 +225,8 @@ def test_fused_projection_matches_scan_of_projected_currents(dense_input):
 
 
 def test_fused_projection_batched_and_reference_path(monkeypatch):
-    neuron, x, w_in, b_in, w, v0, ref0, s0 = _projected_case(False, seed=5)
-    batch = jnp.stack([x, jnp.roll(x, 3, axis=0), 2.0 * x])
+    neuron, x, w_in, b_in, w, v0, ref0, s0 = _projected_case("binary", seed=5)
+    batch = jnp.stack([x, jnp.roll(x, 3, axis=0), 2.0 * x])  # two binary examples, one not
 
     def mean_loss(fused):
         return lambda wi, b: jax.vmap(lambda xx: _projected_loss(fused, neuron, xx, wi, b, w, v0, ref0, s0)[0])(

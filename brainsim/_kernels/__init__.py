@@ -211,15 +211,26 @@ def lif_layer_available() -> bool:
 def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, **attrs):
     """Fused LIF-layer forward sweep (see ``lif_layer.cc``) over ``x``: the input currents ``(B, T, H)``, or
     with ``projected=1`` the layer input ``(B, T, K)`` projected by ``w_in`` ``(K, H)`` and ``b_in`` ``(H,)``
-    inside the kernel. Returns (S, V, frozen), each (B, T, H); frozen (the refractory mask) is uint8."""
+    inside the kernel. Returns (S, V, frozen, x_mask, x_binary): S and V (B, T, H); frozen (the refractory
+    mask, uint8) (B, T, H); and residuals of the projected input for the backward pass (see
+    ``lif_x_mask_shape``): the bit mask of x's nonzero entries and, per example, whether they are all 1."""
     shape = x.shape[:2] + (p.shape[1],)
     out = jax.ShapeDtypeStruct(shape, jnp.float32)
-    mask = jax.ShapeDtypeStruct(shape, jnp.uint8)
-    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, mask), vmap_method="sequential")(
+    frozen = jax.ShapeDtypeStruct(shape, jnp.uint8)
+    x_mask = jax.ShapeDtypeStruct(lif_x_mask_shape(x.shape, bool(attrs["projected"])), jnp.uint32)
+    x_binary = jax.ShapeDtypeStruct(x.shape[:1], jnp.uint32)
+    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, frozen, x_mask, x_binary), vmap_method="sequential")(
         x, w_in, b_in, v0, ref0, s0, w, p, **attrs)
 
 
-def lif_backward_native(ct_s, ct_v, s, v, frozen, x, w_in, b_in, v0, s0, w, p, **attrs):
+def lif_x_mask_shape(x_shape, projected: bool):
+    """Shape of the fused LIF layer's bit mask of nonzero inputs: ``(B, T, ceil(K / 32))`` uint32 words
+    when the projection is fused in, a ``(B, 1, 1)`` placeholder otherwise."""
+    b, t, k = x_shape
+    return (b, t, (k + 31) // 32) if projected else (b, 1, 1)
+
+
+def lif_backward_native(ct_s, ct_v, s, v, frozen, x_mask, x_binary, x, w_in, b_in, v0, s0, w, p, **attrs):
     """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP). dI (the cotangent of
     the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
     otherwise); dW_in and db_in only with ``projected=1``. With ``ct_v_zero=1`` the cotangent of V is
@@ -229,7 +240,8 @@ def lif_backward_native(ct_s, ct_v, s, v, frozen, x, w_in, b_in, v0, s0, w, p, *
     shapes = (s.shape if attrs["write_di"] else (1,), w_in.shape if projected else (1, 1),
               b_in.shape if projected else (1,), v0.shape, s0.shape, w.shape, p.shape)
     return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
-                            vmap_method="sequential")(ct_s, ct_v, s, v, frozen, x, w_in, b_in, v0, s0, w, p, **attrs)
+                            vmap_method="sequential")(ct_s, ct_v, s, v, frozen, x_mask, x_binary, x, w_in, b_in, v0,
+                                                      s0, w, p, **attrs)
 
 
 _POPULATION_TARGET = "brainsim_lif_population_step"

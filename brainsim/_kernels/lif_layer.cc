@@ -21,7 +21,9 @@
 // With the input projection fused in ("projected"), x (B, T, K) is read instead of I_ext (B, T, H): the
 // rows of W_in of its nonzero entries are summed per step (spike inputs make this a few rows), I_ext never
 // reaches memory, and the backward pass accumulates dW_in = sum_t x_t^T dI_t and db_in = sum_t dI_t over
-// the same nonzero entries; dI itself is written only when asked for (the input's own gradient).
+// the same nonzero entries; dI itself is written only when asked for (the input's own gradient). The
+// forward pass also writes a bit mask of x's nonzero entries and, per example, whether they are all 1
+// (spikes): the backward pass then reads the mask (22 words for 700 inputs) instead of x.
 // Parameters are packed as P = [tau_m, C_m, v_rest, v_th, v_reset, t_ref], each of length H.
 // The batch is split over up to two threads (examples are independent).
 #include <algorithm>
@@ -273,22 +275,40 @@ static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x,
   return ffi::Error::Success();
 }
 
-// Scratch of one thread for the input current of a step: I_t (H) and the nonzero entries of x_t.
+// Words of the bit mask of a row of x's nonzero entries (one bit per input, 32 per word).
+inline int64_t mask_words(int64_t K) { return (K + 31) / 32; }
+
+// Scratch of one thread for the input current of a step: I_t (H) and the nonzero entries of x_t
+// (positions; values, or null where they are all 1).
 struct CurrentScratch {
   std::vector<float> cur, x_vals;
   std::vector<int32_t> x_idx;
   int64_t n_x = 0;
+  const float* vals = nullptr;
   CurrentScratch(int64_t H, int64_t K) : cur(H), x_vals(K), x_idx(K) {}
 };
 
 // I_t = I_ext[t] + s_{t-1} W (rows of W of the neurons that spiked), with I_ext[t] = b_in + x_t W_in
-// (rows of W_in of the nonzero x_t) when projected. Returns a pointer to I_t (into I_ext when it can).
+// (rows of W_in of the nonzero x_t) when projected. The nonzero x_t are read from x, or, given the
+// row's bit mask (inputs whose nonzero values are all 1, e.g. spikes), from the mask: 22 words instead
+// of a 700-float row. Returns a pointer to I_t (into I_ext when it can).
 inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, const int32_t* spiking,
-                                  const float* spike_vals, int64_t n_spiking, const float* W, CurrentScratch& sc) {
+                                  const float* spike_vals, int64_t n_spiking, const float* W, CurrentScratch& sc,
+                                  const uint32_t* mask_row = nullptr) {
   float* cur = sc.cur.data();
   if (in.projected) {
-    sc.n_x = collect_nonzero(in.x + row * in.K, in.K, sc.x_idx.data(), sc.x_vals.data());
-    accumulate_rows(cur, in.b_in, sc.x_idx.data(), sc.x_vals.data(), sc.n_x, in.w_in, H, H);
+    if (mask_row) {
+      int64_t n = 0;
+      for (int64_t w = 0; w < mask_words(in.K); ++w) {
+        for (uint32_t bits = mask_row[w]; bits; bits &= bits - 1) sc.x_idx[n++] = static_cast<int32_t>(32 * w + __builtin_ctz(bits));
+      }
+      sc.n_x = n;
+      sc.vals = nullptr;
+    } else {
+      sc.n_x = collect_nonzero(in.x + row * in.K, in.K, sc.x_idx.data(), sc.x_vals.data());
+      sc.vals = sc.x_vals.data();
+    }
+    accumulate_rows(cur, in.b_in, sc.x_idx.data(), sc.vals, sc.n_x, in.w_in, H, H);
     if (n_spiking > 0) accumulate_rows(cur, cur, spiking, spike_vals, n_spiking, W, H, H);
     return cur;
   }
@@ -302,7 +322,8 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
                                  ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0, ffi::Buffer<ffi::F32> s0,
                                  ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, float dt, int64_t subtract,
                                  int64_t recurrent, int64_t projected, ffi::ResultBuffer<ffi::F32> s_out,
-                                 ffi::ResultBuffer<ffi::F32> v_out, ffi::ResultBuffer<ffi::U8> frozen_out) {
+                                 ffi::ResultBuffer<ffi::F32> v_out, ffi::ResultBuffer<ffi::U8> frozen_out,
+                                 ffi::ResultBuffer<ffi::U32> x_mask_out, ffi::ResultBuffer<ffi::U32> x_binary_out) {
   int64_t B, T, H;
   LayerInput in;
   if (auto err = check_layer_shapes("lif_forward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
@@ -313,6 +334,10 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   const float* W = w.typed_data();
   float *S = s_out->typed_data(), *V = v_out->typed_data();
   uint8_t* FZ = frozen_out->typed_data();
+  const int64_t MW = mask_words(in.K);
+  if (projected && (x_mask_out->element_count() != B * T * MW || x_binary_out->element_count() != B))
+    return ffi::Error::InvalidArgument("lif_forward: the x mask must be (B, T, ceil(K / 32)), the flags (B)");
+  uint32_t *XM = x_mask_out->typed_data(), *XB = x_binary_out->typed_data();
 
   auto run = [&](int64_t, int64_t b0, int64_t b1) {
     std::vector<float> v(H), ref(H), spike_vals(H);
@@ -322,9 +347,19 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       std::memcpy(v.data(), v0.typed_data() + b * H, sizeof(float) * H);
       std::memcpy(ref.data(), ref0.typed_data() + b * H, sizeof(float) * H);
       int64_t n_spiking = recurrent ? collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data()) : 0;
+      bool binary = true;  // every nonzero x of this example is 1: the backward pass reads the mask only
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = (b * T + t) * H;
         const float* current = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch);
+        if (projected) {  // the bit mask of x_t's nonzero entries, a residual for the backward pass
+          uint32_t* m = XM + (b * T + t) * MW;
+          std::memset(m, 0, sizeof(uint32_t) * MW);
+          for (int64_t i = 0; i < scratch.n_x; ++i) {
+            const int32_t k = scratch.x_idx[i];
+            m[k >> 5] |= 1u << (k & 31);
+            binary &= scratch.x_vals[i] == 1.0f;
+          }
+        }
         if (subtract) {
           forward_step<true>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, FZ + o);
         } else {
@@ -332,6 +367,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
         }
         if (recurrent) n_spiking = collect_nonzero(S + o, H, spiking.data(), spike_vals.data());
       }
+      if (projected) XB[b] = binary ? 1 : 0;
     }
   };
   parallel_over_batch(B, T * (H + (in.projected ? in.K : 0)) * 8, run);
@@ -339,7 +375,8 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
 }
 
 static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F32> ct_v, ffi::Buffer<ffi::F32> s_res,
-                                  ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::U8> frozen_res, ffi::Buffer<ffi::F32> x,
+                                  ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::U8> frozen_res,
+                                  ffi::Buffer<ffi::U32> x_mask, ffi::Buffer<ffi::U32> x_binary, ffi::Buffer<ffi::F32> x,
                                   ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0,
                                   ffi::Buffer<ffi::F32> s0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, float dt,
                                   int64_t subtract, int64_t recurrent, int64_t projected, int64_t surrogate_kind,
@@ -361,6 +398,10 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     return ffi::Error::InvalidArgument("lif_backward: dI must be (B, T, H)");
   if (projected && (d_w_in->element_count() != in.K * H || d_b_in->element_count() != H))
     return ffi::Error::InvalidArgument("lif_backward: dW_in must be (K, H) and db_in (H)");
+  const int64_t MW = mask_words(in.K);
+  if (projected && (x_mask.element_count() != B * T * MW || x_binary.element_count() != B))
+    return ffi::Error::InvalidArgument("lif_backward: the x mask must be (B, T, ceil(K / 32)), the flags (B)");
+  const uint32_t *XM = x_mask.typed_data(), *XB = x_binary.typed_data();
   const Params P(p.typed_data(), H);
   const StepConsts step_consts(P, H, dt);
   const float *CS = ct_s.typed_data(), *CV = ct_v.typed_data(), *S = s_res.typed_data(), *V = v_res.typed_data();
@@ -444,7 +485,11 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
             prefetch_range(S + on - (tn > 0 ? H : 0), tn > 0 ? 2 * row : row);
             if (tn > 0) prefetch_range(V + on - H, row);
             prefetch_range(FZ + on, H);
-            prefetch_range(in.x + (bn * T + tn) * K, sizeof(float) * K);
+            if (projected && XB[bn]) {
+              prefetch_range(XM + (bn * T + tn) * MW, sizeof(uint32_t) * MW);
+            } else if (projected) {
+              prefetch_range(in.x + (bn * T + tn) * K, sizeof(float) * K);
+            }
             prefetch_range(CS + on, row);
             if (!ct_v_zero) prefetch_range(CV + on, row);
             if (write_di) prefetch_range<1>(DI + on, row);
@@ -452,7 +497,9 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         }
         // I_t, recomputed (v_new is recomputed inside the adjoint step)
         const int64_t n_spiking = recurrent ? collect_nonzero(s_prev, H, spiking.data(), spike_vals.data()) : 0;
-        const float* cur_t = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch);
+        const uint32_t* mask_row = projected && XB[b] ? XM + (b * T + t) * MW : nullptr;
+        const float* cur_t =
+            input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch, mask_row);
         adjoint(H, consts, step_consts, slope, s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec, gv_carry, dI, g_tau, g_cm,
                 g_vrest, g_vth, g_vreset);
         if (write_di) std::memcpy(DI + o, dI, sizeof(float) * H);
@@ -460,7 +507,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         for (int64_t i = 0; i < n_spiking; ++i) axpy(dW + spiking[i] * H, spike_vals[i], dI, H);
         if (projected) {  // I_ext[t] = b_in + x_t W_in: db_in += dI_t, dW_in += x_t^T dI_t (nonzero x_t)
           axpy(dB, 1.0f, dI, H);
-          scatter_rows(dW_in, H, scratch.x_idx.data(), scratch.x_vals.data(), scratch.n_x, dI, H);
+          scatter_rows(dW_in, H, scratch.x_idx.data(), scratch.vals, scratch.n_x, dI, H);
         }
       }
       if (recurrent) {  // dL/ds_{t-1} (via step t) = W dI_t for every example: rows of W^T reused across examples
@@ -509,7 +556,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Attr<int64_t>("projected")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // S
                                   .Ret<ffi::Buffer<ffi::F32>>()  // V
-                                  .Ret<ffi::Buffer<ffi::U8>>());  // frozen (refractory mask)
+                                  .Ret<ffi::Buffer<ffi::U8>>()   // frozen (refractory mask)
+                                  .Ret<ffi::Buffer<ffi::U32>>()  // bit mask of x's nonzero entries (B, T, ceil(K/32))
+                                  .Ret<ffi::Buffer<ffi::U32>>());  // per example: all nonzero x are 1 (B)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                               ffi::Ffi::Bind()
@@ -518,6 +567,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // S
                                   .Arg<ffi::Buffer<ffi::F32>>()  // V
                                   .Arg<ffi::Buffer<ffi::U8>>()   // frozen
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // x mask
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // x binary flags
                                   .Arg<ffi::Buffer<ffi::F32>>()  // I_ext or x
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W_in
                                   .Arg<ffi::Buffer<ffi::F32>>()  // b_in

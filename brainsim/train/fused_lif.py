@@ -53,8 +53,9 @@ lif_layer_lin_p.multiple_results = True
 
 _N_PRIMAL = 8  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
 # (1,) unless projected); v0, ref0, s0 (B, H); w (H, H) or (1, 1); p (6, H)
-_N_OUT = 3  # S, V (float) and the refractory mask (uint8), each (B, T, H); the mask is a residual for the
-# backward pass, which recomputes I_t and v_new from these
+_N_OUT = 5  # S, V (float) and the refractory mask (uint8), each (B, T, H), then the bit mask of the projected
+# input's nonzero entries and per-example "all nonzero inputs are 1" flags (uint32): residuals for the backward
+# pass, which recomputes I_t and v_new from these
 
 
 def supports(layer) -> bool:
@@ -130,7 +131,10 @@ def _reference(x, w_in, b_in, v0, ref0, s0, w, p, *, dt, subtract, recurrent, pr
 
         return jax.lax.scan(step, (v, ref, s), i_seq)[1]
 
-    return list(jax.vmap(one)(i_ext, v0, ref0, s0))
+    outs = list(jax.vmap(one)(i_ext, v0, ref0, s0))
+    # the kernel's input residuals, unused by this path's own (autodiff) backward pass
+    return outs + [jnp.zeros(_kernels.lif_x_mask_shape(x.shape, projected), jnp.uint32),
+                   jnp.zeros(x.shape[:1], jnp.uint32)]
 
 
 def _reference_outputs(primals, params):
@@ -168,11 +172,11 @@ def _backward(ct_s, ct_v, primals, outs, params, needed):
 
     def native(ct_s, ct_v, *primals):
         x, w_in, b_in, v0, ref0, s0, w, p = primals
-        s, v, frozen = outs
+        s, v, frozen, x_mask, x_binary = outs
         projected = params["projected"]
         write_di = needed[0]  # the currents' cotangent: x's own gradient, or needed to form it
         d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p = _kernels.lif_backward_native(
-            ct_s, ct_v, s, v, frozen, x, w_in, b_in, v0, s0, w, p, surrogate=np.int64(NATIVE_SURROGATES.index(
+            ct_s, ct_v, s, v, frozen, x_mask, x_binary, x, w_in, b_in, v0, s0, w, p, surrogate=np.int64(NATIVE_SURROGATES.index(
                 params["surrogate"])), slope=np.float32(params["slope"]), ct_v_zero=np.int64(ct_v_zero),
             write_di=np.int64(write_di), **_kernel_attrs(params))
         if projected:
@@ -199,7 +203,9 @@ register(lif_layer_lin_p, _lin_impl, _PARAMS, multiple_results=True)
 def _forward_abstract(x, w_in, b_in, v0, ref0, s0, w, p, **params):
     shape = x.shape[:2] + (p.shape[1],)  # (B, T, H)
     return [jax.core.ShapedArray(shape, x.dtype), jax.core.ShapedArray(shape, x.dtype),
-            jax.core.ShapedArray(shape, jnp.uint8)]
+            jax.core.ShapedArray(shape, jnp.uint8),
+            jax.core.ShapedArray(_kernels.lif_x_mask_shape(x.shape, params["projected"]), jnp.uint32),
+            jax.core.ShapedArray(x.shape[:1], jnp.uint32)]
 
 
 @lif_layer_lin_p.def_abstract_eval
@@ -216,7 +222,7 @@ def _forward_jvp(primals, tangents, **params):
         return outs, [zero_tangent(o) for o in outs]
     tangents = [ad.instantiate_zeros(t) for t in tangents]
     d_s, d_v = lif_layer_lin_p.bind(*primals, *outs, *tangents, **params)
-    # the refractory mask is an internal residual: not differentiated
+    # the refractory mask and the input residuals are internal: not differentiated
     return outs, [d_s, d_v] + [zero_tangent(o) for o in outs[2:]]
 
 
