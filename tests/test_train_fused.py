@@ -84,6 +84,34 @@ def test_event_matmul_kernel_paths(density):
     assert _rel(dw, x.T @ g) < 1e-5
 
 
+def test_split_kernels_from_concurrent_threads():
+    """The kernels hand half of a large call to one persistent worker thread; calls made at the same time
+    from several threads (JAX releases the GIL while they run) must still each get the right result."""
+    import threading
+
+    x = _sparse_input(jax.random.key(11), (3000, 700), 0.02)  # large enough to be split over two threads
+    ws = [jax.random.normal(jax.random.key(20 + i), (700, 64)) for i in range(4)]
+    f = jax.jit(event_matmul)
+    expected = [np.asarray(x @ w) for w in ws]
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                results[i] = np.asarray(f(x, ws[i]))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(4):
+        np.testing.assert_allclose(results[i], expected[i], rtol=1e-5, atol=1e-4)
+
+
 def test_event_matmul_bad_input():
     w = jnp.ones((5, 3))
     with pytest.raises(ValueError, match=r"expected \(\.\.\., 5\)"):

@@ -37,9 +37,7 @@ void split_in_two(int64_t n, int64_t work, Body body) {
     return;
   }
   const int64_t half = n / 2;
-  std::thread other(body, half, n);
-  body(int64_t{0}, half);
-  other.join();
+  brainsim::PairWorker::run([&] { body(int64_t{0}, half); }, [&] { body(half, n); });
 }
 
 static ffi::Error EventMatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w, float max_density,

@@ -106,12 +106,11 @@ void parallel_over_batch(int64_t B, int64_t work_per_example, Body body) {
     return;
   }
   const int64_t half = (B + 1) / 2;
-  std::thread other([&] {
-    FlushDenormals flush_other;
-    body(1, half, B);
-  });
-  body(0, 0, half);
-  other.join();
+  brainsim::PairWorker::run([&] { body(0, 0, half); },
+                            [&] {
+                              FlushDenormals flush_other;
+                              body(1, half, B);
+                            });
 }
 
 // Per-neuron constants of one forward step: decay = exp(-(g_L / C_m) dt), g_L v_rest, 1 / g_L,

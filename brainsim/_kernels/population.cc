@@ -19,9 +19,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
 
+#include "kernel_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -197,12 +197,10 @@ static ffi::Error LifPopulationStepImpl(ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi
     }
   };
   // Large populations are bound by memory bandwidth, not arithmetic: split them over two threads
-  // (a thread costs tens of microseconds to start, so small populations stay on one).
+  // (handing work to the other thread costs microseconds, so small populations stay on one).
   if (N >= kThreadedSize && std::thread::hardware_concurrency() >= 2) {
     const int64_t half = (N / 2 + kBlock - 1) / kBlock * kBlock;
-    std::thread other(run, half, N);
-    run(0, half);
-    other.join();
+    brainsim::PairWorker::run([&] { run(0, half); }, [&] { run(half, N); });
   } else {
     run(0, N);
   }
