@@ -225,12 +225,27 @@ class PairWorker {
     }
     w->post(&call<std::remove_reference_t<Second>>, &second);
     first();
-    while (w->done_.load(std::memory_order_acquire) == 0) sched_yield();
+    // the worker's half usually ends within microseconds of ours: spin (a yield here could hand the CPU
+    // to another spinning thread for a whole time slice), then yield if it takes longer
+    for (int spins = 0; w->done_.load(std::memory_order_acquire) == 0; ++spins) {
+      if (spins < kSpinBeforeYield) {
+        pause();
+      } else {
+        sched_yield();
+      }
+    }
     w->busy_.store(false, std::memory_order_release);
   }
 
  private:
   static constexpr auto kStayAwake = std::chrono::milliseconds(5);
+  static constexpr int kSpinBeforeYield = 1 << 16;
+
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
 
   template <typename F>
   static void call(void* f) {
