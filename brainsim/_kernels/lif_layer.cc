@@ -269,7 +269,8 @@ static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x,
   } else if (K != H) {
     return ffi::Error::InvalidArgument(std::string(name) + ": I_ext must be (B, T, H)");
   }
-  if (recurrent && w.element_count() != H * H) return ffi::Error::InvalidArgument(std::string(name) + ": W must be (H, H)");
+  if (recurrent && w.element_count() != H * H)
+    return ffi::Error::InvalidArgument(std::string(name) + ": W must be (H, H)");
   in = LayerInput{x.typed_data(), w_in.typed_data(), b_in.typed_data(), K, projected != 0};
   return ffi::Error::Success();
 }
@@ -299,7 +300,8 @@ inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, 
     if (mask_row) {
       int64_t n = 0;
       for (int64_t w = 0; w < mask_words(in.K); ++w) {
-        for (uint32_t bits = mask_row[w]; bits; bits &= bits - 1) sc.x_idx[n++] = static_cast<int32_t>(32 * w + __builtin_ctz(bits));
+        for (uint32_t bits = mask_row[w]; bits; bits &= bits - 1)
+          sc.x_idx[n++] = static_cast<int32_t>(32 * w + __builtin_ctz(bits));
       }
       sc.n_x = n;
       sc.vals = nullptr;
@@ -349,7 +351,8 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       bool binary = true;  // every nonzero x of this example is 1: the backward pass reads the mask only
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = (b * T + t) * H;
-        const float* current = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch);
+        const float* current =
+            input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch);
         if (projected) {  // the bit mask of x_t's nonzero entries, a residual for the backward pass
           uint32_t* m = XM + (b * T + t) * MW;
           std::memset(m, 0, sizeof(uint32_t) * MW);

@@ -175,10 +175,11 @@ def _backward(ct_s, ct_v, primals, outs, params, needed):
         s, v, frozen, x_mask, x_binary = outs
         projected = params["projected"]
         write_di = needed[0]  # the currents' cotangent: x's own gradient, or needed to form it
+        surrogate = np.int64(NATIVE_SURROGATES.index(params["surrogate"]))
         d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p = _kernels.lif_backward_native(
-            ct_s, ct_v, s, v, frozen, x_mask, x_binary, x, w_in, b_in, v0, s0, w, p, surrogate=np.int64(NATIVE_SURROGATES.index(
-                params["surrogate"])), slope=np.float32(params["slope"]), ct_v_zero=np.int64(ct_v_zero),
-            write_di=np.int64(write_di), **_kernel_attrs(params))
+            ct_s, ct_v, s, v, frozen, x_mask, x_binary, x, w_in, b_in, v0, s0, w, p, surrogate=surrogate,
+            slope=np.float32(params["slope"]), ct_v_zero=np.int64(ct_v_zero), write_di=np.int64(write_di),
+            **_kernel_attrs(params))
         if projected:
             d_x = d_i @ w_in.T if write_di else None  # I = x @ w_in + b_in
         else:
