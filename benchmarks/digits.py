@@ -2,11 +2,11 @@
 
 Fixed split: ``train_test_split(test_size=0.25, random_state=0, stratify=y)`` (1347 train / 450 test).
 Encoding: each pixel (0..16 -> 0..1) is injected as a constant current for T = 20 steps of 1 ms
-(``encoders.direct``). Network: 64 -> 128 LIF (learnable tau_m, v_th) -> 10 leaky readout;
+(``encoders.direct``). Network: 64 -> 256 LIF (learnable tau_m, v_th) -> 10 leaky readout;
 loss: cross-entropy on the max-over-time readout membrane; Adam(2e-3), batch 32, seed 0.
 Prints one JSON line with ``test_accuracy`` and ``train_s`` (wall time of ``fit``, compile included).
 
-    python benchmarks/digits.py [--epochs 40] [--seed 0]
+    python benchmarks/digits.py [--epochs 40] [--seed 0] [--hidden 256]
 """
 import argparse
 import json
@@ -31,7 +31,7 @@ def load(n_steps: int):
     return (enc(x_tr), y_tr.astype(np.int32)), (enc(x_te), y_te.astype(np.int32))
 
 
-def build(key, hidden=128):
+def build(key, hidden=256):
     k1, k2 = jax.random.split(key)
     return Sequential([SpikingLayer(64, hidden, key=k1, scale=3.0), LeakyReadout(hidden, 10, key=k2)])
 
@@ -48,9 +48,10 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0, help="model initialisation and shuffling seed")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--hidden", type=int, default=256, help="hidden LIF neurons")
     args = ap.parse_args()
     train, test = load(args.steps)
-    model = build(jax.random.key(args.seed))
+    model = build(jax.random.key(args.seed), args.hidden)
     t0 = time.perf_counter()
     result = fit(model, loss_fn, train, optimizer=optax.adam(args.lr), epochs=args.epochs, batch_size=32, seed=args.seed,
                  eval_data=test, restore_best=False, progress=args.progress)  # final model: no selection on test
