@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "kernel_common.h"
@@ -28,11 +27,11 @@ using brainsim::gemm;
 using brainsim::sampled_density;
 using brainsim::scatter_rows;
 
-// Runs body(begin, end) over [0, n), split between two threads when there is enough work (the products
-// are independent per row of the output).
+// Runs body(begin, end) over [0, n), split between this thread and the kernels' worker when there is
+// enough work (the products are independent per row of the output).
 template <typename Body>
 void split_in_two(int64_t n, int64_t work, Body body) {
-  if (n < 2 || work < (1 << 21) || std::thread::hardware_concurrency() < 2) {
+  if (n < 2 || work < (1 << 21)) {
     body(int64_t{0}, n);
     return;
   }

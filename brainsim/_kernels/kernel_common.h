@@ -5,13 +5,13 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <type_traits>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif

@@ -36,7 +36,6 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "kernel_common.h"
@@ -95,13 +94,12 @@ struct FlushDenormals {
 #endif
 };
 
+// Runs body(thread, b0, b1) over the batch: split in two halves, this thread (0) and the kernels' worker
+// (1), when there is enough work (PairWorker runs both halves here on a single CPU).
 template <typename Body>
 void parallel_over_batch(int64_t B, int64_t work_per_example, Body body) {
-  const int64_t n_threads = (B >= 2 && work_per_example * B >= (1 << 20))
-                                ? std::min<int64_t>(2, std::max(1u, std::thread::hardware_concurrency()))
-                                : 1;
   FlushDenormals flush;
-  if (n_threads == 1) {
+  if (B < 2 || work_per_example * B < (1 << 20)) {
     body(0, 0, B);
     return;
   }
@@ -278,6 +276,29 @@ static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x,
 // Words of the bit mask of a row of x's nonzero entries (one bit per input, 32 per word).
 inline int64_t mask_words(int64_t K) { return (K + 31) / 32; }
 
+// Sets the bits of positions idx[0:n] in the mask row m (mask_words(K) words, cleared first).
+inline void encode_mask(uint32_t* m, int64_t K, const int32_t* idx, int64_t n) {
+  std::memset(m, 0, sizeof(uint32_t) * mask_words(K));
+  for (int64_t i = 0; i < n; ++i) m[idx[i] >> 5] |= 1u << (idx[i] & 31);
+}
+
+// Writes the positions of the set bits of mask row m to idx in increasing order; returns how many.
+inline int64_t decode_mask(const uint32_t* m, int64_t K, int32_t* idx) {
+  int64_t n = 0;
+  for (int64_t w = 0; w < mask_words(K); ++w) {
+    for (uint32_t bits = m[w]; bits; bits &= bits - 1) idx[n++] = static_cast<int32_t>(32 * w + __builtin_ctz(bits));
+  }
+  return n;
+}
+
+// Checks the bit-mask residual of a projected input: (B, T, mask_words(K)) words and B flags.
+static ffi::Error check_mask_shapes(const char* name, int64_t mask_count, int64_t flag_count, int64_t B, int64_t T,
+                                    int64_t K) {
+  if (mask_count != B * T * mask_words(K) || flag_count != B)
+    return ffi::Error::InvalidArgument(std::string(name) + ": the x mask must be (B, T, ceil(K / 32)), the flags (B)");
+  return ffi::Error::Success();
+}
+
 // Scratch of one thread for the input current of a step: I_t (H) and the nonzero entries of x_t
 // (positions; values, or null where they are all 1).
 struct CurrentScratch {
@@ -298,12 +319,7 @@ inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, 
   float* cur = sc.cur.data();
   if (in.projected) {
     if (mask_row) {
-      int64_t n = 0;
-      for (int64_t w = 0; w < mask_words(in.K); ++w) {
-        for (uint32_t bits = mask_row[w]; bits; bits &= bits - 1)
-          sc.x_idx[n++] = static_cast<int32_t>(32 * w + __builtin_ctz(bits));
-      }
-      sc.n_x = n;
+      sc.n_x = decode_mask(mask_row, in.K, sc.x_idx.data());
       sc.vals = nullptr;
     } else {
       sc.n_x = collect_nonzero(in.x + row * in.K, in.K, sc.x_idx.data(), sc.x_vals.data());
@@ -336,8 +352,12 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   float *S = s_out->typed_data(), *V = v_out->typed_data();
   uint8_t* FZ = frozen_out->typed_data();
   const int64_t MW = mask_words(in.K);
-  if (projected && (x_mask_out->element_count() != B * T * MW || x_binary_out->element_count() != B))
-    return ffi::Error::InvalidArgument("lif_forward: the x mask must be (B, T, ceil(K / 32)), the flags (B)");
+  if (projected) {
+    if (auto err = check_mask_shapes("lif_forward", x_mask_out->element_count(), x_binary_out->element_count(), B,
+                                     T, in.K);
+        !err.success())
+      return err;
+  }
   uint32_t *XM = x_mask_out->typed_data(), *XB = x_binary_out->typed_data();
 
   auto run = [&](int64_t, int64_t b0, int64_t b1) {
@@ -354,13 +374,8 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
         const float* current =
             input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch);
         if (projected) {  // the bit mask of x_t's nonzero entries, a residual for the backward pass
-          uint32_t* m = XM + (b * T + t) * MW;
-          std::memset(m, 0, sizeof(uint32_t) * MW);
-          for (int64_t i = 0; i < scratch.n_x; ++i) {
-            const int32_t k = scratch.x_idx[i];
-            m[k >> 5] |= 1u << (k & 31);
-            binary &= scratch.x_vals[i] == 1.0f;
-          }
+          encode_mask(XM + (b * T + t) * MW, in.K, scratch.x_idx.data(), scratch.n_x);
+          for (int64_t i = 0; i < scratch.n_x; ++i) binary &= scratch.x_vals[i] == 1.0f;
         }
         if (subtract) {
           forward_step<true>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, FZ + o);
@@ -401,8 +416,11 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   if (projected && (d_w_in->element_count() != in.K * H || d_b_in->element_count() != H))
     return ffi::Error::InvalidArgument("lif_backward: dW_in must be (K, H) and db_in (H)");
   const int64_t MW = mask_words(in.K);
-  if (projected && (x_mask.element_count() != B * T * MW || x_binary.element_count() != B))
-    return ffi::Error::InvalidArgument("lif_backward: the x mask must be (B, T, ceil(K / 32)), the flags (B)");
+  if (projected) {
+    if (auto err = check_mask_shapes("lif_backward", x_mask.element_count(), x_binary.element_count(), B, T, in.K);
+        !err.success())
+      return err;
+  }
   const uint32_t *XM = x_mask.typed_data(), *XB = x_binary.typed_data();
   const Params P(p.typed_data(), H);
   const StepConsts step_consts(P, H, dt);

@@ -198,7 +198,7 @@ static ffi::Error LifPopulationStepImpl(ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi
   };
   // Large populations are bound by memory bandwidth, not arithmetic: split them over two threads
   // (handing work to the other thread costs microseconds, so small populations stay on one).
-  if (N >= kThreadedSize && std::thread::hardware_concurrency() >= 2) {
+  if (N >= kThreadedSize) {
     const int64_t half = (N / 2 + kBlock - 1) / kBlock * kBlock;
     brainsim::PairWorker::run([&] { run(0, half); }, [&] { run(half, N); });
   } else {

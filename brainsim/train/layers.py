@@ -80,9 +80,12 @@ class Linear(eqx.Module):
         self.bias = jnp.zeros((n_out,)) if bias else None
         self.events = bool(events)
 
-    def __call__(self, x: Array) -> Array:
+    def check_input(self, x: Array) -> None:
         if x.shape[-1] != self.n_in:
             raise ValueError(f"Linear: input has {x.shape[-1]} features, expected {self.n_in}")
+
+    def __call__(self, x: Array) -> Array:
+        self.check_input(x)
         w = resolve(self.weight)
         y = event_matmul(x, w) if self.events else x @ w
         return y if self.bias is None else y + self.bias
@@ -206,8 +209,7 @@ class SpikingLayer(eqx.Module):
         state = p.init()
         projection = p.projection
         if isinstance(projection, Linear) and projection.events:
-            if xs.shape[-1] != projection.n_in:
-                raise ValueError(f"Linear: input has {xs.shape[-1]} features, expected {projection.n_in}")
+            projection.check_input(xs)
             inputs, fused_projection = xs, dict(w_in=projection.weight, b_in=projection.bias)
         else:
             inputs, fused_projection = p.project(xs), {}
