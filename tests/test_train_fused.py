@@ -9,6 +9,8 @@
 - the same operation with the input projection fused in (``w_in``, ``b_in``): against the scan fed with
   ``x @ w_in + b_in``, for binary spike, sparse graded and dense inputs, including the gradient with
   respect to x, and for batches mixing binary and non-binary examples.
+- the same operation with a ``LeakyReadout`` fused in behind the layer (``Sequential`` does this): against
+  the scanned network, with and without a cotangent of the spikes, in both vmap orders, on the pure-JAX path.
 """
 import equinox as eqx
 import jax
@@ -303,6 +305,82 @@ def test_sequential_fused_and_scanned_agree():
     g_s = eqx.filter_grad(loss)(scanned)
     for a, b in zip(jax.tree_util.tree_leaves(g_f), jax.tree_util.tree_leaves(g_s)):
         assert _rel(a, b) < 5e-3
+
+
+READOUT_CASES = [
+    dict(recurrent=True, reset="subtract", sparse_p=None, bias=True, learn_tau=True, layers=1),
+    dict(recurrent=False, reset="value", sparse_p=None, bias=False, learn_tau=True, layers=1),
+    dict(recurrent=True, reset="subtract", sparse_p=0.3, bias=True, learn_tau=False, layers=1),
+    dict(recurrent=True, reset="value", sparse_p=None, bias=True, learn_tau=True, layers=2),
+]
+
+
+def _readout_net(case, fused):
+    k1, k2, k3 = jax.random.split(jax.random.key(7), 3)
+    neuron = lambda n: ml_lif(n, tau_m=8.0, reset=case["reset"], t_ref=1.0 if case["reset"] == "value" else 0.0)  # noqa: E731
+    layers = [SpikingLayer(30, H, key=k1, recurrent=case["recurrent"], neuron=neuron(H), fused=fused, scale=3.0,
+                           sparse_p=case["sparse_p"])]
+    if case["layers"] == 2:
+        layers.append(SpikingLayer(H, 12, key=k3, recurrent=True, neuron=neuron(12), fused=fused, scale=3.0))
+    readout = LeakyReadout(layers[-1].n_out, 5, key=k2, tau=6.0, learn_tau=case["learn_tau"])
+    if not case["bias"]:
+        readout = eqx.tree_at(lambda r: r.projection.bias, readout, None, is_leaf=lambda x: x is None)
+    return Sequential(layers + [readout])
+
+
+@pytest.mark.parametrize("case", READOUT_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+def test_fused_readout_matches_scanned_readout(case):
+    """A LeakyReadout behind a fused layer runs inside its operation: same outputs and gradients (of every
+    parameter, the readout's weights, bias and tau included) as the scanned network, whether or not the loss
+    also uses the spikes, batched in both vmap orders."""
+    fused, scanned = _readout_net(case, True), _readout_net(case, False)
+    xs = (jax.random.uniform(jax.random.key(8), (3, T, 30)) < 0.2).astype(jnp.float32)
+    labels = jnp.array([0, 3, 4])
+    out_f, aux_f = jax.jit(jax.vmap(lambda x: fused(x)))(xs)
+    out_s, aux_s = jax.vmap(lambda x: scanned(x))(xs)
+    assert out_f.shape == (3, T, 5) and float(aux_s["counts"][-1].sum()) > 0
+    np.testing.assert_allclose(np.asarray(out_f), np.asarray(out_s), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(aux_f["counts"][-1]), np.asarray(aux_s["counts"][-1]))
+
+    for with_spikes in (False, True):  # the spikes' cotangent zero (readout only) or not
+        def loss(model, x, label):
+            out, aux = model(x)
+            return losses.ce_max_membrane(out, label) + (0.5 * aux["counts"][0].mean() if with_spikes else 0.0)
+
+        mean_loss = lambda m: jax.vmap(loss, (None, 0, 0))(m, xs, labels).mean()  # noqa: E731
+        g_f = eqx.filter_jit(eqx.filter_grad(mean_loss))(fused)
+        g_s = eqx.filter_grad(mean_loss)(scanned)
+        per_example = eqx.filter_jit(lambda m: jax.vmap(eqx.filter_grad(loss), (None, 0, 0))(m, xs, labels))(fused)
+        for a, b, c in zip(jax.tree_util.tree_leaves(g_f), jax.tree_util.tree_leaves(g_s),
+                           jax.tree_util.tree_leaves(per_example)):
+            assert _rel(a, b) < 5e-3
+            assert _rel(c.mean(0), b) < 5e-3
+        readout_f, readout_s = g_f.layers[-1], g_s.layers[-1]  # the readout's own gradients are not zero
+        assert float(jnp.abs(readout_s.projection.weight).max()) > 0
+        assert _rel(readout_f.projection.weight, readout_s.projection.weight) < 5e-3
+        if case["learn_tau"]:
+            assert _rel(readout_f.tau.raw, readout_s.tau.raw) < 5e-3 and float(jnp.abs(readout_s.tau.raw).max()) > 0
+
+
+def test_fused_readout_reference_path_and_bad_input(monkeypatch):
+    net = _readout_net(READOUT_CASES[0], True)
+    x = (jax.random.uniform(jax.random.key(9), (T, 30)) < 0.2).astype(jnp.float32)
+    loss = lambda m: losses.ce_max_membrane(m(x)[0], 1)  # noqa: E731
+    g_native = eqx.filter_jit(eqx.filter_grad(loss))(net)
+    monkeypatch.setattr(_kernels, "lif_layer_available", lambda: False)  # the pure-JAX path of the same op
+    g_ref = eqx.filter_jit(eqx.filter_grad(loss))(net)
+    for a, b in zip(jax.tree_util.tree_leaves(g_native), jax.tree_util.tree_leaves(g_ref)):
+        assert _rel(a, b) < 2e-3
+    hidden, readout = net.layers
+    assert fused_lif.fusable_readout(hidden, readout)
+    assert not fused_lif.fusable_readout(hidden, LeakyReadout(H, 5, key=jax.random.key(0), dt=0.5))
+    assert not fused_lif.fusable_readout(hidden, SpikingLayer(H, 5, key=jax.random.key(0)))
+    with pytest.raises(ValueError, match=r"readout weights must be \(6, O\)"):
+        fused_lif.lif_sequence(LIF(6), jnp.ones((10, 6)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1,
+                               readout=(jnp.ones((5, 2)), None, jnp.ones(2)))
+    with pytest.raises(ValueError, match=r"readout bias must have shape \(2,\)"):
+        fused_lif.lif_sequence(LIF(6), jnp.ones((10, 6)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1,
+                               readout=(jnp.ones((6, 2)), jnp.ones(3), jnp.ones(2)))
 
 
 def test_fused_lif_supports_and_bad_input():

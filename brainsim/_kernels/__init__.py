@@ -208,19 +208,28 @@ def lif_layer_available() -> bool:
     return _LIF_LAYER.available()
 
 
-def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, **attrs):
+def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs):
     """Fused LIF-layer forward sweep (see ``lif_layer.cc``) over ``x``: the input currents ``(B, T, H)``, or
     with ``projected=1`` the layer input ``(B, T, K)`` projected by ``w_in`` ``(K, H)`` and ``b_in`` ``(H,)``
-    inside the kernel. Returns (S, V, frozen, x_mask, x_binary): S and V (B, T, H); frozen (the refractory
-    mask, uint8) (B, T, H); and residuals of the projected input for the backward pass (see
+    inside the kernel; with ``readout=1`` a leaky-integrator readout with parameters ``r`` ``(H + 2, O)``
+    (W_out rows, b_out, tau) runs behind the layer. Returns (S, V, u, frozen, x_mask, x_binary): S and V
+    (B, T, H); u, the readout's membrane (B, T, O) (see ``lif_u_shape``); frozen (the refractory mask,
+    uint8) (B, T, H); and residuals of the projected input for the backward pass (see
     ``lif_x_mask_shape``): the bit mask of x's nonzero entries and, per example, whether they are all 1."""
     shape = x.shape[:2] + (p.shape[1],)
     out = jax.ShapeDtypeStruct(shape, jnp.float32)
+    u = jax.ShapeDtypeStruct(lif_u_shape(x.shape, r.shape, bool(attrs["readout"])), jnp.float32)
     frozen = jax.ShapeDtypeStruct(shape, jnp.uint8)
     x_mask = jax.ShapeDtypeStruct(lif_x_mask_shape(x.shape, bool(attrs["projected"])), jnp.uint32)
     x_binary = jax.ShapeDtypeStruct(x.shape[:1], jnp.uint32)
-    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, frozen, x_mask, x_binary), vmap_method="sequential")(
-        x, w_in, b_in, v0, ref0, s0, w, p, **attrs)
+    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, u, frozen, x_mask, x_binary), vmap_method="sequential")(
+        x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs)
+
+
+def lif_u_shape(x_shape, r_shape, readout: bool):
+    """Shape of the fused readout's membrane: ``(B, T, O)`` with a readout, a ``(B, 1, 1)`` placeholder
+    otherwise."""
+    return (x_shape[0], x_shape[1], r_shape[1]) if readout else (x_shape[0], 1, 1)
 
 
 def lif_x_mask_shape(x_shape, projected: bool):
@@ -230,18 +239,21 @@ def lif_x_mask_shape(x_shape, projected: bool):
     return (b, t, (k + 31) // 32) if projected else (b, 1, 1)
 
 
-def lif_backward_native(ct_s, ct_v, s, v, frozen, x_mask, x_binary, x, w_in, b_in, v0, s0, w, p, **attrs):
-    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP). dI (the cotangent of
-    the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
-    otherwise); dW_in and db_in only with ``projected=1``. With ``ct_v_zero=1`` the cotangent of V is
-    zero and ``ct_v`` may be any float32 placeholder."""
+def lif_backward_native(ct_s, ct_v, ct_u, s, v, u, frozen, x_mask, x_binary, x, w_in, b_in, v0, s0, w, p, r,
+                        **attrs):
+    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP, dR). dI (the cotangent
+    of the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
+    otherwise); dW_in and db_in only with ``projected=1``; dR (the readout's ``(H + 2, O)``) only with
+    ``readout=1``. With ``ct_s_zero=1`` / ``ct_v_zero=1`` the cotangent of S / V is zero and ``ct_s`` /
+    ``ct_v`` may be any float32 placeholder."""
     f32 = jnp.float32
     projected = bool(attrs["projected"])
     shapes = (s.shape if attrs["write_di"] else (1,), w_in.shape if projected else (1, 1),
-              b_in.shape if projected else (1,), v0.shape, s0.shape, w.shape, p.shape)
+              b_in.shape if projected else (1,), v0.shape, s0.shape, w.shape, p.shape,
+              r.shape if attrs["readout"] else (1, 1))
     return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
-                            vmap_method="sequential")(ct_s, ct_v, s, v, frozen, x_mask, x_binary, x, w_in, b_in, v0,
-                                                      s0, w, p, **attrs)
+                            vmap_method="sequential")(ct_s, ct_v, ct_u, s, v, u, frozen, x_mask, x_binary, x, w_in,
+                                                      b_in, v0, s0, w, p, r, **attrs)
 
 
 _POPULATION_TARGET = "brainsim_lif_population_step"

@@ -24,7 +24,14 @@
 // the same nonzero entries; dI itself is written only when asked for (the input's own gradient). The
 // forward pass also writes a bit mask of x's nonzero entries and, per example, whether they are all 1
 // (spikes): the backward pass then reads the mask (22 words for 700 inputs) instead of x.
-// Parameters are packed as P = [tau_m, C_m, v_rest, v_th, v_reset, t_ref], each of length H.
+// With a leaky-integrator readout fused in ("readout"), the layer's spikes also drive O non-spiking
+// output neurons in the same sweep (the readout's projection and integration, brainsim.train.LeakyReadout):
+//   I_out,t = b_out + s_t W_out                                         (pA; rows of W_out of spiking neurons)
+//   u_t     = v_inf + (u_{t-1} - v_inf) a,   v_inf = tau I_out,t / C_m,   a = exp(-dt / tau)   (mV, C_m = 1 pF)
+// and the backward sweep takes the cotangent of u (B, T, O) instead of a dense one of the spikes: the
+// spikes' cotangent dI_out W_out^T is formed per step in cache and never reaches memory.
+// Parameters are packed as P = [tau_m, C_m, v_rest, v_th, v_reset, t_ref], each of length H; the
+// readout's as R = [W_out (H rows); b_out; tau], shape (H + 2, O).
 // The batch is split over up to two threads (examples are independent).
 #include <algorithm>
 #include <array>
@@ -299,6 +306,32 @@ static ffi::Error check_mask_shapes(const char* name, int64_t mask_count, int64_
   return ffi::Error::Success();
 }
 
+// The fused leaky-integrator readout (see the top of the file): R (H + 2, O) = [W_out; b_out; tau].
+struct Readout {
+  const float *w, *b, *tau;
+  int64_t O;
+  std::vector<float> a;  // exp(-dt / tau)
+  Readout(const float* r, int64_t H, int64_t n_out, float dt) : w(r), b(r + H * n_out), tau(r + (H + 1) * n_out),
+                                                                O(n_out), a(n_out) {
+    for (int64_t o = 0; o < O; ++o) a[o] = std::exp(-(1.0f / tau[o]) * dt);
+  }
+  // I_out,t = b_out + s_t W_out from the spiking neurons of s_t (into cur, O floats)
+  void current(const int32_t* spiking, const float* spike_vals, int64_t n, float* cur) const {
+    accumulate_rows(cur, b, spiking, spike_vals, n, w, O, O);
+  }
+};
+
+// Checks the readout's shapes: R (H + 2, O), u (B, T, O); sets O.
+static ffi::Error check_readout_shapes(const char* name, ffi::Buffer<ffi::F32>& r, int64_t u_count, int64_t B,
+                                       int64_t T, int64_t H, int64_t& O) {
+  const auto d = r.dimensions();
+  if (d.size() != 2 || d[0] != H + 2)
+    return ffi::Error::InvalidArgument(std::string(name) + ": the readout parameters must be (H + 2, O)");
+  O = d[1];
+  if (u_count != B * T * O) return ffi::Error::InvalidArgument(std::string(name) + ": the readout u must be (B, T, O)");
+  return ffi::Error::Success();
+}
+
 // Scratch of one thread for the input current of a step: I_t (H) and the nonzero entries of x_t
 // (positions; values, or null where they are all 1).
 struct CurrentScratch {
@@ -337,9 +370,10 @@ inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, 
 
 static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
                                  ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0, ffi::Buffer<ffi::F32> s0,
-                                 ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, float dt, int64_t subtract,
-                                 int64_t recurrent, int64_t projected, ffi::ResultBuffer<ffi::F32> s_out,
-                                 ffi::ResultBuffer<ffi::F32> v_out, ffi::ResultBuffer<ffi::U8> frozen_out,
+                                 ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> r, float dt,
+                                 int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
+                                 ffi::ResultBuffer<ffi::F32> s_out, ffi::ResultBuffer<ffi::F32> v_out,
+                                 ffi::ResultBuffer<ffi::F32> u_out, ffi::ResultBuffer<ffi::U8> frozen_out,
                                  ffi::ResultBuffer<ffi::U32> x_mask_out, ffi::ResultBuffer<ffi::U32> x_binary_out) {
   int64_t B, T, H;
   LayerInput in;
@@ -359,14 +393,22 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       return err;
   }
   uint32_t *XM = x_mask_out->typed_data(), *XB = x_binary_out->typed_data();
+  int64_t O = 0;
+  if (readout) {
+    if (auto err = check_readout_shapes("lif_forward", r, u_out->element_count(), B, T, H, O); !err.success())
+      return err;
+  }
+  const Readout ro(r.typed_data(), H, O, dt);
+  float* U = u_out->typed_data();
 
   auto run = [&](int64_t, int64_t b0, int64_t b1) {
-    std::vector<float> v(H), ref(H), spike_vals(H);
+    std::vector<float> v(H), ref(H), spike_vals(H), u(O), cur_out(O);
     std::vector<int32_t> spiking(H);  // neurons that spiked in the previous step
     CurrentScratch scratch(H, in.K);
     for (int64_t b = b0; b < b1; ++b) {
       std::memcpy(v.data(), v0.typed_data() + b * H, sizeof(float) * H);
       std::memcpy(ref.data(), ref0.typed_data() + b * H, sizeof(float) * H);
+      std::fill(u.begin(), u.end(), 0.0f);
       int64_t n_spiking = recurrent ? collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data()) : 0;
       bool binary = true;  // every nonzero x of this example is 1: the backward pass reads the mask only
       for (int64_t t = 0; t < T; ++t) {
@@ -382,7 +424,18 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
         } else {
           forward_step<false>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, FZ + o);
         }
-        if (recurrent) n_spiking = collect_nonzero(S + o, H, spiking.data(), spike_vals.data());
+        if (!recurrent && !readout) continue;
+        const int64_t n_now = collect_nonzero(S + o, H, spiking.data(), spike_vals.data());
+        n_spiking = recurrent ? n_now : 0;
+        if (readout) {  // u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t (mV)
+          ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
+          float* u_t = U + (b * T + t) * O;
+          for (int64_t k = 0; k < O; ++k) {
+            const float v_inf = ro.tau[k] * cur_out[k];
+            u[k] = v_inf + (u[k] - v_inf) * ro.a[k];
+            u_t[k] = u[k];
+          }
+        }
       }
       if (projected) XB[b] = binary ? 1 : 0;
     }
@@ -391,16 +444,18 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   return ffi::Error::Success();
 }
 
-static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F32> ct_v, ffi::Buffer<ffi::F32> s_res,
-                                  ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::U8> frozen_res,
-                                  ffi::Buffer<ffi::U32> x_mask, ffi::Buffer<ffi::U32> x_binary, ffi::Buffer<ffi::F32> x,
-                                  ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0,
-                                  ffi::Buffer<ffi::F32> s0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, float dt,
-                                  int64_t subtract, int64_t recurrent, int64_t projected, int64_t surrogate_kind,
-                                  float slope, int64_t ct_v_zero, int64_t write_di, ffi::ResultBuffer<ffi::F32> d_i,
-                                  ffi::ResultBuffer<ffi::F32> d_w_in, ffi::ResultBuffer<ffi::F32> d_b_in,
-                                  ffi::ResultBuffer<ffi::F32> d_v0, ffi::ResultBuffer<ffi::F32> d_s0,
-                                  ffi::ResultBuffer<ffi::F32> d_w, ffi::ResultBuffer<ffi::F32> d_p) {
+static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F32> ct_v, ffi::Buffer<ffi::F32> ct_u,
+                                  ffi::Buffer<ffi::F32> s_res, ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::F32> u_res,
+                                  ffi::Buffer<ffi::U8> frozen_res, ffi::Buffer<ffi::U32> x_mask,
+                                  ffi::Buffer<ffi::U32> x_binary, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in,
+                                  ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> s0,
+                                  ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> r, float dt,
+                                  int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
+                                  int64_t surrogate_kind, float slope, int64_t ct_s_zero, int64_t ct_v_zero,
+                                  int64_t write_di, ffi::ResultBuffer<ffi::F32> d_i, ffi::ResultBuffer<ffi::F32> d_w_in,
+                                  ffi::ResultBuffer<ffi::F32> d_b_in, ffi::ResultBuffer<ffi::F32> d_v0,
+                                  ffi::ResultBuffer<ffi::F32> d_s0, ffi::ResultBuffer<ffi::F32> d_w,
+                                  ffi::ResultBuffer<ffi::F32> d_p, ffi::ResultBuffer<ffi::F32> d_r) {
   int64_t B, T, H;
   LayerInput in;
   if (auto err = check_layer_shapes("lif_backward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
@@ -409,8 +464,23 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const auto d = s_res.dimensions();
   if (d.size() != 3 || d[0] != B || d[1] != T || d[2] != H)
     return ffi::Error::InvalidArgument("lif_backward: residuals must be (B, T, H)");
+  if (!ct_s_zero && ct_s.element_count() != B * T * H)
+    return ffi::Error::InvalidArgument("lif_backward: ct_S must be (B, T, H)");
   if (!ct_v_zero && ct_v.element_count() != B * T * H)
     return ffi::Error::InvalidArgument("lif_backward: ct_V must be (B, T, H)");
+  int64_t O = 0;
+  if (readout) {
+    if (auto err = check_readout_shapes("lif_backward", r, u_res.element_count(), B, T, H, O); !err.success())
+      return err;
+    if (ct_u.element_count() != B * T * O || d_r->element_count() != (H + 2) * O)
+      return ffi::Error::InvalidArgument("lif_backward: ct_u must be (B, T, O) and dR (H + 2, O)");
+  }
+  const Readout ro(r.typed_data(), H, O, dt);
+  const float *CU = ct_u.typed_data(), *U = u_res.typed_data();
+  // W_out transposed: the readout's part of the spikes' cotangent is dI_out,t W_out^T
+  std::vector<float> wout_t(H * O);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t k = 0; k < O; ++k) wout_t[k * H + h] = ro.w[h * O + k];
   if (write_di && d_i->element_count() != B * T * H)
     return ffi::Error::InvalidArgument("lif_backward: dI must be (B, T, H)");
   if (projected && (d_w_in->element_count() != in.K * H || d_b_in->element_count() != H))
@@ -437,11 +507,12 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
 
   // per-thread accumulators of the shared-parameter gradients, summed at the end; thread 0 accumulates
   // dW_in straight into the output
-  std::vector<float> dw_part[2], dp_part[2], db_part[2], dwin_other;
+  std::vector<float> dw_part[2], dp_part[2], db_part[2], dr_part[2], dwin_other;
   for (int i = 0; i < 2; ++i) {
     dw_part[i].assign(recurrent ? H * H : 0, 0.0f);
     dp_part[i].assign(6 * H, 0.0f);
     db_part[i].assign(projected ? H : 0, 0.0f);
+    dr_part[i].assign((H + 2) * O, 0.0f);
   }
   if (projected) std::memset(d_w_in->typed_data(), 0, sizeof(float) * K * H);
 
@@ -463,7 +534,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const AdjointFn adjoint = kAdjointSteps[subtract ? 1 : 0][surrogate_kind];
   const AdjointConsts consts{P.vth, P.vreset, P.vrest, inv_d.data(), sign_d.data(), jump.data(), decay.data(),
                              tau_cm.data(), inv_cm.data(), tau_cm2.data(), ddecay_dtau.data()};
-  const std::vector<float> zeros(H, 0.0f);  // ct_V when V has no cotangent
+  const std::vector<float> zeros(H, 0.0f);  // ct_S or ct_V when S or V has no cotangent
 
   // All examples of a thread's share of the batch step back in time together, so that each row of W^T
   // is loaded once per step and reused for every example in the recurrent adjoint.
@@ -488,7 +559,33 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     std::vector<float> spike_vals(H);
     std::vector<int32_t> spiking(H);
     CurrentScratch scratch(H, K);
+    // the readout: dL/du_t through u_{t+1}, and this step's dL/dI_out,t and dL/ds_t via I_out,t, per example
+    std::vector<float> lam_all(nb * O, 0.0f), dio_all(nb * O), ds_out_all(readout ? nb * H : 0), cur_out(O);
+    float *dW_out = dr_part[thread].data(), *db_out = dW_out + H * O, *dtau_out = db_out + O;
     for (int64_t t = T - 1; t >= 0; --t) {
+      if (readout) {
+        for (int64_t b = b0; b < b1; ++b) {
+          // u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t, a = exp(-dt / tau), I_out,t = b_out + s_t W_out
+          const int64_t n_now = collect_nonzero(S + (b * T + t) * H, H, spiking.data(), spike_vals.data());
+          ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
+          const float* u_prev = t > 0 ? U + (b * T + t - 1) * O : nullptr;
+          const float* cu_t = CU + (b * T + t) * O;
+          float *lam = lam_all.data() + (b - b0) * O, *dio = dio_all.data() + (b - b0) * O;
+          for (int64_t k = 0; k < O; ++k) {
+            const float g = cu_t[k] + lam[k], a = ro.a[k], tau = ro.tau[k];  // g = dL/du_t
+            const float v_inf = tau * cur_out[k];
+            const float g_inf = g * (1.0f - a);                                 // dL/dv_inf
+            const float g_a = g * ((u_prev ? u_prev[k] : 0.0f) - v_inf);      // dL/da
+            dtau_out[k] += g_inf * cur_out[k] + g_a * a * dt / (tau * tau);
+            dio[k] = g_inf * tau;
+            db_out[k] += dio[k];
+            lam[k] = g * a;
+          }
+          scatter_rows(dW_out, O, spiking.data(), spike_vals.data(), n_now, dio, O);  // dW_out += s_t^T dI_out,t
+        }
+        // dL/ds_t via the readout = dI_out,t W_out^T, for every example of this thread at once
+        gemm(dio_all.data(), O, 1, nb, wout_t.data(), O, H, ds_out_all.data(), H);
+      }
       for (int64_t b = b0; b < b1; ++b) {
         float* gv_carry = gv_all.data() + (b - b0) * H;
         const float* rec = rec_all.data() + (b - b0) * H;
@@ -496,7 +593,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         const int64_t o = (b * T + t) * H;
         const float* v_prev = t > 0 ? V + o - H : v0.typed_data() + b * H;
         const float* s_prev = t > 0 ? S + o - H : s0.typed_data() + b * H;
-        const float *s_t = S + o, *cs_t = CS + o, *cv_t = ct_v_zero ? zeros.data() : CV + o;
+        const float *s_t = S + o, *cv_t = ct_v_zero ? zeros.data() : CV + o;
+        const float* cs_t = ct_s_zero ? zeros.data() : CS + o;
+        if (readout) {  // dL/ds_t = ct_S + dI_out,t W_out^T
+          float* ds_out = ds_out_all.data() + (b - b0) * H;
+          if (!ct_s_zero) axpy(ds_out, 1.0f, CS + o, H);
+          cs_t = ds_out;
+        }
         const uint8_t* fz_t = FZ + o;
         {  // the rows of the next example (or of the first example at t - 1) are 100s of kB away
           const int64_t bn = b + 1 < b1 ? b + 1 : b0, tn = b + 1 < b1 ? t : t - 1;
@@ -510,7 +613,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
             } else if (projected) {
               prefetch_range(in.x + (bn * T + tn) * K, sizeof(float) * K);
             }
-            prefetch_range(CS + on, row);
+            if (!ct_s_zero) prefetch_range(CS + on, row);
             if (!ct_v_zero) prefetch_range(CV + on, row);
             if (write_di) prefetch_range<1>(DI + on, row);
           }
@@ -551,6 +654,10 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   for (int64_t j = 0; j < n_w; ++j) dw_out[j] = recurrent ? dw_part[0][j] + dw_part[1][j] : 0.0f;
   float* dp_out = d_p->typed_data();
   for (int64_t j = 0; j < 6 * H; ++j) dp_out[j] = dp_part[0][j] + dp_part[1][j];
+  if (readout) {
+    float* dr_out = d_r->typed_data();
+    for (int64_t j = 0; j < (H + 2) * O; ++j) dr_out[j] = dr_part[0][j] + dr_part[1][j];
+  }
   if (projected) {
     float* dwin_out = d_w_in->typed_data();
     for (int64_t j = 0; j < static_cast<int64_t>(dwin_other.size()); ++j) dwin_out[j] += dwin_other[j];
@@ -570,22 +677,27 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // s0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W (H, H) or a dummy
                                   .Arg<ffi::Buffer<ffi::F32>>()  // P (6, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // R (H + 2, O) or a dummy
                                   .Attr<float>("dt")
                                   .Attr<int64_t>("subtract")
                                   .Attr<int64_t>("recurrent")
                                   .Attr<int64_t>("projected")
+                                  .Attr<int64_t>("readout")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // S
                                   .Ret<ffi::Buffer<ffi::F32>>()  // V
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // u (B, T, O) or a dummy
                                   .Ret<ffi::Buffer<ffi::U8>>()   // frozen (refractory mask)
                                   .Ret<ffi::Buffer<ffi::U32>>()  // bit mask of x's nonzero entries (B, T, ceil(K/32))
                                   .Ret<ffi::Buffer<ffi::U32>>());  // per example: all nonzero x are 1 (B)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // ct_S
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // ct_S (or a dummy if ct_s_zero)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_V (or a dummy if ct_v_zero)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // ct_u (or a dummy without readout)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // S
                                   .Arg<ffi::Buffer<ffi::F32>>()  // V
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // u
                                   .Arg<ffi::Buffer<ffi::U8>>()   // frozen
                                   .Arg<ffi::Buffer<ffi::U32>>()  // x mask
                                   .Arg<ffi::Buffer<ffi::U32>>()  // x binary flags
@@ -596,12 +708,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // s0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W
                                   .Arg<ffi::Buffer<ffi::F32>>()  // P
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // R
                                   .Attr<float>("dt")
                                   .Attr<int64_t>("subtract")
                                   .Attr<int64_t>("recurrent")
                                   .Attr<int64_t>("projected")
+                                  .Attr<int64_t>("readout")
                                   .Attr<int64_t>("surrogate")
                                   .Attr<float>("slope")
+                                  .Attr<int64_t>("ct_s_zero")
                                   .Attr<int64_t>("ct_v_zero")
                                   .Attr<int64_t>("write_di")
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dI (B, T, H) or a dummy unless write_di
@@ -610,4 +725,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dv0 (B, H)
                                   .Ret<ffi::Buffer<ffi::F32>>()   // ds0 (B, H)
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW (H, H) or dummy
-                                  .Ret<ffi::Buffer<ffi::F32>>());  // dP (6, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dP (6, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // dR (H + 2, O) or a dummy

@@ -13,7 +13,12 @@ period, value or subtract reset, the chosen surrogate derivative) for all T step
   of the currents ``I_ext = x @ w_in + b_in``: the currents are summed per step from the rows of
   ``w_in`` of the nonzero inputs and never stored, and the backward sweep accumulates the gradients of
   ``w_in`` and ``b_in`` over the same nonzero inputs (the currents' cotangent is materialised only if
-  the gradient with respect to x itself is asked for).
+  the gradient with respect to x itself is asked for);
+- with a leaky-integrator readout fused in (``readout=(w_out, b_out, tau)``, used by ``Sequential`` for a
+  ``LeakyReadout`` behind the layer), the op also integrates the readout membrane
+  ``u_t = v_inf + (u_{t-1} - v_inf) exp(-dt / tau)``, ``v_inf = tau (s_t @ w_out + b_out) / C_m`` (C_m = 1 pF)
+  from the spikes as they are made, and the backward sweep takes u's cotangent ``(T, O)``: the spikes'
+  cotangent ``dI_out @ w_out.T`` is formed step by step in cache instead of as a ``(T, H)`` array.
 
 It is a JAX primitive (``lif_layer_p``) with a JVP whose tangent part is a linear primitive
 (``lif_layer_lin_p``) transposed by the backward kernel, so ``grad``, ``vmap`` (either order) and
@@ -24,7 +29,8 @@ or with ``BRAINSIM_NATIVE=0`` the reference implementation below (a ``lax.scan``
 own methods) runs instead, with identical results up to float rounding.
 
 Parameters are packed per neuron as ``P = [tau_m (ms), C_m (pF), v_rest (mV), v_th (mV), v_reset (mV),
-t_ref (ms)]``, shape ``(6, H)``.
+t_ref (ms)]``, shape ``(6, H)``; the readout's as ``R = [w_out (H rows); b_out (pA); tau (ms)]``, shape
+``(H + 2, O)``.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ from jax.interpreters import ad, batching
 from .. import _kernels
 from .._primitives import register, zero_tangent
 from ..neurons import LIF
+from ..neurons.base import exp_euler_linear
 from ..neurons.lif import LIFState
 from ..spikes import SURROGATES
 
@@ -51,11 +58,12 @@ lif_layer_p.multiple_results = True
 lif_layer_lin_p = Primitive("brainsim_lif_layer_lin")
 lif_layer_lin_p.multiple_results = True
 
-_N_PRIMAL = 8  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
-# (1,) unless projected); v0, ref0, s0 (B, H); w (H, H) or (1, 1); p (6, H)
-_N_OUT = 5  # S, V (float) and the refractory mask (uint8), each (B, T, H), then the bit mask of the projected
-# input's nonzero entries and per-example "all nonzero inputs are 1" flags (uint32): residuals for the backward
-# pass, which recomputes I_t and v_new from these
+_N_PRIMAL = 9  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
+# (1,) unless projected); v0, ref0, s0 (B, H); w (H, H) or (1, 1); p (6, H); r (H + 2, O) or (1, 1)
+_N_OUT = 6  # S, V (float, (B, T, H)), the readout's u (B, T, O) or a (B, 1, 1) placeholder, the refractory mask
+# (uint8, (B, T, H)), then the bit mask of the projected input's nonzero entries and per-example "all nonzero
+# inputs are 1" flags (uint32): residuals for the backward pass, which recomputes I_t and v_new from these
+_N_DIFF = 3  # S, V, u: the differentiable outputs
 
 
 def supports(layer) -> bool:
@@ -70,20 +78,33 @@ def supports(layer) -> bool:
             and type(layer).step is SpikingLayer.step)  # a subclass that changes the step is scanned
 
 
+def fusable_readout(layer, readout) -> bool:
+    """Whether the layer after the fused ``layer`` is a ``LeakyReadout`` that can run inside its operation
+    (``lif_sequence(..., readout=...)``): a dense ``Linear`` projection, the same ``dt``, and the readout's
+    own ``step``, not a subclass's."""
+    from .layers import LeakyReadout, Linear
+
+    return (isinstance(readout, LeakyReadout) and type(readout).step is LeakyReadout.step
+            and type(readout.projection) is Linear and readout.dt == layer.dt and readout.n_in == layer.n_out)
+
+
 def pack_params(neuron: LIF):
     """``(6, H)`` array of the neuron's per-neuron parameters, in ``PARAM_NAMES`` order."""
     return jnp.stack([jnp.broadcast_to(getattr(neuron, n), (neuron.size,)) for n in PARAM_NAMES])
 
 
-def lif_sequence(neuron: LIF, i_ext, v0, ref0, s0, w=None, *, dt: float, w_in=None, b_in=None):
+def lif_sequence(neuron: LIF, i_ext, v0, ref0, s0, w=None, *, dt: float, w_in=None, b_in=None, readout=None):
     """Run ``neuron`` (a resolved ``LIF``) over ``i_ext`` ``(T, H)`` (pA) from state ``v0`` (mV), ``ref0``
     (ms), previous spikes ``s0``, with recurrent weights ``w`` ``(H, H)`` (pA per spike) or None.
 
     With ``w_in`` ``(K, H)`` (pA per unit input) and optionally ``b_in`` ``(H,)`` (pA), ``i_ext`` is the
     layer input ``x`` ``(T, K)`` instead, and the currents ``x @ w_in + b_in`` are computed inside the op.
 
+    With ``readout = (w_out, b_out, tau)`` (``(H, O)`` pA per spike, ``(O,)`` pA or None, ``(O,)`` ms) a
+    leaky-integrator readout from ``u = 0`` runs behind the layer (``LeakyReadout.step`` on the spikes).
+
     Returns ``(spikes, v)``, each ``(T, H)``: the same as scanning ``LIF.step`` with input
-    ``i_ext[t] + spikes[t-1] @ w``.
+    ``i_ext[t] + spikes[t-1] @ w``; with a readout ``(spikes, v, u)``, u the readout membrane ``(T, O)`` (mV).
     """
     h = neuron.size
     projected = w_in is not None
@@ -96,19 +117,36 @@ def lif_sequence(neuron: LIF, i_ext, v0, ref0, s0, w=None, *, dt: float, w_in=No
     elif i_ext.ndim != 2 or i_ext.shape[1] != h:
         raise ValueError(f"lif_sequence: input currents must have shape (T, {h}), got {i_ext.shape}")
     recurrent = w is not None
-    dtype = jnp.result_type(i_ext, v0, neuron.tau_m, *((w_in,) if projected else ()))
+    dtype = jnp.result_type(i_ext, v0, neuron.tau_m, *((w_in,) if projected else ()),
+                            *((readout[0],) if readout is not None else ()))
     w_arr = jnp.asarray(w, dtype) if recurrent else jnp.zeros((1, 1), dtype)
     if projected:
         w_in = jnp.asarray(w_in, dtype)
         b_in = jnp.zeros((h,), dtype) if b_in is None else jnp.asarray(b_in, dtype)
     else:
         w_in, b_in = jnp.zeros((1, 1), dtype), jnp.zeros((1,), dtype)
+    r = jnp.zeros((1, 1), dtype) if readout is None else pack_readout(*readout, h, dtype)
     params = dict(dt=float(dt), subtract=neuron.reset == "subtract", recurrent=recurrent, projected=projected,
-                  surrogate=neuron.surrogate, slope=float(neuron.slope))
+                  readout=readout is not None, surrogate=neuron.surrogate, slope=float(neuron.slope))
     outs = lif_layer_p.bind(i_ext.astype(dtype)[None], w_in, b_in, jnp.asarray(v0, dtype)[None],
                             jnp.asarray(ref0, dtype)[None], jnp.asarray(s0, dtype)[None], w_arr,
-                            pack_params(neuron).astype(dtype), **params)
-    return outs[0][0], outs[1][0]
+                            pack_params(neuron).astype(dtype), r, **params)
+    if readout is None:
+        return outs[0][0], outs[1][0]
+    return outs[0][0], outs[1][0], outs[2][0]
+
+
+def pack_readout(w_out, b_out, tau, h: int, dtype):
+    """``R = [w_out; b_out; tau]``, shape ``(H + 2, O)``, checking the shapes."""
+    w_out = jnp.asarray(w_out, dtype)
+    if w_out.ndim != 2 or w_out.shape[0] != h:
+        raise ValueError(f"lif_sequence: the readout weights must be ({h}, O), got {w_out.shape}")
+    o = w_out.shape[1]
+    b_out = jnp.zeros((o,), dtype) if b_out is None else jnp.asarray(b_out, dtype)
+    tau = jnp.broadcast_to(jnp.asarray(tau, dtype), (o,))
+    if b_out.shape != (o,):
+        raise ValueError(f"lif_sequence: the readout bias must have shape ({o},), got {b_out.shape}")
+    return jnp.concatenate([w_out, b_out[None], tau[None]], axis=0)
 
 
 # --- reference implementation (pure JAX): LIF.step's own methods in a scan -------------------------------
@@ -118,7 +156,20 @@ def _neuron_from(p, subtract, surrogate, slope):
     return eqx.tree_at(lambda n: tuple(getattr(n, k) for k in PARAM_NAMES), template, tuple(p))
 
 
-def _reference(x, w_in, b_in, v0, ref0, s0, w, p, *, dt, subtract, recurrent, projected, surrogate, slope):
+def _readout_reference(s, r, dt):
+    """The readout membrane ``(B, T, O)`` from the spikes ``(B, T, H)``: ``LeakyReadout.step`` in a scan."""
+    w_out, b_out, tau = r[:-2], r[-2], r[-1]
+    currents = jnp.moveaxis(s @ w_out + b_out, 1, 0)  # (T, B, O), pA
+
+    def step(u, i_t):
+        u = exp_euler_linear(u, tau * i_t, 1.0 / tau, dt)  # v_inf = tau I / C_m, C_m = 1 pF
+        return u, u
+
+    return jnp.moveaxis(jax.lax.scan(step, jnp.zeros(currents.shape[1:], s.dtype), currents)[1], 0, 1)
+
+
+def _reference(x, w_in, b_in, v0, ref0, s0, w, p, r, *, dt, subtract, recurrent, projected, readout, surrogate,
+               slope):
     neuron = _neuron_from(p, subtract, surrogate, slope)
     i_ext = x @ w_in + b_in if projected else x
 
@@ -131,14 +182,15 @@ def _reference(x, w_in, b_in, v0, ref0, s0, w, p, *, dt, subtract, recurrent, pr
 
         return jax.lax.scan(step, (v, ref, s), i_seq)[1]
 
-    outs = list(jax.vmap(one)(i_ext, v0, ref0, s0))
+    s, v, frozen = jax.vmap(one)(i_ext, v0, ref0, s0)
+    u = _readout_reference(s, r, dt) if readout else jnp.zeros(_kernels.lif_u_shape(x.shape, r.shape, False), s.dtype)
     # the kernel's input residuals, unused by this path's own (autodiff) backward pass
-    return outs + [jnp.zeros(_kernels.lif_x_mask_shape(x.shape, projected), jnp.uint32),
-                   jnp.zeros(x.shape[:1], jnp.uint32)]
+    return [s, v, u, frozen, jnp.zeros(_kernels.lif_x_mask_shape(x.shape, projected), jnp.uint32),
+            jnp.zeros(x.shape[:1], jnp.uint32)]
 
 
 def _reference_outputs(primals, params):
-    return _reference(*primals, **params)[:2]
+    return _reference(*primals, **params)[:_N_DIFF]
 
 
 # --- evaluation -----------------------------------------------------------------------------------------
@@ -149,7 +201,8 @@ def _native_ok(*arrays) -> bool:
 
 def _kernel_attrs(params):
     return dict(dt=np.float32(params["dt"]), subtract=np.int64(params["subtract"]),
-                recurrent=np.int64(params["recurrent"]), projected=np.int64(params["projected"]))
+                recurrent=np.int64(params["recurrent"]), projected=np.int64(params["projected"]),
+                readout=np.int64(params["readout"]))
 
 
 def _forward_impl(*primals, **params):
@@ -159,35 +212,41 @@ def _forward_impl(*primals, **params):
     return _kernels.cpu_or_pure(native, functools.partial(_reference, **params), *primals, usable=_native_ok(*primals))
 
 
-def _backward(ct_s, ct_v, primals, outs, params, needed):
+def _backward(cts, primals, outs, params, needed):
     """Cotangents of the primal inputs flagged in ``needed`` (one bool per primal, in order) given
-    cotangents of (S, V); ``ct_v`` may be a symbolic zero."""
-    ct_v_zero = type(ct_v) is ad.Zero
-    ct_v = jnp.zeros((1,), ct_s.dtype) if ct_v_zero else ct_v  # a placeholder the kernel does not read
+    cotangents ``cts`` of (S, V, u), any of which may be a symbolic zero."""
+    zero = [type(c) is ad.Zero for c in cts]
+    dtype = outs[0].dtype
+    # a symbolic zero becomes a placeholder the kernel does not read (u's cotangent: zeros, it is small)
+    ct_s, ct_v = (jnp.zeros((1,), dtype) if z else c for c, z in zip(cts[:2], zero))
+    ct_u = ad.instantiate_zeros(cts[2]) if params["readout"] else jnp.zeros((1,), dtype)
 
-    def reference(ct_s, ct_v, *primals):
+    def reference(ct_s, ct_v, ct_u, *primals):
         _, vjp = jax.vjp(lambda *a: _reference_outputs(a, params), *primals)
-        grads = vjp([ct_s, jnp.zeros_like(ct_s) if ct_v_zero else ct_v])
+        grads = vjp([jnp.zeros_like(o) if z else c for c, o, z in zip((ct_s, ct_v, ct_u), outs, zero)])
         return [g for g, n in zip(grads, needed) if n]
 
-    def native(ct_s, ct_v, *primals):
-        x, w_in, b_in, v0, ref0, s0, w, p = primals
-        s, v, frozen, x_mask, x_binary = outs
+    def native(ct_s, ct_v, ct_u, *primals):
+        x, w_in, b_in, v0, ref0, s0, w, p, r = primals
+        s, v, u, frozen, x_mask, x_binary = outs
         projected = params["projected"]
         write_di = needed[0]  # the currents' cotangent: x's own gradient, or needed to form it
         surrogate = np.int64(NATIVE_SURROGATES.index(params["surrogate"]))
-        d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p = _kernels.lif_backward_native(
-            ct_s, ct_v, s, v, frozen, x_mask, x_binary, x, w_in, b_in, v0, s0, w, p, surrogate=surrogate,
-            slope=np.float32(params["slope"]), ct_v_zero=np.int64(ct_v_zero), write_di=np.int64(write_di),
-            **_kernel_attrs(params))
+        d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p, d_r = _kernels.lif_backward_native(
+            ct_s, ct_v, ct_u, s, v, u, frozen, x_mask, x_binary, x, w_in, b_in, v0, s0, w, p, r,
+            surrogate=surrogate, slope=np.float32(params["slope"]), ct_s_zero=np.int64(zero[0]),
+            ct_v_zero=np.int64(zero[1]), write_di=np.int64(write_di), **_kernel_attrs(params))
         if projected:
             d_x = d_i @ w_in.T if write_di else None  # I = x @ w_in + b_in
         else:
             d_x, d_w_in, d_b_in = d_i, jnp.zeros_like(w_in), jnp.zeros_like(b_in)
-        grads = [d_x, d_w_in, d_b_in, d_v0, jnp.zeros_like(ref0), d_s0, d_w, d_p]
+        if not params["readout"]:
+            d_r = jnp.zeros_like(r)
+        grads = [d_x, d_w_in, d_b_in, d_v0, jnp.zeros_like(ref0), d_s0, d_w, d_p, d_r]
         return [g for g, n in zip(grads, needed) if n]
 
-    return _kernels.cpu_or_pure(native, reference, ct_s, ct_v, *primals, usable=_native_ok(ct_s, ct_v, *primals))
+    return _kernels.cpu_or_pure(native, reference, ct_s, ct_v, ct_u, *primals,
+                                usable=_native_ok(ct_s, ct_v, ct_u, *primals))
 
 
 def _lin_impl(*args, **params):
@@ -195,15 +254,16 @@ def _lin_impl(*args, **params):
     return list(jax.jvp(lambda *a: _reference_outputs(a, params), primals, tangents)[1])
 
 
-_PARAMS = ("dt", "subtract", "recurrent", "projected", "surrogate", "slope")
+_PARAMS = ("dt", "subtract", "recurrent", "projected", "readout", "surrogate", "slope")
 register(lif_layer_p, _forward_impl, _PARAMS, multiple_results=True)
 register(lif_layer_lin_p, _lin_impl, _PARAMS, multiple_results=True)
 
 
 @lif_layer_p.def_abstract_eval
-def _forward_abstract(x, w_in, b_in, v0, ref0, s0, w, p, **params):
+def _forward_abstract(x, w_in, b_in, v0, ref0, s0, w, p, r, **params):
     shape = x.shape[:2] + (p.shape[1],)  # (B, T, H)
     return [jax.core.ShapedArray(shape, x.dtype), jax.core.ShapedArray(shape, x.dtype),
+            jax.core.ShapedArray(_kernels.lif_u_shape(x.shape, r.shape, params["readout"]), x.dtype),
             jax.core.ShapedArray(shape, jnp.uint8),
             jax.core.ShapedArray(_kernels.lif_x_mask_shape(x.shape, params["projected"]), jnp.uint32),
             jax.core.ShapedArray(x.shape[:1], jnp.uint32)]
@@ -211,8 +271,7 @@ def _forward_abstract(x, w_in, b_in, v0, ref0, s0, w, p, **params):
 
 @lif_layer_lin_p.def_abstract_eval
 def _lin_abstract(*args, **params):
-    shape = args[0].shape[:2] + (args[_N_PRIMAL - 1].shape[1],)  # (B, T, H), H from P
-    return [jax.core.ShapedArray(shape, args[0].dtype) for _ in range(2)]
+    return [jax.core.ShapedArray(o.shape, o.dtype) for o in args[_N_PRIMAL:_N_PRIMAL + _N_DIFF]]  # S, V, u
 
 
 # --- differentiation --------------------------------------------------------------------------------------
@@ -222,9 +281,9 @@ def _forward_jvp(primals, tangents, **params):
     if all(type(t) is ad.Zero for t in tangents):
         return outs, [zero_tangent(o) for o in outs]
     tangents = [ad.instantiate_zeros(t) for t in tangents]
-    d_s, d_v = lif_layer_lin_p.bind(*primals, *outs, *tangents, **params)
+    d_outs = lif_layer_lin_p.bind(*primals, *outs, *tangents, **params)  # tangents of S, V, u
     # the refractory mask and the input residuals are internal: not differentiated
-    return outs, [d_s, d_v] + [zero_tangent(o) for o in outs[2:]]
+    return outs, list(d_outs) + [zero_tangent(o) for o in outs[_N_DIFF:]]
 
 
 def _lin_transpose(cts, *args, **params):
@@ -232,9 +291,8 @@ def _lin_transpose(cts, *args, **params):
     tangents = args[_N_PRIMAL + _N_OUT:]
     if any(ad.is_undefined_primal(a) for a in primals + outs):
         raise ValueError("lif_sequence: the tangent map is linear in the tangents only")
-    ct_s, ct_v = ad.instantiate_zeros(cts[0]), cts[1]
     needed = tuple(ad.is_undefined_primal(t) for t in tangents)
-    grads = iter(_backward(ct_s, ct_v, primals, outs, params, needed))
+    grads = iter(_backward(cts, primals, outs, params, needed))
     return [None] * (_N_PRIMAL + _N_OUT) + [next(grads) if n else None for n in needed]
 
 
@@ -245,7 +303,7 @@ ad.primitive_transposes[lif_layer_lin_p] = _lin_transpose
 # --- batching ---------------------------------------------------------------------------------------------
 
 _PER_EXAMPLE = (0, 3, 4, 5)  # x, v0, ref0, s0: the primals with the kernel's batch axis
-_SHARED = (1, 2, 6, 7)  # w_in, b_in, w, p
+_SHARED = (1, 2, 6, 7, 8)  # w_in, b_in, w, p, r
 
 
 def _forward_batch(args, dims, **params):
@@ -267,7 +325,7 @@ def _forward_batch(args, dims, **params):
 
 def _lin_batch(args, dims, **params):
     outs = jax.vmap(functools.partial(_lin_impl, **params), in_axes=tuple(dims))(*args)
-    return list(outs), [0, 0]
+    return list(outs), [0] * _N_DIFF
 
 
 batching.primitive_batchers[lif_layer_p] = _forward_batch

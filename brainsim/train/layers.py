@@ -199,13 +199,19 @@ class SpikingLayer(eqx.Module):
         neuron_state, spikes = p.neuron.step(state.neuron, current, p.dt)
         return LayerState(neuron_state, syn, spikes), (spikes, neuron_state.v)
 
-    def run_fused(self, xs: Array):
+    def run_fused(self, xs: Array, readout: Optional["LeakyReadout"] = None):
         """All steps at once from ``init()`` (see ``fused_lif``): ``(T, n_in)`` inputs -> (spikes, v).
 
         An event-driven ``Linear`` projection runs inside the fused operation (the ``(T, n_out)`` input
         currents are never stored, and its weight gradient visits only the nonzero inputs); another
-        projection is applied first."""
+        projection is applied first. With ``readout`` (a ``LeakyReadout`` fed by this layer, see
+        ``fused_lif.fusable_readout``) the readout runs inside the operation too, and the result is
+        ``(spikes, v, u)`` with ``u`` the readout's output ``(T, readout.n_out)``."""
         p = resolve(self)
+        fused_readout = {}
+        if readout is not None:
+            r = resolve(readout)
+            fused_readout = dict(readout=(r.projection.weight, r.projection.bias, r.tau))
         state = p.init()
         projection = p.projection
         if isinstance(projection, Linear) and projection.events:
@@ -214,7 +220,7 @@ class SpikingLayer(eqx.Module):
         else:
             inputs, fused_projection = p.project(xs), {}
         return fused_lif.lif_sequence(p.neuron, inputs, state.neuron.v, state.neuron.refractory, state.spikes,
-                                      p.recurrent_weight, dt=p.dt, **fused_projection)
+                                      p.recurrent_weight, dt=p.dt, **fused_projection, **fused_readout)
 
 
 class ReadoutState(NamedTuple):
@@ -263,7 +269,8 @@ class Sequential(eqx.Module):
 
     ``mode="full"`` runs layer by layer: each layer's input projection is computed for all T steps at
     once (exact: the layers are feed-forward between each other) and only the state-dependent part is
-    scanned. ``mode="checkpointed"`` runs one fused scan over time (projections inside the step, so
+    scanned; a fused spiking layer (``fused_lif``) runs as one operation, together with a
+    ``LeakyReadout`` right behind it. ``mode="checkpointed"`` runs one fused scan over time (projections inside the step, so
     nothing of size T is kept but the outputs) with ``sqrt(T)`` checkpointing. For the spatial-only /
     truncated modes use ``net.online_loss`` (the loss must be a sum over steps).
 
@@ -308,10 +315,17 @@ class Sequential(eqx.Module):
     def _layerwise(self, xs, record):
         aux = {"counts": [], "v_mean": [], "v_sq": [], "spikes": [], "v": []}
         h = xs
-        for layer in self.layers:
-            layer = resolve(layer)  # constrained parameters once per sequence, not once per step
+        layers = [resolve(layer) for layer in self.layers]  # constrained parameters once per sequence
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            after = layers[i + 1] if i + 1 < len(layers) else None
+            readout_out = None  # the output of a readout run inside this layer's fused operation
             if _is_spiking(layer) and layer.fused and fused_lif.supports(layer):
-                h, v = layer.run_fused(h)
+                if fused_lif.fusable_readout(layer, after):
+                    h, v, readout_out = layer.run_fused(h, readout=after)
+                else:
+                    h, v = layer.run_fused(h)
             else:
                 _, (h, v) = jax.lax.scan(lambda s, c: layer.step(s, c), layer.init(), layer.project(h))
             if _is_spiking(layer):
@@ -321,6 +335,10 @@ class Sequential(eqx.Module):
                 if record:
                     aux["spikes"].append(h)
                     aux["v"].append(v)
+            i += 1
+            if readout_out is not None:  # the readout behind this layer has run too
+                h = readout_out
+                i += 1
         if not record:
             del aux["spikes"], aux["v"]
         return h, aux
