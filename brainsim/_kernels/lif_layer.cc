@@ -332,6 +332,27 @@ static ffi::Error check_readout_shapes(const char* name, ffi::Buffer<ffi::F32>& 
   return ffi::Error::Success();
 }
 
+// One step of the readout's reverse sweep for one example, elementwise over the O outputs:
+// u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t. In: dL/du_t from later steps (lam) and from the loss
+// (ct_u_t), u_{t-1}, I_out,t. Out: dI_out,t (dio), lam = dL/du_{t-1} via u_t, and the gradients of b_out and
+// tau accumulated.
+inline void readout_adjoint(const Readout& ro, float dt, const float* __restrict ct_u_t, const float* __restrict u_prev,
+                            const float* __restrict cur, float* __restrict lam, float* __restrict dio,
+                            float* __restrict db_out, float* __restrict dtau_out) {
+  const float* __restrict a_ = ro.a.data();
+  const float* __restrict tau_ = ro.tau;
+  for (int64_t k = 0; k < ro.O; ++k) {
+    const float g = ct_u_t[k] + lam[k], a = a_[k], tau = tau_[k];  // g = dL/du_t
+    const float v_inf = tau * cur[k];
+    const float g_inf = g * (1.0f - a);        // dL/dv_inf
+    const float g_a = g * (u_prev[k] - v_inf);  // dL/da, da/dtau = a dt / tau^2
+    dtau_out[k] += g_inf * cur[k] + g_a * a * dt / (tau * tau);
+    dio[k] = g_inf * tau;
+    db_out[k] += dio[k];
+    lam[k] = g * a;
+  }
+}
+
 // Scratch of one thread for the input current of a step: I_t (H) and the nonzero entries of x_t
 // (positions; values, or null where they are all 1).
 struct CurrentScratch {
@@ -476,7 +497,15 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
       return ffi::Error::InvalidArgument("lif_backward: ct_u must be (B, T, O) and dR (H + 2, O)");
   }
   const Readout ro(r.typed_data(), H, O, dt);
-  const float *CU = ct_u.typed_data(), *U = u_res.typed_data();
+  // ct_u and u time-major, (T, B, O): the sweep reads them for every example at one step
+  std::vector<float> cu_tm(readout ? T * B * O : 0), u_tm(readout ? T * B * O : 0);
+  for (int64_t b = 0; b < (readout ? B : 0); ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t k = 0; k < O; ++k) {
+        cu_tm[(t * B + b) * O + k] = ct_u.typed_data()[(b * T + t) * O + k];
+        u_tm[(t * B + b) * O + k] = u_res.typed_data()[(b * T + t) * O + k];
+      }
+  const float *CU = cu_tm.data(), *U = u_tm.data();
   // W_out transposed: the readout's part of the spikes' cotangent is dI_out,t W_out^T
   std::vector<float> wout_t(H * O);
   for (int64_t h = 0; h < H; ++h)
@@ -561,6 +590,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     CurrentScratch scratch(H, K);
     // the readout: dL/du_t through u_{t+1}, and this step's dL/dI_out,t and dL/ds_t via I_out,t, per example
     std::vector<float> lam_all(nb * O, 0.0f), dio_all(nb * O), ds_out_all(readout ? nb * H : 0), cur_out(O);
+    const std::vector<float> zeros_o(O, 0.0f);  // u_{-1}
     float *dW_out = dr_part[thread].data(), *db_out = dW_out + H * O, *dtau_out = db_out + O;
     for (int64_t t = T - 1; t >= 0; --t) {
       if (readout) {
@@ -568,19 +598,9 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           // u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t, a = exp(-dt / tau), I_out,t = b_out + s_t W_out
           const int64_t n_now = collect_nonzero(S + (b * T + t) * H, H, spiking.data(), spike_vals.data());
           ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
-          const float* u_prev = t > 0 ? U + (b * T + t - 1) * O : nullptr;
-          const float* cu_t = CU + (b * T + t) * O;
-          float *lam = lam_all.data() + (b - b0) * O, *dio = dio_all.data() + (b - b0) * O;
-          for (int64_t k = 0; k < O; ++k) {
-            const float g = cu_t[k] + lam[k], a = ro.a[k], tau = ro.tau[k];  // g = dL/du_t
-            const float v_inf = tau * cur_out[k];
-            const float g_inf = g * (1.0f - a);                                 // dL/dv_inf
-            const float g_a = g * ((u_prev ? u_prev[k] : 0.0f) - v_inf);      // dL/da
-            dtau_out[k] += g_inf * cur_out[k] + g_a * a * dt / (tau * tau);
-            dio[k] = g_inf * tau;
-            db_out[k] += dio[k];
-            lam[k] = g * a;
-          }
+          float* dio = dio_all.data() + (b - b0) * O;
+          readout_adjoint(ro, dt, CU + (t * B + b) * O, t > 0 ? U + ((t - 1) * B + b) * O : zeros_o.data(),
+                          cur_out.data(), lam_all.data() + (b - b0) * O, dio, db_out, dtau_out);
           scatter_rows(dW_out, O, spiking.data(), spike_vals.data(), n_now, dio, O);  // dW_out += s_t^T dI_out,t
         }
         // dL/ds_t via the readout = dI_out,t W_out^T, for every example of this thread at once
