@@ -367,18 +367,23 @@ struct CurrentScratch {
 // (rows of W_in of the nonzero x_t) when projected. The nonzero x_t are read from x, or, given the
 // row's bit mask (inputs whose nonzero values are all 1, e.g. spikes), from the mask: 22 words instead
 // of a 700-float row. Returns a pointer to I_t (into I_ext when it can).
+// The nonzero entries of the projected input's row x_t into sc (from the bit mask if given).
+inline void input_entries(const LayerInput& in, int64_t row, CurrentScratch& sc, const uint32_t* mask_row) {
+  if (mask_row) {
+    sc.n_x = decode_mask(mask_row, in.K, sc.x_idx.data());
+    sc.vals = nullptr;
+  } else {
+    sc.n_x = collect_nonzero(in.x + row * in.K, in.K, sc.x_idx.data(), sc.x_vals.data());
+    sc.vals = sc.x_vals.data();
+  }
+}
+
 inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, const int32_t* spiking,
                                   const float* spike_vals, int64_t n_spiking, const float* W, CurrentScratch& sc,
                                   const uint32_t* mask_row = nullptr) {
   float* cur = sc.cur.data();
   if (in.projected) {
-    if (mask_row) {
-      sc.n_x = decode_mask(mask_row, in.K, sc.x_idx.data());
-      sc.vals = nullptr;
-    } else {
-      sc.n_x = collect_nonzero(in.x + row * in.K, in.K, sc.x_idx.data(), sc.x_vals.data());
-      sc.vals = sc.x_vals.data();
-    }
+    input_entries(in, row, sc, mask_row);
     accumulate_rows(cur, in.b_in, sc.x_idx.data(), sc.vals, sc.n_x, in.w_in, H, H);
     if (n_spiking > 0) accumulate_rows(cur, cur, spiking, spike_vals, n_spiking, W, H, H);
     return cur;
@@ -387,6 +392,41 @@ inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, 
   if (n_spiking == 0) return i_ext;
   accumulate_rows(cur, i_ext, spiking, spike_vals, n_spiking, W, H, H);
   return cur;
+}
+
+// With a subtractive reset, I_t can be recovered from the stored membrane instead of being summed again
+// from the rows of W_in and W: v_new = v_t + s_t (v_th - v_reset), and v_new = v_inf + (v_{t-1} - v_inf) a
+// with a = exp(-dt / tau_m) gives v_inf = (v_new - a v_{t-1}) / (1 - a), I_t = g_L v_inf - g_L v_rest.
+// The division amplifies the rounding of v by 1 / (1 - a): used only where that stays below kMaxAmplification
+// (10.5 for tau_m = 10 dt; 100 is about tau_m = 100 dt), otherwise the sum is recomputed. For refractory neurons the value is
+// unused (their integration is frozen) and stays finite.
+constexpr float kMaxAmplification = 100.0f;
+
+struct RecoverConsts {
+  std::vector<float> inv_one_minus_a, g_l;
+  bool usable = true;
+  RecoverConsts(const StepConsts& c, int64_t H) : inv_one_minus_a(H), g_l(H) {
+    for (int64_t h = 0; h < H; ++h) {
+      const float one_minus_a = 1.0f - c.decay[h];
+      usable = usable && one_minus_a * kMaxAmplification >= 1.0f;
+      inv_one_minus_a[h] = 1.0f / one_minus_a;
+      g_l[h] = 1.0f / c.inv_gl[h];
+    }
+  }
+};
+
+inline void recover_current(int64_t H, const StepConsts& c, const RecoverConsts& r, const float* __restrict s_t,
+                            const float* __restrict v_t, const float* __restrict v_prev, float* __restrict cur) {
+  const float* __restrict jump = c.jump.data();
+  const float* __restrict decay = c.decay.data();
+  const float* __restrict vrest_gl = c.vrest_gl.data();
+  const float* __restrict inv = r.inv_one_minus_a.data();
+  const float* __restrict g_l = r.g_l.data();
+  for (int64_t h = 0; h < H; ++h) {
+    const float v_new = v_t[h] + s_t[h] * jump[h];
+    const float v_inf = (v_new - decay[h] * v_prev[h]) * inv[h];
+    cur[h] = g_l[h] * v_inf - vrest_gl[h];
+  }
 }
 
 static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
@@ -523,6 +563,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const uint32_t *XM = x_mask.typed_data(), *XB = x_binary.typed_data();
   const Params P(p.typed_data(), H);
   const StepConsts step_consts(P, H, dt);
+  const RecoverConsts recover_consts(step_consts, H);
+  const bool recover = subtract && recover_consts.usable;  // I_t from v_t (see recover_current)
   const float *CS = ct_s.typed_data(), *CV = ct_v.typed_data(), *S = s_res.typed_data(), *V = v_res.typed_data();
   const uint8_t* FZ = frozen_res.typed_data();
   const float* W = w.typed_data();
@@ -626,7 +668,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           if (tn >= 0) {
             const int64_t on = (bn * T + tn) * H, row = sizeof(float) * H;
             prefetch_range(S + on - (tn > 0 ? H : 0), tn > 0 ? 2 * row : row);
-            if (tn > 0) prefetch_range(V + on - H, row);
+            prefetch_range(V + on - (tn > 0 ? H : 0), tn > 0 ? 2 * row : row);
             prefetch_range(FZ + on, H);
             if (projected && XB[bn]) {
               prefetch_range(XM + (bn * T + tn) * MW, sizeof(uint32_t) * MW);
@@ -638,11 +680,17 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
             if (write_di) prefetch_range<1>(DI + on, row);
           }
         }
-        // I_t, recomputed (v_new is recomputed inside the adjoint step)
+        // I_t, recovered from v_t or recomputed (v_new is recomputed from it inside the adjoint step)
         const int64_t n_spiking = recurrent ? collect_nonzero(s_prev, H, spiking.data(), spike_vals.data()) : 0;
         const uint32_t* mask_row = projected && XB[b] ? XM + (b * T + t) * MW : nullptr;
-        const float* cur_t =
-            input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch, mask_row);
+        const float* cur_t;
+        if (recover) {
+          recover_current(H, step_consts, recover_consts, s_t, V + o, v_prev, scratch.cur.data());
+          cur_t = scratch.cur.data();
+          if (projected) input_entries(in, b * T + t, scratch, mask_row);  // for dW_in
+        } else {
+          cur_t = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch, mask_row);
+        }
         adjoint(H, consts, step_consts, slope, s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec, gv_carry, dI, g_tau, g_cm,
                 g_vrest, g_vth, g_vreset);
         if (write_di) std::memcpy(DI + o, dI, sizeof(float) * H);
