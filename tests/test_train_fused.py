@@ -217,6 +217,26 @@ def test_fused_lif_batched_gradients_both_orders():
     assert per_f.shape == (5, H, H) and _rel(per_f, per_r) < 2e-3
 
 
+def test_fused_lif_examples_starting_refractory():
+    """t_ref = 0, but some examples start with neurons refractory: the kernels keep the refractory mask of
+    those examples only (the others can never be refractory) and must still agree with the scan."""
+    neuron, i_ext, w, v0, _, s0 = _case(CONFIGS[0])
+    batch = i_ext[None] + 0.05 * jax.random.normal(jax.random.key(10), (4, T, H))
+    refs = jnp.zeros((4, H)).at[1, :10].set(3.0).at[3, 5].set(1.6)  # examples 1 and 3 start refractory
+
+    def mean_loss(run):
+        return lambda n, w: jax.vmap(lambda i, r: _loss(run, n, i, w, v0, r, s0))(batch, refs).mean()
+
+    out_f = jax.jit(jax.vmap(lambda i, r: _fused(neuron, i, v0, r, s0, w, 1.0)))(batch, refs)
+    out_r = jax.vmap(lambda i, r: _scan_lif(neuron, i, v0, r, s0, w, 1.0))(batch, refs)
+    np.testing.assert_array_equal(np.asarray(out_f[0]), np.asarray(out_r[0]))
+    assert not np.array_equal(np.asarray(out_r[1][1]), np.asarray(_scan_lif(neuron, batch[1], v0, refs[0], s0, w,
+                                                                             1.0)[1]))  # the start matters
+    g_f = jax.jit(jax.grad(mean_loss(_fused), (0, 1)))(neuron, w)
+    g_r = jax.grad(mean_loss(_scan_lif), (0, 1))(neuron, w)
+    assert _rel(g_f[1], g_r[1]) < 2e-3 and _rel(g_f[0].tau_m, g_r[0].tau_m) < 2e-3
+
+
 K = 36
 
 

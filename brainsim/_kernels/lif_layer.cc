@@ -23,7 +23,9 @@
 // reaches memory, and the backward pass accumulates dW_in = sum_t x_t^T dI_t and db_in = sum_t dI_t over
 // the same nonzero entries; dI itself is written only when asked for (the input's own gradient). The
 // forward pass also writes a bit mask of x's nonzero entries and, per example, whether they are all 1
-// (spikes): the backward pass then reads the mask (22 words for 700 inputs) instead of x.
+// (spikes): the backward pass then reads the mask (22 words for 700 inputs) instead of x. A second flag per
+// example says that no neuron can ever be refractory (t_ref and the initial counters below 1.5 dt): its
+// refractory mask is then neither written nor read.
 // With a leaky-integrator readout fused in ("readout"), the layer's spikes also drive O non-spiking
 // output neurons in the same sweep (the readout's projection and integration, brainsim.train.LeakyReadout):
 //   I_out,t = b_out + s_t W_out                                         (pA; rows of W_out of spiking neurons)
@@ -298,12 +300,25 @@ inline int64_t decode_mask(const uint32_t* m, int64_t K, int32_t* idx) {
   return n;
 }
 
-// Checks the bit-mask residual of a projected input: (B, T, mask_words(K)) words and B flags.
-static ffi::Error check_mask_shapes(const char* name, int64_t mask_count, int64_t flag_count, int64_t B, int64_t T,
-                                    int64_t K) {
-  if (mask_count != B * T * mask_words(K) || flag_count != B)
+// Per-example flags written by the forward pass for the backward pass (one uint32 word per example).
+constexpr uint32_t kBinaryInput = 1;      // every nonzero x is 1: the bit mask of x stands for x
+constexpr uint32_t kNeverRefractory = 2;  // no neuron can be refractory: the refractory mask is not written
+
+// Checks the residuals of the inputs: B flags, and for a projected input the bit mask (B, T, mask_words(K)).
+static ffi::Error check_mask_shapes(const char* name, bool projected, int64_t mask_count, int64_t flag_count,
+                                    int64_t B, int64_t T, int64_t K) {
+  if ((projected && mask_count != B * T * mask_words(K)) || flag_count != B)
     return ffi::Error::InvalidArgument(std::string(name) + ": the x mask must be (B, T, ceil(K / 32)), the flags (B)");
   return ffi::Error::Success();
+}
+
+// Whether a neuron starting from refractory counter ref (ms), and set to t_ref after each spike, can never be
+// refractory: the forward step's test max(ref - dt, 0) > dt / 2 fails for both, hence for every later counter.
+inline bool never_refractory(const float* ref, const float* t_ref, int64_t H, float dt) {
+  bool never = true;
+  for (int64_t h = 0; h < H; ++h)
+    never &= !(std::max(ref[h] - dt, 0.0f) > 0.5f * dt) && !(std::max(t_ref[h] - dt, 0.0f) > 0.5f * dt);
+  return never;
 }
 
 // The fused leaky-integrator readout (see the top of the file): R (H + 2, O) = [W_out; b_out; tau].
@@ -435,7 +450,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
                                  int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
                                  ffi::ResultBuffer<ffi::F32> s_out, ffi::ResultBuffer<ffi::F32> v_out,
                                  ffi::ResultBuffer<ffi::F32> u_out, ffi::ResultBuffer<ffi::U8> frozen_out,
-                                 ffi::ResultBuffer<ffi::U32> x_mask_out, ffi::ResultBuffer<ffi::U32> x_binary_out) {
+                                 ffi::ResultBuffer<ffi::U32> x_mask_out, ffi::ResultBuffer<ffi::U32> flags_out) {
   int64_t B, T, H;
   LayerInput in;
   if (auto err = check_layer_shapes("lif_forward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
@@ -447,13 +462,11 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   float *S = s_out->typed_data(), *V = v_out->typed_data();
   uint8_t* FZ = frozen_out->typed_data();
   const int64_t MW = mask_words(in.K);
-  if (projected) {
-    if (auto err = check_mask_shapes("lif_forward", x_mask_out->element_count(), x_binary_out->element_count(), B,
-                                     T, in.K);
-        !err.success())
-      return err;
-  }
-  uint32_t *XM = x_mask_out->typed_data(), *XB = x_binary_out->typed_data();
+  if (auto err = check_mask_shapes("lif_forward", projected, x_mask_out->element_count(),
+                                   flags_out->element_count(), B, T, in.K);
+      !err.success())
+    return err;
+  uint32_t *XM = x_mask_out->typed_data(), *XB = flags_out->typed_data();
   int64_t O = 0;
   if (readout) {
     if (auto err = check_readout_shapes("lif_forward", r, u_out->element_count(), B, T, H, O); !err.success())
@@ -466,9 +479,11 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
     std::vector<float> v(H), ref(H), spike_vals(H), u(O), cur_out(O);
     std::vector<int32_t> spiking(H);  // neurons that spiked in the previous step
     CurrentScratch scratch(H, in.K);
+    std::vector<uint8_t> fz_unused(H);  // the refractory mask of an example that is never refractory
     for (int64_t b = b0; b < b1; ++b) {
       std::memcpy(v.data(), v0.typed_data() + b * H, sizeof(float) * H);
       std::memcpy(ref.data(), ref0.typed_data() + b * H, sizeof(float) * H);
+      const bool never = never_refractory(ref.data(), P.tref, H, dt);
       std::fill(u.begin(), u.end(), 0.0f);
       int64_t n_spiking = recurrent ? collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data()) : 0;
       bool binary = true;  // every nonzero x of this example is 1: the backward pass reads the mask only
@@ -480,10 +495,11 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
           encode_mask(XM + (b * T + t) * MW, in.K, scratch.x_idx.data(), scratch.n_x);
           for (int64_t i = 0; i < scratch.n_x; ++i) binary &= scratch.x_vals[i] == 1.0f;
         }
+        uint8_t* fz_t = never ? fz_unused.data() : FZ + o;
         if (subtract) {
-          forward_step<true>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, FZ + o);
+          forward_step<true>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, fz_t);
         } else {
-          forward_step<false>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, FZ + o);
+          forward_step<false>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, fz_t);
         }
         if (!recurrent && !readout) continue;
         const int64_t n_now = collect_nonzero(S + o, H, spiking.data(), spike_vals.data());
@@ -498,7 +514,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
           }
         }
       }
-      if (projected) XB[b] = binary ? 1 : 0;
+      XB[b] = (projected && binary ? kBinaryInput : 0) | (never ? kNeverRefractory : 0);
     }
   };
   parallel_over_batch(B, T * (H + (in.projected ? in.K : 0)) * 8, run);
@@ -508,7 +524,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
 static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F32> ct_v, ffi::Buffer<ffi::F32> ct_u,
                                   ffi::Buffer<ffi::F32> s_res, ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::F32> u_res,
                                   ffi::Buffer<ffi::U8> frozen_res, ffi::Buffer<ffi::U32> x_mask,
-                                  ffi::Buffer<ffi::U32> x_binary, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in,
+                                  ffi::Buffer<ffi::U32> flags, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in,
                                   ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> s0,
                                   ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> r, float dt,
                                   int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
@@ -555,12 +571,11 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   if (projected && (d_w_in->element_count() != in.K * H || d_b_in->element_count() != H))
     return ffi::Error::InvalidArgument("lif_backward: dW_in must be (K, H) and db_in (H)");
   const int64_t MW = mask_words(in.K);
-  if (projected) {
-    if (auto err = check_mask_shapes("lif_backward", x_mask.element_count(), x_binary.element_count(), B, T, in.K);
-        !err.success())
-      return err;
-  }
-  const uint32_t *XM = x_mask.typed_data(), *XB = x_binary.typed_data();
+  if (auto err = check_mask_shapes("lif_backward", projected, x_mask.element_count(), flags.element_count(), B, T,
+                                   in.K);
+      !err.success())
+    return err;
+  const uint32_t *XM = x_mask.typed_data(), *XB = flags.typed_data();
   const Params P(p.typed_data(), H);
   const StepConsts step_consts(P, H, dt);
   const RecoverConsts recover_consts(step_consts, H);
@@ -606,6 +621,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const AdjointConsts consts{P.vth, P.vreset, P.vrest, inv_d.data(), sign_d.data(), jump.data(), decay.data(),
                              tau_cm.data(), inv_cm.data(), tau_cm2.data(), ddecay_dtau.data()};
   const std::vector<float> zeros(H, 0.0f);  // ct_S or ct_V when S or V has no cotangent
+  const std::vector<uint8_t> zero_bytes(H, 0);  // the refractory mask of an example that is never refractory
 
   // All examples of a thread's share of the batch step back in time together, so that each row of W^T
   // is loaded once per step and reused for every example in the recurrent adjoint.
@@ -662,15 +678,15 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           if (!ct_s_zero) axpy(ds_out, 1.0f, CS + o, H);
           cs_t = ds_out;
         }
-        const uint8_t* fz_t = FZ + o;
+        const uint8_t* fz_t = XB[b] & kNeverRefractory ? zero_bytes.data() : FZ + o;
         {  // the rows of the next example (or of the first example at t - 1) are 100s of kB away
           const int64_t bn = b + 1 < b1 ? b + 1 : b0, tn = b + 1 < b1 ? t : t - 1;
           if (tn >= 0) {
             const int64_t on = (bn * T + tn) * H, row = sizeof(float) * H;
             prefetch_range(S + on - (tn > 0 ? H : 0), tn > 0 ? 2 * row : row);
             prefetch_range(V + on - (tn > 0 ? H : 0), tn > 0 ? 2 * row : row);
-            prefetch_range(FZ + on, H);
-            if (projected && XB[bn]) {
+            if (!(XB[bn] & kNeverRefractory)) prefetch_range(FZ + on, H);
+            if (projected && (XB[bn] & kBinaryInput)) {
               prefetch_range(XM + (bn * T + tn) * MW, sizeof(uint32_t) * MW);
             } else if (projected) {
               prefetch_range(in.x + (bn * T + tn) * K, sizeof(float) * K);
@@ -682,7 +698,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         }
         // I_t, recovered from v_t or recomputed (v_new is recomputed from it inside the adjoint step)
         const int64_t n_spiking = recurrent ? collect_nonzero(s_prev, H, spiking.data(), spike_vals.data()) : 0;
-        const uint32_t* mask_row = projected && XB[b] ? XM + (b * T + t) * MW : nullptr;
+        const uint32_t* mask_row = projected && (XB[b] & kBinaryInput) ? XM + (b * T + t) * MW : nullptr;
         const float* cur_t;
         if (recover) {
           recover_current(H, step_consts, recover_consts, s_t, V + o, v_prev, scratch.cur.data());
@@ -756,7 +772,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // u (B, T, O) or a dummy
                                   .Ret<ffi::Buffer<ffi::U8>>()   // frozen (refractory mask)
                                   .Ret<ffi::Buffer<ffi::U32>>()  // bit mask of x's nonzero entries (B, T, ceil(K/32))
-                                  .Ret<ffi::Buffer<ffi::U32>>());  // per example: all nonzero x are 1 (B)
+                                  .Ret<ffi::Buffer<ffi::U32>>());  // per-example flags (B): kBinaryInput, kNeverRefractory
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                               ffi::Ffi::Bind()
@@ -768,7 +784,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // u
                                   .Arg<ffi::Buffer<ffi::U8>>()   // frozen
                                   .Arg<ffi::Buffer<ffi::U32>>()  // x mask
-                                  .Arg<ffi::Buffer<ffi::U32>>()  // x binary flags
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // per-example flags (B)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // I_ext or x
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W_in
                                   .Arg<ffi::Buffer<ffi::F32>>()  // b_in
