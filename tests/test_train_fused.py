@@ -343,7 +343,8 @@ READOUT_CASES = [
 
 def _readout_net(case, fused):
     k1, k2, k3 = jax.random.split(jax.random.key(7), 3)
-    neuron = lambda n: ml_lif(n, tau_m=8.0, reset=case["reset"], t_ref=1.0 if case["reset"] == "value" else 0.0)  # noqa: E731
+    t_ref = 1.0 if case["reset"] == "value" else 0.0
+    neuron = lambda n: ml_lif(n, tau_m=8.0, reset=case["reset"], t_ref=t_ref)  # noqa: E731
     layers = [SpikingLayer(30, H, key=k1, recurrent=case["recurrent"], neuron=neuron(H), fused=fused, scale=3.0,
                            sparse_p=case["sparse_p"])]
     if case["layers"] == 2:
@@ -401,6 +402,8 @@ def test_fused_readout_reference_path_and_bad_input(monkeypatch):
     assert fused_lif.fusable_readout(hidden, readout)
     assert not fused_lif.fusable_readout(hidden, LeakyReadout(H, 5, key=jax.random.key(0), dt=0.5))
     assert not fused_lif.fusable_readout(hidden, SpikingLayer(H, 5, key=jax.random.key(0)))
+    with pytest.raises(ValueError, match="LeakyReadout with a Linear projection"):
+        hidden.run_fused(x, readout=LeakyReadout(H, 5, key=jax.random.key(0), dt=0.5))
     with pytest.raises(ValueError, match=r"readout weights must be \(6, O\)"):
         fused_lif.lif_sequence(LIF(6), jnp.ones((10, 6)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1,
                                readout=(jnp.ones((5, 2)), None, jnp.ones(2)))

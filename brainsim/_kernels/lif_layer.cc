@@ -412,9 +412,9 @@ inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, 
 // With a subtractive reset, I_t can be recovered from the stored membrane instead of being summed again
 // from the rows of W_in and W: v_new = v_t + s_t (v_th - v_reset), and v_new = v_inf + (v_{t-1} - v_inf) a
 // with a = exp(-dt / tau_m) gives v_inf = (v_new - a v_{t-1}) / (1 - a), I_t = g_L v_inf - g_L v_rest.
-// The division amplifies the rounding of v by 1 / (1 - a): used only where that stays below kMaxAmplification
-// (10.5 for tau_m = 10 dt; 100 is about tau_m = 100 dt), otherwise the sum is recomputed. For refractory neurons the value is
-// unused (their integration is frozen) and stays finite.
+// The division amplifies the rounding of v by 1 / (1 - a): used only where that stays below
+// kMaxAmplification (10.5 for tau_m = 10 dt; 100 is about tau_m = 100 dt), otherwise the sum is recomputed.
+// For refractory neurons the value is unused (their integration is frozen) and stays finite.
 constexpr float kMaxAmplification = 100.0f;
 
 struct RecoverConsts {
@@ -772,7 +772,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // u (B, T, O) or a dummy
                                   .Ret<ffi::Buffer<ffi::U8>>()   // frozen (refractory mask)
                                   .Ret<ffi::Buffer<ffi::U32>>()  // bit mask of x's nonzero entries (B, T, ceil(K/32))
-                                  .Ret<ffi::Buffer<ffi::U32>>());  // per-example flags (B): kBinaryInput, kNeverRefractory
+                                  .Ret<ffi::Buffer<ffi::U32>>());  // per-example flags (B), see kBinaryInput
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                               ffi::Ffi::Bind()

@@ -210,6 +210,9 @@ class SpikingLayer(eqx.Module):
         p = resolve(self)
         fused_readout = {}
         if readout is not None:
+            if not fused_lif.fusable_readout(self, readout):
+                raise ValueError("SpikingLayer.run_fused: the readout must be a LeakyReadout with a Linear projection, "
+                                 f"{self.n_out} inputs and the layer's dt ({self.dt} ms)")
             r = resolve(readout)
             fused_readout = dict(readout=(r.projection.weight, r.projection.bias, r.tau))
         state = p.init()
@@ -270,8 +273,8 @@ class Sequential(eqx.Module):
     ``mode="full"`` runs layer by layer: each layer's input projection is computed for all T steps at
     once (exact: the layers are feed-forward between each other) and only the state-dependent part is
     scanned; a fused spiking layer (``fused_lif``) runs as one operation, together with a
-    ``LeakyReadout`` right behind it. ``mode="checkpointed"`` runs one fused scan over time (projections inside the step, so
-    nothing of size T is kept but the outputs) with ``sqrt(T)`` checkpointing. For the spatial-only /
+    ``LeakyReadout`` right behind it. ``mode="checkpointed"`` runs one fused scan over time (projections
+    inside the step, so nothing of size T is kept but the outputs) with ``sqrt(T)`` checkpointing. For the spatial-only /
     truncated modes use ``net.online_loss`` (the loss must be a sum over steps).
 
     Returns ``outputs`` ``(T, n_out)`` (the last layer's output: readout membrane or spikes) and ``aux``,
