@@ -82,8 +82,15 @@ def test_fit_learns_compiles_once_and_is_reproducible(tmp_path):
 
 def test_early_stopping():
     data = _task()
+    # the parameters never change: the epoch means differ only by the rounding of the shuffled batch order
     r = fit(_net(), _loss, data, optimizer=optax.sgd(0.0), epochs=20, batch_size=16, patience=2, progress=False)
     assert r.stopped_early and len(r.history) == 3
+    # an improvement smaller than min_delta does not count
+    r = fit(_net(), _loss, data, optimizer=optax.adam(1e-4), epochs=20, batch_size=16, patience=2, min_delta=10.0,
+            progress=False)
+    assert r.stopped_early and len(r.history) == 3 and r.best_epoch == 0
+    with pytest.raises(ValueError, match="min_delta"):
+        fit(_net(), _loss, data, min_delta=-1.0, progress=False)
 
 
 def test_nan_loss_stops_with_last_good_checkpoint(tmp_path):

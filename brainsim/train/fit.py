@@ -184,7 +184,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
 def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTransformation] = None,
         epochs: int = 10, batch_size: int = 32, seed: int = 0, eval_data=None,
         filter_spec=None, patience: Optional[int] = None, monitor: Optional[str] = None,
-        restore_best: bool = True, checkpoint_path=None, resume: bool = False,
+        min_delta: float = 0.0, restore_best: bool = True, checkpoint_path=None, resume: bool = False,
         n_classes: Optional[int] = None, progress: bool = True, max_steps: Optional[int] = None) -> FitResult:
     """Train ``model`` on ``data = (x, y)`` (leading axis = examples) with Optax.
 
@@ -198,6 +198,9 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         patience: early stopping after this many epochs without improvement of ``monitor``
             (default ``"eval_loss"`` with eval data, else ``"train_loss"``; names ending in ``accuracy``
             are maximised).
+        min_delta: the least change of ``monitor`` that counts as an improvement (absolute, >= 0). A change
+            within float32 rounding of the best value (relative 1e-6) never counts: the same parameters
+            give epoch means that differ in the last bits when the batches come in another order.
         restore_best: return the best model seen (by ``monitor``) rather than the last.
         checkpoint_path: file to save (model, optimizer state) to after every improving epoch.
         resume: start from ``checkpoint_path`` if it exists (model, optimizer state and epoch count).
@@ -207,6 +210,8 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
+    if not min_delta >= 0.0:
+        raise ValueError(f"fit: min_delta must be >= 0, got {min_delta!r}")
     if n_classes is None:
         n_classes = getattr(model, "n_out", None)
     n_train = _check_data(data, "data", model, n_classes)
@@ -307,7 +312,8 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         score = record.get(monitor)
         if score is None:
             raise ValueError(f"fit: monitor {monitor!r} is not among the metrics {sorted(record)}")
-        improved = best is None or (score > best if maximise else score < best)
+        margin = max(float(min_delta), 1e-6 * abs(best)) if best is not None else 0.0
+        improved = best is None or (score > best + margin if maximise else score < best - margin)
         if improved:
             best, bad_epochs, result.best_epoch = score, 0, epoch
             best_state = (params, opt_state)
