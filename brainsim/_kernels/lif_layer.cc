@@ -334,11 +334,20 @@ struct Readout {
   void current(const int32_t* spiking, const float* spike_vals, int64_t n, float* cur) const {
     accumulate_rows(cur, b, spiking, spike_vals, n, w, O, O);
   }
+  // u <- v_inf + (u - v_inf) a with v_inf = tau I_out,t (mV): one step of the membrane, in place
+  void integrate(const float* cur, float* u) const {
+    for (int64_t k = 0; k < O; ++k) {
+      const float v_inf = tau[k] * cur[k];
+      u[k] = v_inf + (u[k] - v_inf) * a[k];
+    }
+  }
 };
 
-// Checks the readout's shapes: R (H + 2, O), u (B, T, O); sets O.
-static ffi::Error check_readout_shapes(const char* name, ffi::Buffer<ffi::F32>& r, int64_t u_count, int64_t B,
-                                       int64_t T, int64_t H, int64_t& O) {
+// Checks the readout's shapes, R (H + 2, O) and u (B, T, O), and sets O (0 without a readout).
+static ffi::Error check_readout_shapes(const char* name, bool readout, ffi::Buffer<ffi::F32>& r, int64_t u_count,
+                                       int64_t B, int64_t T, int64_t H, int64_t& O) {
+  O = 0;
+  if (!readout) return ffi::Error::Success();
   const auto d = r.dimensions();
   if (d.size() != 2 || d[0] != H + 2)
     return ffi::Error::InvalidArgument(std::string(name) + ": the readout parameters must be (H + 2, O)");
@@ -467,11 +476,9 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       !err.success())
     return err;
   uint32_t *XM = x_mask_out->typed_data(), *XB = flags_out->typed_data();
-  int64_t O = 0;
-  if (readout) {
-    if (auto err = check_readout_shapes("lif_forward", r, u_out->element_count(), B, T, H, O); !err.success())
-      return err;
-  }
+  int64_t O;
+  if (auto err = check_readout_shapes("lif_forward", readout, r, u_out->element_count(), B, T, H, O); !err.success())
+    return err;
   const Readout ro(r.typed_data(), H, O, dt);
   float* U = u_out->typed_data();
 
@@ -504,14 +511,10 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
         if (!recurrent && !readout) continue;
         const int64_t n_now = collect_nonzero(S + o, H, spiking.data(), spike_vals.data());
         n_spiking = recurrent ? n_now : 0;
-        if (readout) {  // u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t (mV)
+        if (readout) {
           ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
-          float* u_t = U + (b * T + t) * O;
-          for (int64_t k = 0; k < O; ++k) {
-            const float v_inf = ro.tau[k] * cur_out[k];
-            u[k] = v_inf + (u[k] - v_inf) * ro.a[k];
-            u_t[k] = u[k];
-          }
+          ro.integrate(cur_out.data(), u.data());
+          std::memcpy(U + (b * T + t) * O, u.data(), sizeof(float) * O);
         }
       }
       XB[b] = (projected && binary ? kBinaryInput : 0) | (never ? kNeverRefractory : 0);
@@ -545,13 +548,11 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     return ffi::Error::InvalidArgument("lif_backward: ct_S must be (B, T, H)");
   if (!ct_v_zero && ct_v.element_count() != B * T * H)
     return ffi::Error::InvalidArgument("lif_backward: ct_V must be (B, T, H)");
-  int64_t O = 0;
-  if (readout) {
-    if (auto err = check_readout_shapes("lif_backward", r, u_res.element_count(), B, T, H, O); !err.success())
-      return err;
-    if (ct_u.element_count() != B * T * O || d_r->element_count() != (H + 2) * O)
-      return ffi::Error::InvalidArgument("lif_backward: ct_u must be (B, T, O) and dR (H + 2, O)");
-  }
+  int64_t O;
+  if (auto err = check_readout_shapes("lif_backward", readout, r, u_res.element_count(), B, T, H, O); !err.success())
+    return err;
+  if (readout && (ct_u.element_count() != B * T * O || d_r->element_count() != (H + 2) * O))
+    return ffi::Error::InvalidArgument("lif_backward: ct_u must be (B, T, O) and dR (H + 2, O)");
   const Readout ro(r.typed_data(), H, O, dt);
   // ct_u and u time-major, (T, B, O): the sweep reads them for every example at one step
   std::vector<float> cu_tm(readout ? T * B * O : 0), u_tm(readout ? T * B * O : 0);
@@ -603,7 +604,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   if (projected) std::memset(d_w_in->typed_data(), 0, sizeof(float) * K * H);
 
   // per-neuron constants of the adjoint update
-  std::vector<float> decay(H), tau_cm(H), inv_cm(H), tau_cm2(H), ddecay_dtau(H), inv_d(H), sign_d(H), jump(H);
+  // (1 / |v_th - v_reset| and v_th - v_reset are the forward step's own, step_consts)
+  std::vector<float> decay(H), tau_cm(H), inv_cm(H), tau_cm2(H), ddecay_dtau(H), sign_d(H);
   for (int64_t h = 0; h < H; ++h) {
     const float tau = P.tau[h], cm = P.cm[h], diff = P.vth[h] - P.vreset[h];
     decay[h] = std::exp(-dt / tau);
@@ -611,15 +613,14 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     inv_cm[h] = 1.0f / cm;
     tau_cm2[h] = tau / (cm * cm);
     ddecay_dtau[h] = decay[h] * dt / (tau * tau);
-    inv_d[h] = 1.0f / std::fabs(diff);
     sign_d[h] = diff > 0.0f ? 1.0f : (diff < 0.0f ? -1.0f : 0.0f);
-    jump[h] = diff;
   }
   if (surrogate_kind < 0 || surrogate_kind >= kSurrogates)
     return ffi::Error::InvalidArgument("lif_backward: unknown surrogate");
   const AdjointFn adjoint = kAdjointSteps[subtract ? 1 : 0][surrogate_kind];
-  const AdjointConsts consts{P.vth, P.vreset, P.vrest, inv_d.data(), sign_d.data(), jump.data(), decay.data(),
-                             tau_cm.data(), inv_cm.data(), tau_cm2.data(), ddecay_dtau.data()};
+  const AdjointConsts consts{P.vth, P.vreset, P.vrest, step_consts.inv_d.data(), sign_d.data(),
+                             step_consts.jump.data(), decay.data(), tau_cm.data(), inv_cm.data(), tau_cm2.data(),
+                             ddecay_dtau.data()};
   const std::vector<float> zeros(H, 0.0f);  // ct_S or ct_V when S or V has no cotangent
   const std::vector<uint8_t> zero_bytes(H, 0);  // the refractory mask of an example that is never refractory
 
