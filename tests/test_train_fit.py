@@ -58,6 +58,27 @@ def test_train_step_reuses_compilation_and_reads_frozen_arrays():
     assert abs(float(loss_a) - float(loss_b)) > 1e-6
 
 
+def test_train_step_fed_its_own_output_matches_a_fresh_flatten():
+    # the step reuses the flat leaves of its previous output only for those very objects
+    x, y = _task(n=16)
+    model = _net()
+    params, static = eqx.partition(model, freeze(model, lambda m: m.layers[0].recurrent_weight))
+    opt = optax.adam(1e-2)
+    step = make_train_step(_loss, opt, 16)
+    key = jax.random.key(0)
+    p1, s1, _, _ = step(params, static, opt.init(params), x, y, key)
+    p2, s2, loss2, _ = step(p1, static, s1, x, y, key)  # its own output: the cached leaves
+    copy = lambda tree: jax.tree_util.tree_map(lambda a: a, tree)  # new containers, same arrays
+    p3, s3, loss3, _ = step(copy(p1), static, copy(s1), x, y, key)  # flattened afresh
+    assert float(loss2) == float(loss3)
+    for a, b in zip(jax.tree_util.tree_leaves((p2, s2)), jax.tree_util.tree_leaves((p3, s3))):
+        np.testing.assert_array_equal(a, b)
+    halved = jax.tree_util.tree_map(lambda a: a * 0.5, p3)  # other params with the cached opt_state
+    _, _, loss4, _ = step(halved, static, s3, x, y, key)
+    m = eqx.combine(halved, static)
+    np.testing.assert_allclose(loss4, jnp.mean(jax.vmap(lambda a, b: _loss(m, a, b, key)[0])(x, y)), rtol=1e-5)
+
+
 def test_fit_learns_compiles_once_and_is_reproducible(tmp_path):
     data = _task()
     ckpt = tmp_path / "ckpt.eqx"

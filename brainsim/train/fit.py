@@ -126,6 +126,8 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     are arguments too; its other leaves and the pytree structures pick the compiled step. For the
     ``static`` object of the previous call nothing is re-partitioned or hashed: ``eqx.filter_jit`` would
     do both for every argument on every call, milliseconds of Python per step for a small network.
+    Given the ``params`` and ``opt_state`` objects the previous call returned (the usual training loop), the
+    step reuses their flat leaves instead of flattening them again (it keeps a reference to that output).
     """
 
     def batch_loss(params, static, xb, yb, keys):
@@ -171,11 +173,16 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         last.update(static=static, treedef=treedef, static_leaves=static_leaves, step=flat_step)
 
     def train_step(params, static, opt_state, xb, yb, key):
-        leaves, treedef = jax.tree_util.tree_flatten((params, opt_state))
+        previous = last.get("out")
+        if previous is not None and previous[0] is params and previous[1] is opt_state:
+            leaves, treedef = previous[2], previous[3]  # the previous step's own output: already flat
+        else:
+            leaves, treedef = jax.tree_util.tree_flatten((params, opt_state))
         if last.get("static") is not static or last.get("treedef") != treedef:
             prepare(static, treedef)
         new_leaves, loss, metrics = last["step"](leaves, last["static_leaves"], xb, yb, key)
         params, opt_state = jax.tree_util.tree_unflatten(treedef, new_leaves)
+        last["out"] = (params, opt_state, new_leaves, treedef)
         return params, opt_state, loss, metrics
 
     return train_step
