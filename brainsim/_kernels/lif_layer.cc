@@ -22,8 +22,10 @@
 // rows of W_in of its nonzero entries are summed per step (spike inputs make this a few rows), I_ext never
 // reaches memory, and the backward pass accumulates dW_in = sum_t x_t^T dI_t and db_in = sum_t dI_t over
 // the same nonzero entries; dI itself is written only when asked for (the input's own gradient). The
-// forward pass also writes a bit mask of x's nonzero entries and, per example, whether they are all 1
-// (spikes): the backward pass then reads the mask (22 words for 700 inputs) instead of x. A second flag per
+// forward pass first makes a bit mask of x's nonzero entries and, per example, whether they are all 1
+// (spikes), in one streaming pass over x: its sweep and the backward pass then read the mask (22 words for
+// 700 inputs) instead of x, and x's megabytes are not in the cache while the sweep sums rows of W_in. S and V
+// are written with non-temporal stores (read again only by the backward pass). A second flag per
 // example says that no neuron can ever be refractory (t_ref and the initial counters below 1.5 dt): its
 // refractory mask is then neither written nor read.
 // With a leaky-integrator readout fused in ("readout"), the layer's spikes also drive O non-spiking
@@ -34,9 +36,14 @@
 // spikes' cotangent dI_out W_out^T is formed per step in cache and never reaches memory.
 // Parameters are packed as P = [tau_m, C_m, v_rest, v_th, v_reset, t_ref], each of length H; the
 // readout's as R = [W_out (H rows); b_out; tau], shape (H + 2, O).
-// The batch is split over up to two threads (examples are independent).
+// Up to two threads share the batch (examples are independent). In the forward pass they claim examples one
+// at a time, so that a thread slowed down by other work on its CPU runs fewer; the backward pass splits the
+// batch in two fixed halves (its shared-parameter gradients are summed per thread, in a fixed order, so that
+// the results do not depend on timing).
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <memory>
 #include <utility>
 #if defined(__SSE__)
 #include <xmmintrin.h>
@@ -173,6 +180,29 @@ void forward_step(int64_t H, float dt, const StepConsts& c, const float* __restr
   }
 }
 
+// Copies a row of n floats to dst with non-temporal stores where dst is 64-byte aligned and n a multiple of 16:
+// the forward pass's outputs are read back only by the backward pass, long after they have left the caches,
+// and writing them through the caches would evict the rows of W_in the next steps read.
+inline void stream_row(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  if ((reinterpret_cast<uintptr_t>(dst) & 63) == 0 && n % 16 == 0) {
+    for (int64_t j = 0; j < n; j += 16) _mm512_stream_ps(dst + j, _mm512_loadu_ps(src + j));
+    return;
+  }
+#endif
+  std::memcpy(dst, src, sizeof(float) * n);
+}
+
+// dst (cols x rows) = src (rows x cols) transposed, in 16 x 16 tiles (a row-by-row transpose writes a new
+// cache line for every element)
+inline void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
+  constexpr int64_t kTile = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile)
+      for (int64_t r = r0; r < std::min(r0 + kTile, rows); ++r)
+        for (int64_t c = c0; c < std::min(c0 + kTile, cols); ++c) dst[c * rows + r] = src[r * cols + c];
+}
+
 // Per-neuron constants of the adjoint update (see LifBackwardImpl).
 struct AdjointConsts {
   const float *vth, *vreset, *vrest, *inv_d, *sign_d, *jump, *decay, *tau_cm, *inv_cm, *tau_cm2, *ddecay_dtau;
@@ -285,10 +315,28 @@ static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x,
 // Words of the bit mask of a row of x's nonzero entries (one bit per input, 32 per word).
 inline int64_t mask_words(int64_t K) { return (K + 31) / 32; }
 
-// Sets the bits of positions idx[0:n] in the mask row m (mask_words(K) words, cleared first).
-inline void encode_mask(uint32_t* m, int64_t K, const int32_t* idx, int64_t n) {
+// Sets mask row m (mask_words(K) words) to the bit mask of the nonzero entries of x[0:K]; returns whether they
+// are all 1 (then the mask stands for the row). 16 entries per compare where AVX-512 is available.
+inline bool mask_of_row(const float* x, int64_t K, uint32_t* m) {
   std::memset(m, 0, sizeof(uint32_t) * mask_words(K));
-  for (int64_t i = 0; i < n; ++i) m[idx[i] >> 5] |= 1u << (idx[i] & 31);
+  bool ones = true;
+  int64_t k = 0;
+#if defined(__AVX512F__)
+  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+  for (; k < K; k += 16) {
+    const __mmask16 live = K - k >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (K - k)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(live, x + k);
+    const __mmask16 nonzero = _mm512_mask_cmp_ps_mask(live, v, zero, _CMP_NEQ_UQ);
+    const __mmask16 not_one = _mm512_mask_cmp_ps_mask(nonzero, v, one, _CMP_NEQ_UQ);
+    m[k >> 5] |= static_cast<uint32_t>(nonzero) << (k & 31);
+    ones &= not_one == 0;
+  }
+#endif
+  for (; k < K; ++k) {
+    if (x[k] != 0.0f) m[k >> 5] |= 1u << (k & 31);
+    ones &= x[k] == 0.0f || x[k] == 1.0f;
+  }
+  return ones;
 }
 
 // Writes the positions of the set bits of mask row m to idx in increasing order; returns how many.
@@ -482,34 +530,55 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   const Readout ro(r.typed_data(), H, O, dt);
   float* U = u_out->typed_data();
 
+  // The threads claim examples one at a time (an example's outputs do not depend on which thread runs it),
+  // so that a thread slowed down by other work on its CPU runs fewer of them. Each example's input masks
+  // are made first, by one thread: state 0 = to do, 1 = being made, 2 = made.
+  std::atomic<int64_t> next_example{0};
+  std::unique_ptr<std::atomic<uint8_t>[]> mask_state(new std::atomic<uint8_t>[B]);
+  std::vector<uint8_t> binary(B, 1);  // every nonzero x of the example is 1
+  for (int64_t b = 0; b < B; ++b) mask_state[b].store(projected ? 0 : 2, std::memory_order_relaxed);
   auto run = [&](int64_t, int64_t b0, int64_t b1) {
     std::vector<float> v(H), ref(H), spike_vals(H), u(O), cur_out(O);
     std::vector<int32_t> spiking(H);  // neurons that spiked in the previous step
     CurrentScratch scratch(H, in.K);
     std::vector<uint8_t> fz_unused(H);  // the refractory mask of an example that is never refractory
-    for (int64_t b = b0; b < b1; ++b) {
+    std::vector<float> s_row(H), v_row(H);  // this step's spikes and membrane, streamed to S and V
+    // The bit masks of x's rows of example b (unless another thread makes or made them)
+    auto make_masks = [&](int64_t b) {
+      uint8_t todo = 0;
+      if (!mask_state[b].compare_exchange_strong(todo, 1, std::memory_order_acquire)) return;
+      bool ones = true;
+      for (int64_t t = 0; t < T; ++t) ones &= mask_of_row(in.x + (b * T + t) * in.K, in.K, XM + (b * T + t) * MW);
+      binary[b] = ones;
+      mask_state[b].store(2, std::memory_order_release);
+    };
+    // First the masks of this thread's half of the batch, in one streaming pass over x: the sweep then reads
+    // the masks (22 words a row for 700 inputs) and x's megabytes no longer evict the rows of W_in from the
+    // cache while the sweep sums them. Inputs that are not all 0 or 1 are read from x in the sweep.
+    for (int64_t b = b0; b < b1; ++b) make_masks(b);
+    for (int64_t b; (b = next_example.fetch_add(1, std::memory_order_relaxed)) < B;) {
+      make_masks(b);
+      while (mask_state[b].load(std::memory_order_acquire) != 2) brainsim::cpu_pause();  // the other thread's
       std::memcpy(v.data(), v0.typed_data() + b * H, sizeof(float) * H);
       std::memcpy(ref.data(), ref0.typed_data() + b * H, sizeof(float) * H);
       const bool never = never_refractory(ref.data(), P.tref, H, dt);
       std::fill(u.begin(), u.end(), 0.0f);
       int64_t n_spiking = recurrent ? collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data()) : 0;
-      bool binary = true;  // every nonzero x of this example is 1: the backward pass reads the mask only
+      const bool ones = projected && binary[b];  // the sweep and the backward pass read x's mask only
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = (b * T + t) * H;
-        const float* current =
-            input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch);
-        if (projected) {  // the bit mask of x_t's nonzero entries, a residual for the backward pass
-          encode_mask(XM + (b * T + t) * MW, in.K, scratch.x_idx.data(), scratch.n_x);
-          for (int64_t i = 0; i < scratch.n_x; ++i) binary &= scratch.x_vals[i] == 1.0f;
-        }
+        const float* current = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W,
+                                              scratch, ones ? XM + (b * T + t) * MW : nullptr);
         uint8_t* fz_t = never ? fz_unused.data() : FZ + o;
         if (subtract) {
-          forward_step<true>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, fz_t);
+          forward_step<true>(H, dt, consts, current, v.data(), ref.data(), s_row.data(), v_row.data(), fz_t);
         } else {
-          forward_step<false>(H, dt, consts, current, v.data(), ref.data(), S + o, V + o, fz_t);
+          forward_step<false>(H, dt, consts, current, v.data(), ref.data(), s_row.data(), v_row.data(), fz_t);
         }
+        stream_row(S + o, s_row.data(), H);
+        stream_row(V + o, v_row.data(), H);
         if (!recurrent && !readout) continue;
-        const int64_t n_now = collect_nonzero(S + o, H, spiking.data(), spike_vals.data());
+        const int64_t n_now = collect_nonzero(s_row.data(), H, spiking.data(), spike_vals.data());
         n_spiking = recurrent ? n_now : 0;
         if (readout) {
           ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
@@ -517,8 +586,11 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
           std::memcpy(U + (b * T + t) * O, u.data(), sizeof(float) * O);
         }
       }
-      XB[b] = (projected && binary ? kBinaryInput : 0) | (never ? kNeverRefractory : 0);
+      XB[b] = (ones ? kBinaryInput : 0) | (never ? kNeverRefractory : 0);
     }
+#if defined(__AVX512F__)
+    _mm_sfence();  // the streamed rows are visible before the kernel returns
+#endif
   };
   parallel_over_batch(B, T * (H + (in.projected ? in.K : 0)) * 8, run);
   return ffi::Error::Success();
@@ -554,15 +626,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   if (readout && (ct_u.element_count() != B * T * O || d_r->element_count() != (H + 2) * O))
     return ffi::Error::InvalidArgument("lif_backward: ct_u must be (B, T, O) and dR (H + 2, O)");
   const Readout ro(r.typed_data(), H, O, dt);
-  // ct_u and u time-major, (T, B, O): the sweep reads them for every example at one step
-  std::vector<float> cu_tm(readout ? T * B * O : 0), u_tm(readout ? T * B * O : 0);
-  for (int64_t b = 0; b < (readout ? B : 0); ++b)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t k = 0; k < O; ++k) {
-        cu_tm[(t * B + b) * O + k] = ct_u.typed_data()[(b * T + t) * O + k];
-        u_tm[(t * B + b) * O + k] = u_res.typed_data()[(b * T + t) * O + k];
-      }
-  const float *CU = cu_tm.data(), *U = u_tm.data();
   // W_out transposed: the readout's part of the spikes' cotangent is dI_out,t W_out^T
   std::vector<float> wout_t(H * O);
   for (int64_t h = 0; h < H; ++h)
@@ -587,10 +650,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   float* DI = d_i->typed_data();
   const int64_t K = in.K;
 
-  // W transposed: the recurrent adjoint is the product dI_t W^T
-  std::vector<float> wt(recurrent ? H * H : 0);
-  for (int64_t k = 0; k < (recurrent ? H : 0); ++k)
-    for (int64_t n = 0; n < H; ++n) wt[n * H + k] = W[k * H + n];
 
   // per-thread accumulators of the shared-parameter gradients, summed at the end; thread 0 accumulates
   // dW_in straight into the output
@@ -601,7 +660,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     db_part[i].assign(projected ? H : 0, 0.0f);
     dr_part[i].assign((H + 2) * O, 0.0f);
   }
-  if (projected) std::memset(d_w_in->typed_data(), 0, sizeof(float) * K * H);
 
   // per-neuron constants of the adjoint update
   // (1 / |v_th - v_reset| and v_th - v_reset are the forward step's own, step_consts)
@@ -634,13 +692,25 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     if (projected) {
       if (thread == 0) {
         dW_in = d_w_in->typed_data();
+        std::memset(dW_in, 0, sizeof(float) * K * H);
       } else {
         dwin_other.assign(K * H, 0.0f);
         dW_in = dwin_other.data();
       }
     }
-    float *g_tau = dP, *g_cm = dP + H, *g_vrest = dP + 2 * H, *g_vth = dP + 3 * H, *g_vreset = dP + 4 * H;
+    // this thread's copies, made in parallel: W transposed (the recurrent adjoint is the product dI_t W^T),
+    // and its examples' ct_u and u time-major, (T, nb, O), as the sweep reads them for every example at a step
+    std::vector<float> wt(recurrent ? H * H : 0);
+    if (recurrent) transpose(W, H, H, wt.data());
     const int64_t nb = b1 - b0;
+    std::vector<float> cu_tm(readout ? T * nb * O : 0), u_tm(readout ? T * nb * O : 0);
+    for (int64_t b = b0; b < (readout ? b1 : b0); ++b)
+      for (int64_t t = 0; t < T; ++t) {
+        std::memcpy(cu_tm.data() + (t * nb + b - b0) * O, ct_u.typed_data() + (b * T + t) * O, sizeof(float) * O);
+        std::memcpy(u_tm.data() + (t * nb + b - b0) * O, u_res.typed_data() + (b * T + t) * O, sizeof(float) * O);
+      }
+    const float *CU = cu_tm.data(), *U = u_tm.data();
+    float *g_tau = dP, *g_cm = dP + H, *g_vrest = dP + 2 * H, *g_vth = dP + 3 * H, *g_vreset = dP + 4 * H;
     std::vector<float> gv_all(nb * H, 0.0f);   // dL/dv_t through step t+1, per example
     std::vector<float> rec_all(nb * H, 0.0f);  // dL/ds_t through step t+1's recurrent input, per example
     std::vector<float> di_all(nb * H);         // dL/dI_t of this step, per example
@@ -658,7 +728,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           const int64_t n_now = collect_nonzero(S + (b * T + t) * H, H, spiking.data(), spike_vals.data());
           ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
           float* dio = dio_all.data() + (b - b0) * O;
-          readout_adjoint(ro, dt, CU + (t * B + b) * O, t > 0 ? U + ((t - 1) * B + b) * O : zeros_o.data(),
+          readout_adjoint(ro, dt, CU + (t * nb + b - b0) * O, t > 0 ? U + ((t - 1) * nb + b - b0) * O : zeros_o.data(),
                           cur_out.data(), lam_all.data() + (b - b0) * O, dio, db_out, dtau_out);
           scatter_rows(dW_out, O, spiking.data(), spike_vals.data(), n_now, dio, O);  // dW_out += s_t^T dI_out,t
         }
