@@ -203,6 +203,16 @@ inline void transpose(const float* src, int64_t rows, int64_t cols, float* dst) 
         for (int64_t c = c0; c < std::min(c0 + kTile, cols); ++c) dst[c * rows + r] = src[r * cols + c];
 }
 
+// gemm with the column slabs outermost: each 32-column slab of Bm (K x 32 floats, 32 kB for K = 256) is
+// used for all row blocks of A while it is in the L1 cache, instead of streaming all of Bm per row block
+inline void gemm_slabs(const float* A, int64_t a_rs, int64_t a_cs, int64_t M, const float* Bm, int64_t K,
+                       int64_t N, float* C, int64_t ldc) {
+  if (M % 8 != 0 || N % 32 != 0) return gemm(A, a_rs, a_cs, M, Bm, K, N, C, ldc);
+  for (int64_t j0 = 0; j0 < N; j0 += 32)
+    for (int64_t i0 = 0; i0 < M; i0 += 8)
+      brainsim::gemm_block<8, 2>(A + i0 * a_rs, a_rs, a_cs, Bm + j0, K, N, C + i0 * ldc + j0, ldc);
+}
+
 // Per-neuron constants of the adjoint update (see LifBackwardImpl).
 struct AdjointConsts {
   const float *vth, *vreset, *vrest, *inv_d, *sign_d, *jump, *decay, *tau_cm, *inv_cm, *tau_cm2, *ddecay_dtau;
@@ -342,6 +352,18 @@ inline bool mask_of_row(const float* x, int64_t K, uint32_t* m) {
 // Writes the positions of the set bits of mask row m to idx in increasing order; returns how many.
 inline int64_t decode_mask(const uint32_t* m, int64_t K, int32_t* idx) {
   int64_t n = 0;
+#if defined(__AVX512F__)
+  // branch-free: per 16 bits, the positions of the set ones compressed into a register and stored whole
+  // (idx has room for 16 entries past K; the entries past n are scratch)
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t k = 0; k < K; k += 16) {
+    const __mmask16 bits = static_cast<__mmask16>(m[k >> 5] >> (k & 31));
+    const __m512i pos = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(k)));
+    _mm512_storeu_si512(idx + n, _mm512_maskz_compress_epi32(bits, pos));
+    n += __builtin_popcount(bits);
+  }
+  return n;
+#endif
   for (int64_t w = 0; w < mask_words(K); ++w) {
     for (uint32_t bits = m[w]; bits; bits &= bits - 1) idx[n++] = static_cast<int32_t>(32 * w + __builtin_ctz(bits));
   }
@@ -432,7 +454,7 @@ struct CurrentScratch {
   std::vector<int32_t> x_idx;
   int64_t n_x = 0;
   const float* vals = nullptr;
-  CurrentScratch(int64_t H, int64_t K) : cur(H), x_vals(K), x_idx(K) {}
+  CurrentScratch(int64_t H, int64_t K) : cur(H), x_vals(K), x_idx(K + 16) {}  // 16 past K: see decode_mask
 };
 
 // I_t = I_ext[t] + s_{t-1} W (rows of W of the neurons that spiked), with I_ext[t] = b_in + x_t W_in
@@ -790,7 +812,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
       }
       if (recurrent) {  // dL/ds_{t-1} (via step t) = W dI_t for every example: rows of W^T reused across examples
         // rec[b, k] = sum_n dI[b, t, n] W[k, n] = (dI_t W^T)[b, k]
-        gemm(di_all.data(), H, 1, nb, wt.data(), H, H, rec_all.data(), H);
+        gemm_slabs(di_all.data(), H, 1, nb, wt.data(), H, H, rec_all.data(), H);
       }
     }
     for (int64_t b = b0; b < b1; ++b) {
