@@ -201,6 +201,36 @@ def test_fused_lif_matches_scan_of_lif_step(cfg):
     assert _rel(gv_f, gv_r) < 2e-3
 
 
+def test_fused_lif_odd_width_and_initial_spikes():
+    """37 neurons (the kernels' bit masks of S end in a partial word and a partial 16-lane block) and initial
+    spikes s0, one of them graded: the backward pass reads s_{t-1} from S's bit mask for t > 0 and from s0 at
+    t = 0."""
+    h = 37
+    k = jax.random.split(jax.random.key(21), 4)
+    neuron = LIF(h, tau_m=jnp.linspace(5.0, 20.0, h), C_m=1.0, v_rest=0.0, v_th=jnp.linspace(0.8, 1.2, h),
+                 v_reset=-0.1, t_ref=0.0, reset="subtract", surrogate="fast_sigmoid", slope=5.0)
+    i_ext = 0.25 * jax.random.normal(k[0], (T, h)) + 0.15
+    w = 0.3 * jax.random.normal(k[1], (h, h))
+    v0 = 0.5 * jax.random.uniform(k[2], (h,))
+    s0 = jnp.zeros(h).at[jnp.array([0, 16, 31, 32, 36])].set(1.0).at[5].set(0.5)
+    ref0 = jnp.zeros(h)
+
+    def loss(run, neuron, w, v0, s0):
+        s, v = run(neuron, i_ext, v0, ref0, s0, w, 1.0)
+        return jnp.sum(s * jnp.linspace(0.0, 1.0, T)[:, None]) + 0.1 * jnp.sum(v ** 2) / T
+
+    s_f, _ = jax.jit(_fused, static_argnums=6)(neuron, i_ext, v0, ref0, s0, w, 1.0)
+    s_r, _ = _scan_lif(neuron, i_ext, v0, ref0, s0, w, 1.0)
+    np.testing.assert_array_equal(np.asarray(s_f), np.asarray(s_r))
+    assert float(s_r[:, 32:].sum()) > 0  # spikes in the partial word
+    g_f = jax.jit(jax.grad(lambda *a: loss(_fused, *a), (0, 1, 2, 3)))(neuron, w, v0, s0)
+    g_r = jax.grad(lambda *a: loss(_scan_lif, *a), (0, 1, 2, 3))(neuron, w, v0, s0)
+    for name in ("tau_m", "v_th", "v_reset"):
+        assert _rel(getattr(g_f[0], name), getattr(g_r[0], name)) < 2e-3, name
+    for a, b in zip(g_f[1:], g_r[1:]):
+        assert _rel(a, b) < 2e-3
+
+
 def test_fused_lif_batched_gradients_both_orders():
     neuron, i_ext, w, v0, ref0, s0 = _case(CONFIGS[0])
     batch = i_ext[None] + 0.05 * jax.random.normal(jax.random.key(9), (5, T, H))

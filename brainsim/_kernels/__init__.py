@@ -214,16 +214,18 @@ def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs):
     inside the kernel; with ``readout=1`` a leaky-integrator readout with parameters ``r`` ``(H + 2, O)``
     (W_out rows, b_out, tau) runs behind the layer. Returns (S, V, u, frozen, x_mask, flags): S and V
     (B, T, H); u, the readout's membrane (B, T, O) (see ``lif_u_shape``); frozen (the refractory mask,
-    uint8) (B, T, H); and residuals of the projected input for the backward pass (see
-    ``lif_x_mask_shape``): the bit mask of x's nonzero entries and per-example flags (are all nonzero x 1;
-    can no neuron ever be refractory: then the refractory mask is left unwritten)."""
+    uint8) (B, T, H); and residuals for the backward pass: the bit mask of the projected input's nonzero
+    entries (see ``lif_x_mask_shape``), per-example flags (are all nonzero x 1; can no neuron ever be
+    refractory: then the refractory mask is left unwritten) and the bit mask of S (see ``lif_s_bits_shape``),
+    which the backward pass reads instead of S."""
     shape = x.shape[:2] + (p.shape[1],)
     out = jax.ShapeDtypeStruct(shape, jnp.float32)
     u = jax.ShapeDtypeStruct(lif_u_shape(x.shape, r.shape, bool(attrs["readout"])), jnp.float32)
     frozen = jax.ShapeDtypeStruct(shape, jnp.uint8)
     x_mask = jax.ShapeDtypeStruct(lif_x_mask_shape(x.shape, bool(attrs["projected"])), jnp.uint32)
     flags = jax.ShapeDtypeStruct(x.shape[:1], jnp.uint32)
-    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, u, frozen, x_mask, flags), vmap_method="sequential")(
+    s_bits = jax.ShapeDtypeStruct(lif_s_bits_shape(shape), jnp.uint32)
+    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, u, frozen, x_mask, flags, s_bits), vmap_method="sequential")(
         x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs)
 
 
@@ -240,7 +242,13 @@ def lif_x_mask_shape(x_shape, projected: bool):
     return (b, t, (k + 31) // 32) if projected else (b, 1, 1)
 
 
-def lif_backward_native(ct_s, ct_v, ct_u, s, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
+def lif_s_bits_shape(s_shape):
+    """Shape of the bit mask of the fused LIF layer's spikes S ``(B, T, H)``: ``(B, T, ceil(H / 32))`` uint32 words."""
+    b, t, h = s_shape
+    return (b, t, (h + 31) // 32)
+
+
+def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
                         **attrs):
     """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP, dR). dI (the cotangent
     of the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
@@ -249,11 +257,11 @@ def lif_backward_native(ct_s, ct_v, ct_u, s, v, u, frozen, x_mask, flags, x, w_i
     ``ct_v`` may be any float32 placeholder."""
     f32 = jnp.float32
     projected = bool(attrs["projected"])
-    shapes = (s.shape if attrs["write_di"] else (1,), w_in.shape if projected else (1, 1),
+    shapes = (v.shape if attrs["write_di"] else (1,), w_in.shape if projected else (1, 1),
               b_in.shape if projected else (1,), v0.shape, s0.shape, w.shape, p.shape,
               r.shape if attrs["readout"] else (1, 1))
     return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
-                            vmap_method="sequential")(ct_s, ct_v, ct_u, s, v, u, frozen, x_mask, flags, x, w_in,
+                            vmap_method="sequential")(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in,
                                                       b_in, v0, s0, w, p, r, **attrs)
 
 

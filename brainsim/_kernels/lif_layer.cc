@@ -13,9 +13,10 @@
 //   v       = v_new - s_t (v_th - v_reset)                ("subtract")  or  v_new + s_t (v_reset - v_new)
 //   ref     = s_t > 0 ? t_ref : max(ref - dt, 0)
 //
-// The forward pass returns S, V and the refractory mask (one byte per entry). The backward pass is one
-// reverse sweep that recomputes I_t (only rows of W for neurons that spiked) and v_new from these, so
-// the forward pass writes 9 bytes per neuron and step instead of 20. Per step of the reverse sweep: an
+// The forward pass returns S, V, the refractory mask (one byte per entry) and a bit mask of S. The backward
+// pass is one reverse sweep that recomputes I_t (only rows of W for neurons that spiked) and v_new from V,
+// the bits of S and the refractory mask, so that it reads about 4 bytes per neuron and step instead of the
+// 20 that storing every intermediate would take. Per step of the reverse sweep: an
 // elementwise adjoint update, the dense recurrent adjoint dI_t W^T (a register-blocked product shared by
 // the examples of a thread) and the weight gradient s_{t-1}^T dI_t (only rows of neurons that spiked).
 // With the input projection fused in ("projected"), x (B, T, K) is read instead of I_ext (B, T, H): the
@@ -370,6 +371,30 @@ inline int64_t decode_mask(const uint32_t* m, int64_t K, int32_t* idx) {
   return n;
 }
 
+// Bit mask of the spikes s[0:H] (each 0 or 1; mask_words(H) words), the backward pass's copy of S: 32 times
+// smaller, so that the backward sweep reads bits where it read (uncached) rows of S.
+inline void spike_bits(const float* s, int64_t H, uint32_t* m) {
+  std::memset(m, 0, sizeof(uint32_t) * mask_words(H));
+  int64_t h = 0;
+#if defined(__AVX512F__)
+  for (; h + 16 <= H; h += 16)
+    m[h >> 5] |= static_cast<uint32_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(s + h), _mm512_setzero_ps(), _CMP_NEQ_UQ))
+                 << (h & 31);
+#endif
+  for (; h < H; ++h)
+    if (s[h] != 0.0f) m[h >> 5] |= 1u << (h & 31);
+}
+
+// The spikes s[0:H] (0 or 1) from their bit mask m
+inline void expand_bits(const uint32_t* m, int64_t H, float* s) {
+  int64_t h = 0;
+#if defined(__AVX512F__)
+  for (; h + 16 <= H; h += 16)
+    _mm512_storeu_ps(s + h, _mm512_maskz_mov_ps(static_cast<__mmask16>(m[h >> 5] >> (h & 31)), _mm512_set1_ps(1.0f)));
+#endif
+  for (; h < H; ++h) s[h] = (m[h >> 5] >> (h & 31)) & 1u ? 1.0f : 0.0f;
+}
+
 // Per-example flags written by the forward pass for the backward pass (one uint32 word per example).
 constexpr uint32_t kBinaryInput = 1;      // every nonzero x is 1: the bit mask of x stands for x
 constexpr uint32_t kNeverRefractory = 2;  // no neuron can be refractory: the refractory mask is not written
@@ -529,7 +554,8 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
                                  int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
                                  ffi::ResultBuffer<ffi::F32> s_out, ffi::ResultBuffer<ffi::F32> v_out,
                                  ffi::ResultBuffer<ffi::F32> u_out, ffi::ResultBuffer<ffi::U8> frozen_out,
-                                 ffi::ResultBuffer<ffi::U32> x_mask_out, ffi::ResultBuffer<ffi::U32> flags_out) {
+                                 ffi::ResultBuffer<ffi::U32> x_mask_out, ffi::ResultBuffer<ffi::U32> flags_out,
+                                 ffi::ResultBuffer<ffi::U32> s_bits_out) {
   int64_t B, T, H;
   LayerInput in;
   if (auto err = check_layer_shapes("lif_forward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
@@ -539,6 +565,10 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   const StepConsts consts(P, H, dt);
   const float* W = w.typed_data();
   float *S = s_out->typed_data(), *V = v_out->typed_data();
+  const int64_t HW = mask_words(H);  // words of a row of the spikes' bit mask
+  if (s_bits_out->element_count() != B * T * HW)
+    return ffi::Error::InvalidArgument("lif_forward: the spike bits must be (B, T, ceil(H / 32))");
+  uint32_t* SB = s_bits_out->typed_data();
   uint8_t* FZ = frozen_out->typed_data();
   const int64_t MW = mask_words(in.K);
   if (auto err = check_mask_shapes("lif_forward", projected, x_mask_out->element_count(),
@@ -598,6 +628,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
           forward_step<false>(H, dt, consts, current, v.data(), ref.data(), s_row.data(), v_row.data(), fz_t);
         }
         stream_row(S + o, s_row.data(), H);
+        spike_bits(s_row.data(), H, SB + (b * T + t) * HW);
         stream_row(V + o, v_row.data(), H);
         if (!recurrent && !readout) continue;
         const int64_t n_now = collect_nonzero(s_row.data(), H, spiking.data(), spike_vals.data());
@@ -619,7 +650,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
 }
 
 static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F32> ct_v, ffi::Buffer<ffi::F32> ct_u,
-                                  ffi::Buffer<ffi::F32> s_res, ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::F32> u_res,
+                                  ffi::Buffer<ffi::U32> s_bits, ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::F32> u_res,
                                   ffi::Buffer<ffi::U8> frozen_res, ffi::Buffer<ffi::U32> x_mask,
                                   ffi::Buffer<ffi::U32> flags, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in,
                                   ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> s0,
@@ -635,9 +666,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   if (auto err = check_layer_shapes("lif_backward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
       !err.success())
     return err;
-  const auto d = s_res.dimensions();
+  const auto d = v_res.dimensions();
   if (d.size() != 3 || d[0] != B || d[1] != T || d[2] != H)
     return ffi::Error::InvalidArgument("lif_backward: residuals must be (B, T, H)");
+  const int64_t HW = mask_words(H);  // words of a row of the spikes' bit mask
+  if (s_bits.element_count() != B * T * HW)
+    return ffi::Error::InvalidArgument("lif_backward: the spike bits must be (B, T, ceil(H / 32))");
+  const uint32_t* SB = s_bits.typed_data();
   if (!ct_s_zero && ct_s.element_count() != B * T * H)
     return ffi::Error::InvalidArgument("lif_backward: ct_S must be (B, T, H)");
   if (!ct_v_zero && ct_v.element_count() != B * T * H)
@@ -666,7 +701,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const StepConsts step_consts(P, H, dt);
   const RecoverConsts recover_consts(step_consts, H);
   const bool recover = subtract && recover_consts.usable;  // I_t from v_t (see recover_current)
-  const float *CS = ct_s.typed_data(), *CV = ct_v.typed_data(), *S = s_res.typed_data(), *V = v_res.typed_data();
+  const float *CS = ct_s.typed_data(), *CV = ct_v.typed_data(), *V = v_res.typed_data();
   const uint8_t* FZ = frozen_res.typed_data();
   const float* W = w.typed_data();
   float* DI = d_i->typed_data();
@@ -736,8 +771,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     std::vector<float> gv_all(nb * H, 0.0f);   // dL/dv_t through step t+1, per example
     std::vector<float> rec_all(nb * H, 0.0f);  // dL/ds_t through step t+1's recurrent input, per example
     std::vector<float> di_all(nb * H);         // dL/dI_t of this step, per example
-    std::vector<float> spike_vals(H);
-    std::vector<int32_t> spiking(H);
+    std::vector<float> spike_vals(H), s_row(H);  // s_row: s_t from its bit mask
+    std::vector<int32_t> spiking(H + 16);        // 16 past H: see decode_mask
     CurrentScratch scratch(H, K);
     // the readout: dL/du_t through u_{t+1}, and this step's dL/dI_out,t and dL/ds_t via I_out,t, per example
     std::vector<float> lam_all(nb * O, 0.0f), dio_all(nb * O), ds_out_all(readout ? nb * H : 0), cur_out(O);
@@ -747,12 +782,12 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
       if (readout) {
         for (int64_t b = b0; b < b1; ++b) {
           // u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t, a = exp(-dt / tau), I_out,t = b_out + s_t W_out
-          const int64_t n_now = collect_nonzero(S + (b * T + t) * H, H, spiking.data(), spike_vals.data());
-          ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
+          const int64_t n_now = decode_mask(SB + (b * T + t) * HW, H, spiking.data());  // spikes are 1
+          ro.current(spiking.data(), nullptr, n_now, cur_out.data());
           float* dio = dio_all.data() + (b - b0) * O;
           readout_adjoint(ro, dt, CU + (t * nb + b - b0) * O, t > 0 ? U + ((t - 1) * nb + b - b0) * O : zeros_o.data(),
                           cur_out.data(), lam_all.data() + (b - b0) * O, dio, db_out, dtau_out);
-          scatter_rows(dW_out, O, spiking.data(), spike_vals.data(), n_now, dio, O);  // dW_out += s_t^T dI_out,t
+          scatter_rows(dW_out, O, spiking.data(), nullptr, n_now, dio, O);  // dW_out += s_t^T dI_out,t
         }
         // dL/ds_t via the readout = dI_out,t W_out^T, for every example of this thread at once
         gemm(dio_all.data(), O, 1, nb, wout_t.data(), O, H, ds_out_all.data(), H);
@@ -763,8 +798,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         float* dI = di_all.data() + (b - b0) * H;
         const int64_t o = (b * T + t) * H;
         const float* v_prev = t > 0 ? V + o - H : v0.typed_data() + b * H;
-        const float* s_prev = t > 0 ? S + o - H : s0.typed_data() + b * H;
-        const float *s_t = S + o, *cv_t = ct_v_zero ? zeros.data() : CV + o;
+        expand_bits(SB + (b * T + t) * HW, H, s_row.data());
+        const float *s_t = s_row.data(), *cv_t = ct_v_zero ? zeros.data() : CV + o;
         const float* cs_t = ct_s_zero ? zeros.data() : CS + o;
         if (readout) {  // dL/ds_t = ct_S + dI_out,t W_out^T
           float* ds_out = ds_out_all.data() + (b - b0) * H;
@@ -776,7 +811,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           const int64_t bn = b + 1 < b1 ? b + 1 : b0, tn = b + 1 < b1 ? t : t - 1;
           if (tn >= 0) {
             const int64_t on = (bn * T + tn) * H, row = sizeof(float) * H;
-            prefetch_range(S + on - (tn > 0 ? H : 0), tn > 0 ? 2 * row : row);
             prefetch_range(V + on - (tn > 0 ? H : 0), tn > 0 ? 2 * row : row);
             if (!(XB[bn] & kNeverRefractory)) prefetch_range(FZ + on, H);
             if (projected && (XB[bn] & kBinaryInput)) {
@@ -790,7 +824,14 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           }
         }
         // I_t, recovered from v_t or recomputed (v_new is recomputed from it inside the adjoint step)
-        const int64_t n_spiking = recurrent ? collect_nonzero(s_prev, H, spiking.data(), spike_vals.data()) : 0;
+        // s_{t-1}'s spikes (s0 may hold any values)
+        int64_t n_spiking = 0;
+        if (recurrent && t > 0) {
+          n_spiking = decode_mask(SB + (b * T + t - 1) * HW, H, spiking.data());
+          std::fill(spike_vals.begin(), spike_vals.begin() + n_spiking, 1.0f);
+        } else if (recurrent) {
+          n_spiking = collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data());
+        }
         const uint32_t* mask_row = projected && (XB[b] & kBinaryInput) ? XM + (b * T + t) * MW : nullptr;
         const float* cur_t;
         if (recover) {
@@ -865,14 +906,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // u (B, T, O) or a dummy
                                   .Ret<ffi::Buffer<ffi::U8>>()   // frozen (refractory mask)
                                   .Ret<ffi::Buffer<ffi::U32>>()  // bit mask of x's nonzero entries (B, T, ceil(K/32))
-                                  .Ret<ffi::Buffer<ffi::U32>>());  // per-example flags (B), see kBinaryInput
+                                  .Ret<ffi::Buffer<ffi::U32>>()   // per-example flags (B), see kBinaryInput
+                                  .Ret<ffi::Buffer<ffi::U32>>());  // bit mask of S (B, T, ceil(H/32))
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_S (or a dummy if ct_s_zero)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_V (or a dummy if ct_v_zero)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_u (or a dummy without readout)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // S
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // bit mask of S (B, T, ceil(H/32))
                                   .Arg<ffi::Buffer<ffi::F32>>()  // V
                                   .Arg<ffi::Buffer<ffi::F32>>()  // u
                                   .Arg<ffi::Buffer<ffi::U8>>()   // frozen

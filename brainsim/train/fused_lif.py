@@ -60,10 +60,11 @@ lif_layer_lin_p.multiple_results = True
 
 _N_PRIMAL = 9  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
 # (1,) unless projected); v0, ref0, s0 (B, H); w (H, H) or (1, 1); p (6, H); r (H + 2, O) or (1, 1)
-_N_OUT = 6  # S, V (float, (B, T, H)), the readout's u (B, T, O) or a (B, 1, 1) placeholder, the refractory mask
+_N_OUT = 7  # S, V (float, (B, T, H)), the readout's u (B, T, O) or a (B, 1, 1) placeholder, the refractory mask
 # (uint8, (B, T, H); left unwritten for examples that can never be refractory), then the bit mask of the
-# projected input's nonzero entries and per-example flags (uint32; "all nonzero inputs are 1", "never
-# refractory"): residuals for the backward pass, which recomputes I_t and v_new from these
+# projected input's nonzero entries, per-example flags (uint32; "all nonzero inputs are 1", "never
+# refractory") and the bit mask of S (uint32, (B, T, ceil(H / 32))): residuals for the backward pass, which
+# recomputes I_t and v_new from these
 _N_DIFF = 3  # S, V, u: the differentiable outputs
 
 
@@ -187,7 +188,7 @@ def _reference(x, w_in, b_in, v0, ref0, s0, w, p, r, *, dt, subtract, recurrent,
     u = _readout_reference(s, r, dt) if readout else jnp.zeros(_kernels.lif_u_shape(x.shape, r.shape, False), s.dtype)
     # the kernel's input residuals, unused by this path's own (autodiff) backward pass
     return [s, v, u, frozen, jnp.zeros(_kernels.lif_x_mask_shape(x.shape, projected), jnp.uint32),
-            jnp.zeros(x.shape[:1], jnp.uint32)]
+            jnp.zeros(x.shape[:1], jnp.uint32), jnp.zeros(_kernels.lif_s_bits_shape(s.shape), jnp.uint32)]
 
 
 def _reference_outputs(primals, params):
@@ -229,12 +230,12 @@ def _backward(cts, primals, outs, params, needed):
 
     def native(ct_s, ct_v, ct_u, *primals):
         x, w_in, b_in, v0, ref0, s0, w, p, r = primals
-        s, v, u, frozen, x_mask, flags = outs
+        _, v, u, frozen, x_mask, flags, s_bits = outs
         projected = params["projected"]
         write_di = needed[0]  # the currents' cotangent: x's own gradient, or needed to form it
         surrogate = np.int64(NATIVE_SURROGATES.index(params["surrogate"]))
         d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p, d_r = _kernels.lif_backward_native(
-            ct_s, ct_v, ct_u, s, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
+            ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
             surrogate=surrogate, slope=np.float32(params["slope"]), ct_s_zero=np.int64(zero[0]),
             ct_v_zero=np.int64(zero[1]), write_di=np.int64(write_di), **_kernel_attrs(params))
         if projected:
@@ -267,7 +268,8 @@ def _forward_abstract(x, w_in, b_in, v0, ref0, s0, w, p, r, **params):
             jax.core.ShapedArray(_kernels.lif_u_shape(x.shape, r.shape, params["readout"]), x.dtype),
             jax.core.ShapedArray(shape, jnp.uint8),
             jax.core.ShapedArray(_kernels.lif_x_mask_shape(x.shape, params["projected"]), jnp.uint32),
-            jax.core.ShapedArray(x.shape[:1], jnp.uint32)]
+            jax.core.ShapedArray(x.shape[:1], jnp.uint32),
+            jax.core.ShapedArray(_kernels.lif_s_bits_shape(shape), jnp.uint32)]
 
 
 @lif_layer_lin_p.def_abstract_eval
