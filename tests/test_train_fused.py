@@ -363,6 +363,53 @@ def test_sequential_fused_and_scanned_agree():
         assert _rel(a, b) < 5e-3
 
 
+def test_fused_layer_split_over_two_threads_matches_scan_and_is_deterministic():
+    """A batch large enough for the kernels to split it over two threads: in the forward pass the threads
+    claim examples one at a time, in the backward pass each sums its half's weight gradients (returned as two
+    parts). The gradients must match the scanned network, be bitwise the same on every call, and stay so
+    when several calls run at once (the busy worker then leaves both halves to the calling thread)."""
+    import threading
+
+    t_steps, n_in, h, batch = 60, 100, 64, 16
+    k1, k2, k3 = jax.random.split(jax.random.key(30), 3)
+
+    def build(fused):
+        hidden = SpikingLayer(n_in, h, key=k1, recurrent=True, neuron=ml_lif(h, tau_m=8.0), fused=fused, scale=3.0)
+        return Sequential([hidden, LeakyReadout(h, 5, key=k2, tau=8.0)])
+
+    xb = (jax.random.uniform(k3, (batch, t_steps, n_in)) < 0.1).astype(jnp.float32)
+    yb = jnp.arange(batch) % 5
+
+    def loss(model):
+        return jax.vmap(lambda x, y: losses.ce_max_membrane(model(x)[0], y))(xb, yb).mean()
+
+    grad = eqx.filter_jit(eqx.filter_grad(loss))
+    fused, scanned = build(True), build(False)
+    g_f = grad(fused)
+    g_s = eqx.filter_grad(loss)(scanned)
+    for a, b in zip(jax.tree_util.tree_leaves(g_f), jax.tree_util.tree_leaves(g_s)):
+        assert _rel(a, b) < 5e-3
+    leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(g_f)]
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(3):
+                results.append([np.asarray(a) for a in jax.tree_util.tree_leaves(grad(fused))])
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 9
+    for r in results:
+        for a, b in zip(r, leaves):
+            np.testing.assert_array_equal(a, b)
+
+
 READOUT_CASES = [
     dict(recurrent=True, reset="subtract", sparse_p=None, bias=True, learn_tau=True, layers=1),
     dict(recurrent=False, reset="value", sparse_p=None, bias=False, learn_tau=True, layers=1),

@@ -252,13 +252,15 @@ def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x
                         **attrs):
     """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP, dR). dI (the cotangent
     of the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
-    otherwise); dW_in and db_in only with ``projected=1``; dR (the readout's ``(H + 2, O)``) only with
+    otherwise); dW_in and db_in only with ``projected=1``, dW only with ``recurrent=1``, dW_in and dW as the
+    two threads' parts ``(2, K, H)`` and ``(2, H, H)`` (the caller sums them); dR (the readout's ``(H + 2, O)``) only with
     ``readout=1``. With ``ct_s_zero=1`` / ``ct_v_zero=1`` the cotangent of S / V is zero and ``ct_s`` /
     ``ct_v`` may be any float32 placeholder."""
     f32 = jnp.float32
     projected = bool(attrs["projected"])
-    shapes = (v.shape if attrs["write_di"] else (1,), w_in.shape if projected else (1, 1),
-              b_in.shape if projected else (1,), v0.shape, s0.shape, w.shape, p.shape,
+    shapes = (v.shape if attrs["write_di"] else (1,), (2,) + w_in.shape if projected else (1, 1),
+              b_in.shape if projected else (1,), v0.shape, s0.shape, (2,) + w.shape if attrs["recurrent"] else (1, 1),
+              p.shape,
               r.shape if attrs["readout"] else (1, 1))
     return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
                             vmap_method="sequential")(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in,

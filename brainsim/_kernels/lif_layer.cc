@@ -689,8 +689,10 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     for (int64_t k = 0; k < O; ++k) wout_t[k * H + h] = ro.w[h * O + k];
   if (write_di && d_i->element_count() != B * T * H)
     return ffi::Error::InvalidArgument("lif_backward: dI must be (B, T, H)");
-  if (projected && (d_w_in->element_count() != in.K * H || d_b_in->element_count() != H))
-    return ffi::Error::InvalidArgument("lif_backward: dW_in must be (K, H) and db_in (H)");
+  if (projected && (d_w_in->element_count() != 2 * in.K * H || d_b_in->element_count() != H))
+    return ffi::Error::InvalidArgument("lif_backward: dW_in must be (2, K, H) and db_in (H)");
+  if (recurrent && d_w->element_count() != 2 * H * H)
+    return ffi::Error::InvalidArgument("lif_backward: dW must be (2, H, H)");
   const int64_t MW = mask_words(in.K);
   if (auto err = check_mask_shapes("lif_backward", projected, x_mask.element_count(), flags.element_count(), B, T,
                                    in.K);
@@ -708,11 +710,12 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const int64_t K = in.K;
 
 
-  // per-thread accumulators of the shared-parameter gradients, summed at the end; thread 0 accumulates
-  // dW_in straight into the output
-  std::vector<float> dw_part[2], dp_part[2], db_part[2], dr_part[2], dwin_other;
+  // per-thread accumulators of the shared-parameter gradients, summed at the end. dW_in and dW are returned
+  // as the two threads' parts, (2, K, H) and (2, H, H): their sum is left to XLA, which fuses it into the
+  // optimizer's update (run in parallel) instead of a serial pass here.
+  std::vector<float> dp_part[2], db_part[2], dr_part[2];
+  bool ran[2] = {false, false};
   for (int i = 0; i < 2; ++i) {
-    dw_part[i].assign(recurrent ? H * H : 0, 0.0f);
     dp_part[i].assign(6 * H, 0.0f);
     db_part[i].assign(projected ? H : 0, 0.0f);
     dr_part[i].assign((H + 2) * O, 0.0f);
@@ -742,19 +745,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   // All examples of a thread's share of the batch step back in time together, so that each row of W^T
   // is loaded once per step and reused for every example in the recurrent adjoint.
   auto run = [&](int64_t thread, int64_t b0, int64_t b1) {
-    float* dW = dw_part[thread].data();
+    ran[thread] = true;
+    float* dW = recurrent ? d_w->typed_data() + thread * H * H : nullptr;
+    if (recurrent) std::memset(dW, 0, sizeof(float) * H * H);
     float* dP = dp_part[thread].data();
     float* dB = db_part[thread].data();
-    float* dW_in = nullptr;
-    if (projected) {
-      if (thread == 0) {
-        dW_in = d_w_in->typed_data();
-        std::memset(dW_in, 0, sizeof(float) * K * H);
-      } else {
-        dwin_other.assign(K * H, 0.0f);
-        dW_in = dwin_other.data();
-      }
-    }
+    float* dW_in = projected ? d_w_in->typed_data() + thread * K * H : nullptr;
+    if (projected) std::memset(dW_in, 0, sizeof(float) * K * H);
     // this thread's copies, made in parallel: W transposed (the recurrent adjoint is the product dI_t W^T),
     // and its examples' ct_u and u time-major, (T, nb, O), as the sweep reads them for every example at a step
     std::vector<float> wt(recurrent ? H * H : 0);
@@ -867,9 +864,11 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   };
   parallel_over_batch(B, T * (H + (projected ? K : 0)) * (recurrent ? H / 4 + 8 : 8), run);
 
-  float* dw_out = d_w->typed_data();
-  const int64_t n_w = d_w->element_count();
-  for (int64_t j = 0; j < n_w; ++j) dw_out[j] = recurrent ? dw_part[0][j] + dw_part[1][j] : 0.0f;
+  if (!ran[1]) {  // one thread ran the whole batch: the second parts are zero
+    if (recurrent) std::memset(d_w->typed_data() + H * H, 0, sizeof(float) * H * H);
+    if (projected) std::memset(d_w_in->typed_data() + K * H, 0, sizeof(float) * K * H);
+  }
+  if (!recurrent) std::memset(d_w->typed_data(), 0, sizeof(float) * d_w->element_count());
   float* dp_out = d_p->typed_data();
   for (int64_t j = 0; j < 6 * H; ++j) dp_out[j] = dp_part[0][j] + dp_part[1][j];
   if (readout) {
@@ -877,8 +876,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     for (int64_t j = 0; j < (H + 2) * O; ++j) dr_out[j] = dr_part[0][j] + dr_part[1][j];
   }
   if (projected) {
-    float* dwin_out = d_w_in->typed_data();
-    for (int64_t j = 0; j < static_cast<int64_t>(dwin_other.size()); ++j) dwin_out[j] += dwin_other[j];
     float* db_out = d_b_in->typed_data();
     for (int64_t j = 0; j < H; ++j) db_out[j] = db_part[0][j] + db_part[1][j];
   }
@@ -939,10 +936,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Attr<int64_t>("ct_v_zero")
                                   .Attr<int64_t>("write_di")
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dI (B, T, H) or a dummy unless write_di
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // dW_in (K, H) or a dummy
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dW_in, two parts (2, K, H), or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // db_in (H) or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dv0 (B, H)
                                   .Ret<ffi::Buffer<ffi::F32>>()   // ds0 (B, H)
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // dW (H, H) or dummy
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dW, two parts (2, H, H), or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dP (6, H)
                                   .Ret<ffi::Buffer<ffi::F32>>());  // dR (H + 2, O) or a dummy

@@ -238,7 +238,10 @@ def _backward(cts, primals, outs, params, needed):
             ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
             surrogate=surrogate, slope=np.float32(params["slope"]), ct_s_zero=np.int64(zero[0]),
             ct_v_zero=np.int64(zero[1]), write_di=np.int64(write_di), **_kernel_attrs(params))
+        # dW_in and dW come as the kernel threads' two parts: summed here, the sum fuses into their consumers
+        d_w = d_w[0] + d_w[1] if params["recurrent"] else jnp.zeros_like(w)
         if projected:
+            d_w_in = d_w_in[0] + d_w_in[1]
             d_x = d_i @ w_in.T if write_di else None  # I = x @ w_in + b_in
         else:
             d_x, d_w_in, d_b_in = d_i, jnp.zeros_like(w_in), jnp.zeros_like(b_in)
