@@ -709,7 +709,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   float* DI = d_i->typed_data();
   const int64_t K = in.K;
 
-
   // per-thread accumulators of the shared-parameter gradients, summed at the end. dW_in and dW are returned
   // as the two threads' parts, (2, K, H) and (2, H, H): their sum is left to XLA, which fuses it into the
   // optimizer's update (run in parallel) instead of a serial pass here.
@@ -820,7 +819,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
             if (write_di) prefetch_range<1>(DI + on, row);
           }
         }
-        // I_t, recovered from v_t or recomputed (v_new is recomputed from it inside the adjoint step)
         // s_{t-1}'s spikes (s0 may hold any values)
         int64_t n_spiking = 0;
         if (recurrent && t > 0) {
@@ -829,6 +827,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         } else if (recurrent) {
           n_spiking = collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data());
         }
+        // I_t, recovered from v_t or recomputed (v_new is recomputed from it inside the adjoint step)
         const uint32_t* mask_row = projected && (XB[b] & kBinaryInput) ? XM + (b * T + t) * MW : nullptr;
         const float* cur_t;
         if (recover) {
