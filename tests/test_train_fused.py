@@ -86,30 +86,40 @@ def test_event_matmul_kernel_paths(density):
     assert _rel(dw, x.T @ g) < 1e-5
 
 
-def test_split_kernels_from_concurrent_threads():
-    """The kernels hand half of a large call to one persistent worker thread; calls made at the same time
-    from several threads (JAX releases the GIL while they run) must still each get the right result."""
+def _in_threads(work, n):
+    """Runs ``work(i)`` for i < n in n threads at once; none may raise."""
     import threading
 
-    x = _sparse_input(jax.random.key(11), (3000, 700), 0.02)  # large enough to be split over two threads
-    ws = [jax.random.normal(jax.random.key(20 + i), (700, 64)) for i in range(4)]
-    f = jax.jit(event_matmul)
-    expected = [np.asarray(x @ w) for w in ws]
-    results, errors = {}, []
+    errors = []
 
-    def work(i):
+    def run(i):
         try:
-            for _ in range(5):
-                results[i] = np.asarray(f(x, ws[i]))
+            work(i)
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_split_kernels_from_concurrent_threads():
+    """The kernels hand half of a large call to one persistent worker thread; calls made at the same time
+    from several threads (JAX releases the GIL while they run) must still each get the right result."""
+    x = _sparse_input(jax.random.key(11), (3000, 700), 0.02)  # large enough to be split over two threads
+    ws = [jax.random.normal(jax.random.key(20 + i), (700, 64)) for i in range(4)]
+    f = jax.jit(event_matmul)
+    expected = [np.asarray(x @ w) for w in ws]
+    results = {}
+
+    def work(i):
+        for _ in range(5):
+            results[i] = np.asarray(f(x, ws[i]))
+
+    _in_threads(work, 4)
     for i in range(4):
         np.testing.assert_allclose(results[i], expected[i], rtol=1e-5, atol=1e-4)
 
@@ -368,8 +378,6 @@ def test_fused_layer_split_over_two_threads_matches_scan_and_is_deterministic():
     claim examples one at a time, in the backward pass each sums its half's weight gradients (returned as two
     parts). The gradients must match the scanned network, be bitwise the same on every call, and stay so
     when several calls run at once (the busy worker then leaves both halves to the calling thread)."""
-    import threading
-
     t_steps, n_in, h, batch = 60, 100, 64, 16
     k1, k2, k3 = jax.random.split(jax.random.key(30), 3)
 
@@ -390,21 +398,14 @@ def test_fused_layer_split_over_two_threads_matches_scan_and_is_deterministic():
     for a, b in zip(jax.tree_util.tree_leaves(g_f), jax.tree_util.tree_leaves(g_s)):
         assert _rel(a, b) < 5e-3
     leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(g_f)]
-    results, errors = [], []
+    results = []
 
-    def work():
-        try:
-            for _ in range(3):
-                results.append([np.asarray(a) for a in jax.tree_util.tree_leaves(grad(fused))])
-        except Exception as err:  # pragma: no cover - reported below
-            errors.append(err)
+    def work(_):
+        for _ in range(3):
+            results.append([np.asarray(a) for a in jax.tree_util.tree_leaves(grad(fused))])
 
-    threads = [threading.Thread(target=work) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 9
+    _in_threads(work, 3)
+    assert len(results) == 9
     for r in results:
         for a, b in zip(r, leaves):
             np.testing.assert_array_equal(a, b)

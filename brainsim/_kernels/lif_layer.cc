@@ -327,7 +327,8 @@ static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x,
 inline int64_t mask_words(int64_t K) { return (K + 31) / 32; }
 
 // Sets mask row m (mask_words(K) words) to the bit mask of the nonzero entries of x[0:K]; returns whether they
-// are all 1 (then the mask stands for the row). 16 entries per compare where AVX-512 is available.
+// are all 1 (then the mask stands for the row). 16 entries per compare where AVX-512 is available. Used for the
+// rows of x and for the spikes (the backward pass's copy of S: 32 times smaller than S).
 inline bool mask_of_row(const float* x, int64_t K, uint32_t* m) {
   std::memset(m, 0, sizeof(uint32_t) * mask_words(K));
   bool ones = true;
@@ -363,26 +364,12 @@ inline int64_t decode_mask(const uint32_t* m, int64_t K, int32_t* idx) {
     _mm512_storeu_si512(idx + n, _mm512_maskz_compress_epi32(bits, pos));
     n += __builtin_popcount(bits);
   }
-  return n;
-#endif
+#else
   for (int64_t w = 0; w < mask_words(K); ++w) {
     for (uint32_t bits = m[w]; bits; bits &= bits - 1) idx[n++] = static_cast<int32_t>(32 * w + __builtin_ctz(bits));
   }
-  return n;
-}
-
-// Bit mask of the spikes s[0:H] (each 0 or 1; mask_words(H) words), the backward pass's copy of S: 32 times
-// smaller, so that the backward sweep reads bits where it read (uncached) rows of S.
-inline void spike_bits(const float* s, int64_t H, uint32_t* m) {
-  std::memset(m, 0, sizeof(uint32_t) * mask_words(H));
-  int64_t h = 0;
-#if defined(__AVX512F__)
-  for (; h + 16 <= H; h += 16)
-    m[h >> 5] |= static_cast<uint32_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(s + h), _mm512_setzero_ps(), _CMP_NEQ_UQ))
-                 << (h & 31);
 #endif
-  for (; h < H; ++h)
-    if (s[h] != 0.0f) m[h >> 5] |= 1u << (h & 31);
+  return n;
 }
 
 // The spikes s[0:H] (0 or 1) from their bit mask m
@@ -628,7 +615,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
           forward_step<false>(H, dt, consts, current, v.data(), ref.data(), s_row.data(), v_row.data(), fz_t);
         }
         stream_row(S + o, s_row.data(), H);
-        spike_bits(s_row.data(), H, SB + (b * T + t) * HW);
+        mask_of_row(s_row.data(), H, SB + (b * T + t) * HW);  // the spikes' bits, for the backward pass
         stream_row(V + o, v_row.data(), H);
         if (!recurrent && !readout) continue;
         const int64_t n_now = collect_nonzero(s_row.data(), H, spiking.data(), spike_vals.data());
@@ -685,8 +672,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const Readout ro(r.typed_data(), H, O, dt);
   // W_out transposed: the readout's part of the spikes' cotangent is dI_out,t W_out^T
   std::vector<float> wout_t(H * O);
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t k = 0; k < O; ++k) wout_t[k * H + h] = ro.w[h * O + k];
+  transpose(ro.w, H, O, wout_t.data());
   if (write_di && d_i->element_count() != B * T * H)
     return ffi::Error::InvalidArgument("lif_backward: dI must be (B, T, H)");
   if (projected && (d_w_in->element_count() != 2 * in.K * H || d_b_in->element_count() != H))
