@@ -79,6 +79,37 @@ def test_train_step_fed_its_own_output_matches_a_fresh_flatten():
     np.testing.assert_allclose(loss4, jnp.mean(jax.vmap(lambda a, b: _loss(m, a, b, key)[0])(x, y)), rtol=1e-5)
 
 
+def test_train_step_keeps_reductions_out_of_ynnpack(monkeypatch):
+    # on CPU the step is compiled with YNNPACK for matrix products only (fit._CPU_COMPILER_OPTIONS): its
+    # max-over-time reduction is XLA's own loop, and the loss is the same as with XLA's defaults
+    import importlib
+
+    fit_module = importlib.import_module("brainsim.train.fit")  # the module (the package exports the function)
+
+    if fit_module._compiler_options(jax.default_backend()) is None:
+        pytest.skip("this XLA does not take the option (or the backend is not a CPU)")
+    jitted = []
+    real = fit_module._jit_step
+    monkeypatch.setattr(fit_module, "_jit_step", lambda fn: jitted.append(real(fn)) or jitted[-1])
+    # 100 steps and 20 classes: XLA's defaults would give this max over time to YNNPACK (smaller ones not)
+    x = (jax.random.uniform(jax.random.PRNGKey(1), (16, 100, 4)) < 0.3).astype(jnp.float32)
+    y = jax.random.randint(jax.random.PRNGKey(2), (16,), 0, 20)
+    k1, k2 = jax.random.split(jax.random.key(0))
+    model = Sequential([SpikingLayer(4, 12, key=k1, recurrent=True, scale=3.0), LeakyReadout(12, 20, key=k2)])
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    opt = optax.adam(1e-2)
+    step = make_train_step(_loss, opt, 16)
+    key = jax.random.key(0)
+    _, _, loss, _ = step(params, static, opt.init(params), x, y, key)
+    (flat_step,) = jitted
+    leaves = jax.tree_util.tree_leaves((params, opt.init(params)))
+    args = (leaves, jax.tree_util.tree_leaves(eqx.partition(static, eqx.is_array)[0]), x, y, key)
+    hlo = flat_step.lower(*args).compile().as_text()
+    assert "reduce" in hlo and not any("ynn" in line and "reduce" in line for line in hlo.splitlines())
+    m = eqx.combine(params, static)
+    np.testing.assert_allclose(loss, jnp.mean(jax.vmap(lambda a, b: _loss(m, a, b, key)[0])(x, y)), rtol=1e-6)
+
+
 def test_fit_learns_compiles_once_and_is_reproducible(tmp_path):
     data = _task()
     ckpt = tmp_path / "ckpt.eqx"

@@ -14,6 +14,7 @@ stops training with ``NonFiniteLossError``; the state before the bad step is wri
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -115,6 +116,30 @@ def _check_data(data, name: str, model, n_classes: Optional[int]):
     return n.pop()
 
 
+# XLA's CPU backend hands reductions to YNNPACK by default. For the small reductions of spiking losses
+# (the max over time of a (B, T, classes) readout, its gradient's tie count) each such call costs 40-80 us,
+# several times XLA's own loop. The train step keeps YNNPACK for matrix products only: 0.16-0.23 ms less per
+# SHD-shaped step (benchmarks/README.md). An XLA that does not know the option compiles with its defaults.
+_CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_options(backend: str):
+    """The train step's XLA options for ``backend`` (None: XLA's defaults), checked once per backend."""
+    if backend != "cpu":
+        return None
+    try:
+        jax.jit(lambda a: a.max(), compiler_options=_CPU_COMPILER_OPTIONS).lower(jnp.zeros(2)).compile()
+    except (jax.errors.JaxRuntimeError, ValueError, TypeError):
+        return None
+    return _CPU_COMPILER_OPTIONS
+
+
+def _jit_step(fn):
+    """``jax.jit(fn)`` with the train step's compiler options for the default backend."""
+    return jax.jit(fn, compiler_options=_compiler_options(jax.default_backend()))
+
+
 def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, batch_size: int,
                     max_traces: int = 1):
     """The jitted step ``(params, static, opt_state, xb, yb, key) -> (params, opt_state, loss, metrics)``.
@@ -143,7 +168,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     traced_step = eqx.debug.assert_max_traces(step, max_traces=max_traces)  # counts traces over all structures
 
     def compile_for(treedef, static_def, static_rest):
-        @jax.jit
+        @_jit_step
         def flat_step(leaves, static_leaves, xb, yb, key):
             params, opt_state = jax.tree_util.tree_unflatten(treedef, leaves)
             full_static = eqx.combine(jax.tree_util.tree_unflatten(static_def, static_leaves), static_rest)
