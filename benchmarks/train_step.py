@@ -33,12 +33,9 @@ def build(key):
     return Sequential([hidden, readout])
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", default="full", choices=["full", "checkpointed"])
-    ap.add_argument("--repeats", type=int, default=10)
-    args = ap.parse_args()
-
+def make_step(mode: str = "full"):
+    """Builds the model, optimizer and data; returns ``(run_once, compile_s)``: ``run_once()`` does one train
+    step (fed its own previous output, as a training loop does) and returns its loss once it is computed."""
     model = build(jax.random.key(0))
     spec = freeze(model, *[(lambda m, f=f: getattr(m.layers[0].neuron, f)) for f in ("C_m", "v_rest", "v_reset", "t_ref")])
     params, static = eqx.partition(model, spec)
@@ -49,23 +46,35 @@ def main():
     y = jax.random.randint(jax.random.PRNGKey(2), (B,), 0, O)
 
     def loss_fn(m, xs, label, key):
-        out, _ = m(xs, mode=args.mode)
+        out, _ = m(xs, mode=mode)
         return losses.ce_max_membrane(out, label)
 
     step = make_train_step(loss_fn, opt, B)
     key = jax.random.key(3)
+    state = [params, opt_state]
+
+    def run_once():
+        state[0], state[1], loss, _ = step(state[0], static, state[1], x, y, key)
+        return loss.block_until_ready()
+
     t0 = time.perf_counter()
-    params, opt_state, loss, _ = step(params, static, opt_state, x, y, key)
-    loss.block_until_ready()
-    compile_s = time.perf_counter() - t0
+    run_once()
+    return run_once, time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", default="full", choices=["full", "checkpointed"])
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+
+    run_once, compile_s = make_step(args.mode)
     for _ in range(2):
-        params, opt_state, loss, _ = step(params, static, opt_state, x, y, key)
-        loss.block_until_ready()
+        run_once()
     ts = []
     for _ in range(args.repeats):
         t = time.perf_counter()
-        params, opt_state, loss, _ = step(params, static, opt_state, x, y, key)
-        loss.block_until_ready()
+        loss = run_once()
         ts.append(time.perf_counter() - t)
     print(json.dumps(dict(bench="train_step", lib="brainsim", mode=args.mode, T=T, batch=B,
                           step_s=round(statistics.median(ts), 4), compile_s=round(compile_s, 2),

@@ -235,3 +235,37 @@ def test_biophysical_rate_fit_machinery_small():
     assert len(history) == 3 and all(np.isfinite(h["loss"]) for h in history)
     after, trains = fcr.simulate_rates(prepared, theta, duration=200.0, skip=50.0)  # the ordinary simulator
     assert set(after) == {"E", "I"} and all(np.isfinite(v) for v in after.values())
+
+
+def test_interleaved_train_step_harness_on_generated_peer_scripts(tmp_path):
+    """benchmarks/train_step_interleaved.py drives brainsim's SHD step and two peers' steps in turn; the
+    peers' real scripts need their own virtualenvs, so here two generated stand-ins in their format (set-up
+    code, then the warm-up loop the harness cuts at) run under this interpreter."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "train_spyx.py").write_text(
+        "import time\n"
+        "class Done:\n    def block_until_ready(self):\n        return self\n"
+        "model, opt, x, y = 1, 2, 3, 4\n"
+        "def step(model, opt, x, y):\n    time.sleep(0.02)\n    return Done()\n"
+        "for _ in range(3): step(model, opt, x, y).block_until_ready()\n"
+        "raise SystemExit('the harness must not run the timing part')\n")
+    (tmp_path / "train_snntorch.py").write_text(
+        "import time\n"
+        "def step():\n    time.sleep(0.2)\n"
+        "for _ in range(3): step()\n"
+        "raise SystemExit('the harness must not run the timing part')\n")
+    script = Path(__file__).parent.parent / "benchmarks" / "train_step_interleaved.py"
+    out = subprocess.run([sys.executable, str(script), "--spyx-python", sys.executable, "--snntorch-python",
+                          sys.executable, "--peers", str(tmp_path), "--rounds", "2", "--steps", "2", "--warmup", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line.get("round") for line in lines[:2]] == [1, 2]
+    for line in lines[:2]:
+        assert 0.015 < line["spyx_s"] < 0.1 and 0.15 < line["snntorch_s"] < 0.6 and line["brainsim_s"] > 0
+        assert abs(line["vs_spyx"] - line["brainsim_s"] / line["spyx_s"]) <= 0.05 * line["vs_spyx"]  # rounded times
+    summary = lines[-1]
+    assert summary["bench"] == "train_step_interleaved" and summary["rounds"] == 2

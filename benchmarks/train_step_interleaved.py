@@ -1,0 +1,123 @@
+"""The SHD-shaped train step of brainsim, Spyx and snnTorch measured in alternation, a few steps at a time.
+
+``train_step.py`` and the peers' ``train_spyx.py`` / ``train_snntorch.py`` each time 10 steps in a process of
+their own; run back to back they are minutes apart, and this machine's speed drifts by up to 2x within
+minutes (not for all three libraries alike). Here each library runs in a worker process of its own (its own
+interpreter: the peers live in their own virtualenvs), all three warmed up once, and the driver asks them in
+turn for ``--steps`` timed steps (after ``--warmup`` untimed ones, as the scripts warm up before timing), for
+``--rounds`` rounds: each round's three medians are seconds apart. The steps
+themselves are the scripts' own: brainsim's from ``train_step.make_step``, the peers' by running their
+scripts' set-up code (everything before their warm-up loop) and calling their ``step``.
+
+    python benchmarks/train_step_interleaved.py --spyx-python PY --snntorch-python PY [--peers DIR]
+        [--rounds 20] [--steps 10] [--warmup 3]
+
+Prints one JSON line per round (the three median step times, brainsim's ratios) and a summary line: the
+median of the rounds' ratios and how many rounds meet the goals (<= 0.8 x Spyx, <= 1/15 x snnTorch).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WARMUP_MARKER = {"spyx": "for _ in range(3): step(", "snntorch": "for _ in range(3): step()"}
+SCRIPT = {"spyx": "train_spyx.py", "snntorch": "train_snntorch.py"}
+
+
+def _peer_step(lib: str, peers: Path):
+    """The peer script's own step (its set-up code run, its warm-up and timing loop left out)."""
+    source = (peers / SCRIPT[lib]).read_text()
+    cut = source.find(WARMUP_MARKER[lib])
+    if cut < 0:
+        raise SystemExit(f"{SCRIPT[lib]}: could not find its warm-up loop ({WARMUP_MARKER[lib]!r})")
+    env = {"__name__": "peer"}
+    exec(compile(source[:cut], str(peers / SCRIPT[lib]), "exec"), env)
+    if lib == "spyx":
+        return lambda: env["step"](env["model"], env["opt"], env["x"], env["y"]).block_until_ready()
+    return env["step"]
+
+
+def worker(lib: str, peers: Path) -> None:
+    """Answers each line ``W N`` on stdin with a JSON list of the times (s) of N steps after W untimed ones;
+    ``quit`` ends."""
+    if lib == "brainsim":
+        sys.path.insert(0, str(HERE))
+        from train_step import make_step
+
+        run_once = make_step()[0]
+    else:
+        run_once = _peer_step(lib, peers)
+    for _ in range(3):
+        run_once()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            return
+        warmup, n = (int(v) for v in line.split())
+        for _ in range(warmup):
+            run_once()
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            run_once()
+            ts.append(time.perf_counter() - t)
+        print(json.dumps(ts), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker", choices=["brainsim", "spyx", "snntorch"])
+    ap.add_argument("--peers", type=Path, default=HERE.parent.parent / "shared" / "peers")
+    ap.add_argument("--spyx-python", help="interpreter of the virtualenv with Spyx")
+    ap.add_argument("--snntorch-python", help="interpreter of the virtualenv with snnTorch")
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.peers)
+        return
+    if not (args.spyx_python and args.snntorch_python):
+        ap.error("--spyx-python and --snntorch-python are required (the peers' virtualenvs)")
+    pythons = {"brainsim": sys.executable, "spyx": args.spyx_python, "snntorch": args.snntorch_python}
+    procs = {}
+    for lib, py in pythons.items():  # started one after another: their warm-ups do not overlap
+        procs[lib] = subprocess.Popen([py, __file__, "--worker", lib, "--peers", str(args.peers)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                      env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        line = procs[lib].stdout.readline()
+        if line.strip() != "ready":
+            raise SystemExit(f"{lib} worker did not start (said {line!r})")
+    ratios = []
+    try:
+        for r in range(args.rounds):
+            med = {}
+            for lib, proc in procs.items():
+                proc.stdin.write(f"{args.warmup} {args.steps}\n")
+                proc.stdin.flush()
+                med[lib] = statistics.median(json.loads(proc.stdout.readline()))
+            ratio = dict(vs_spyx=med["brainsim"] / med["spyx"], snntorch_over=med["snntorch"] / med["brainsim"])
+            ratios.append(ratio)
+            print(json.dumps(dict(round=r + 1, **{f"{k}_s": round(v, 4) for k, v in med.items()},
+                                  vs_spyx=round(ratio["vs_spyx"], 3),
+                                  vs_snntorch=f"1/{ratio['snntorch_over']:.1f}")), flush=True)
+    finally:
+        for proc in procs.values():
+            proc.stdin.write("quit\n")
+            proc.stdin.close()
+            proc.wait()
+    spyx_ratio = statistics.median(r["vs_spyx"] for r in ratios)
+    torch_over = statistics.median(r["snntorch_over"] for r in ratios)
+    print(json.dumps(dict(bench="train_step_interleaved", rounds=len(ratios), steps=args.steps, warmup=args.warmup,
+                          median_vs_spyx=round(spyx_ratio, 3), median_vs_snntorch=f"1/{torch_over:.1f}",
+                          rounds_spyx_goal=sum(r["vs_spyx"] <= 0.8 for r in ratios),
+                          rounds_snntorch_goal=sum(r["snntorch_over"] >= 15 for r in ratios))))
+
+
+if __name__ == "__main__":
+    main()
