@@ -34,8 +34,11 @@ def build(key):
 
 
 def make_step(mode: str = "full"):
-    """Builds the model, optimizer and data; returns ``(run_once, compile_s)``: ``run_once()`` does one train
-    step (fed its own previous output, as a training loop does) and returns its loss once it is computed."""
+    """Builds the model, optimizer and data; returns ``(run_once, compile_s, reset)``: ``run_once()`` does one
+    train step (fed its own previous output, as a training loop does) and returns its loss once it is
+    computed; ``reset()`` puts the parameters and optimizer state back to their initial values. The step's
+    cost depends on how many neurons spike, which grows as this one batch is learnt (0.8 spikes per example
+    and step at the start, 27 after 400 steps)."""
     model = build(jax.random.key(0))
     spec = freeze(model, *[(lambda m, f=f: getattr(m.layers[0].neuron, f)) for f in ("C_m", "v_rest", "v_reset", "t_ref")])
     params, static = eqx.partition(model, spec)
@@ -53,13 +56,16 @@ def make_step(mode: str = "full"):
     key = jax.random.key(3)
     state = [params, opt_state]
 
+    def reset():
+        state[0], state[1] = params, opt_state
+
     def run_once():
         state[0], state[1], loss, _ = step(state[0], static, state[1], x, y, key)
         return loss.block_until_ready()
 
     t0 = time.perf_counter()
     run_once()
-    return run_once, time.perf_counter() - t0
+    return run_once, time.perf_counter() - t0, reset
 
 
 def main():
@@ -68,7 +74,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args()
 
-    run_once, compile_s = make_step(args.mode)
+    run_once, compile_s, _ = make_step(args.mode)
     for _ in range(2):
         run_once()
     ts = []

@@ -4,13 +4,18 @@
 their own; run back to back they are minutes apart, and this machine's speed drifts by up to 2x within
 minutes (not for all three libraries alike). Here each library runs in a worker process of its own (its own
 interpreter: the peers live in their own virtualenvs), all three warmed up once, and the driver asks them in
-turn for ``--steps`` timed steps (after ``--warmup`` untimed ones, as the scripts warm up before timing), for
-``--rounds`` rounds: each round's three medians are seconds apart. The steps
+turn for ``--steps`` timed steps, for ``--rounds`` rounds: each round's three medians are seconds apart.
+Before its timed steps each library runs untimed ones for ``--warmup-s`` seconds (at least one step), so
+that a process that sat idle while the others ran is up to speed (a count of steps would give snnTorch's
+150 ms step 15 times the warm-up time of brainsim's 10 ms one). brainsim's cost depends on how many of its
+neurons spike, which grows as the one batch is learnt, while the peers' dense steps cost the same whatever
+the parameters: so brainsim's worker then goes back to the initial parameters and times steps 4 to 13 from
+there, the steps its own script (and the peers' scripts) time. The steps
 themselves are the scripts' own: brainsim's from ``train_step.make_step``, the peers' by running their
 scripts' set-up code (everything before their warm-up loop) and calling their ``step``.
 
     python benchmarks/train_step_interleaved.py --spyx-python PY --snntorch-python PY [--peers DIR]
-        [--rounds 20] [--steps 10] [--warmup 3]
+        [--rounds 20] [--steps 10] [--warmup-s 1.0]
 
 Prints one JSON line per round (the three median step times, brainsim's ratios) and a summary line: the
 median of the rounds' ratios and how many rounds meet the goals (<= 0.8 x Spyx, <= 1/15 x snnTorch).
@@ -43,23 +48,29 @@ def _peer_step(lib: str, peers: Path):
 
 
 def worker(lib: str, peers: Path) -> None:
-    """Answers each line ``W N`` on stdin with a JSON list of the times (s) of N steps after W untimed ones;
-    ``quit`` ends."""
+    """Answers each line ``W N`` on stdin with a JSON list of the times (s) of N steps after W seconds of
+    untimed ones (at least one); ``quit`` ends."""
     if lib == "brainsim":
         sys.path.insert(0, str(HERE))
         from train_step import make_step
 
-        run_once = make_step()[0]
+        run_once, _, reset = make_step()
+        untimed_after_reset = 3  # the script's steps 1-3 (compile and two warm-up steps) before its timed ones
     else:
-        run_once = _peer_step(lib, peers)
+        run_once, reset, untimed_after_reset = _peer_step(lib, peers), (lambda: None), 0
     for _ in range(3):
         run_once()
     print("ready", flush=True)
     for line in sys.stdin:
         if line.strip() == "quit":
             return
-        warmup, n = (int(v) for v in line.split())
-        for _ in range(warmup):
+        warmup_s, n = float(line.split()[0]), int(line.split()[1])
+        start = time.perf_counter()
+        run_once()
+        while time.perf_counter() - start < warmup_s:
+            run_once()
+        reset()
+        for _ in range(untimed_after_reset):
             run_once()
         ts = []
         for _ in range(n):
@@ -77,7 +88,7 @@ def main() -> None:
     ap.add_argument("--snntorch-python", help="interpreter of the virtualenv with snnTorch")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--warmup-s", type=float, default=1.0)
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.peers)
@@ -98,7 +109,7 @@ def main() -> None:
         for r in range(args.rounds):
             med = {}
             for lib, proc in procs.items():
-                proc.stdin.write(f"{args.warmup} {args.steps}\n")
+                proc.stdin.write(f"{args.warmup_s} {args.steps}\n")
                 proc.stdin.flush()
                 med[lib] = statistics.median(json.loads(proc.stdout.readline()))
             ratio = dict(vs_spyx=med["brainsim"] / med["spyx"], snntorch_over=med["snntorch"] / med["brainsim"])
@@ -113,7 +124,7 @@ def main() -> None:
             proc.wait()
     spyx_ratio = statistics.median(r["vs_spyx"] for r in ratios)
     torch_over = statistics.median(r["snntorch_over"] for r in ratios)
-    print(json.dumps(dict(bench="train_step_interleaved", rounds=len(ratios), steps=args.steps, warmup=args.warmup,
+    print(json.dumps(dict(bench="train_step_interleaved", rounds=len(ratios), steps=args.steps, warmup_s=args.warmup_s,
                           median_vs_spyx=round(spyx_ratio, 3), median_vs_snntorch=f"1/{torch_over:.1f}",
                           rounds_spyx_goal=sum(r["vs_spyx"] <= 0.8 for r in ratios),
                           rounds_snntorch_goal=sum(r["snntorch_over"] >= 15 for r in ratios))))

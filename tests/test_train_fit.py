@@ -259,7 +259,7 @@ def test_interleaved_train_step_harness_on_generated_peer_scripts(tmp_path):
         "raise SystemExit('the harness must not run the timing part')\n")
     script = Path(__file__).parent.parent / "benchmarks" / "train_step_interleaved.py"
     out = subprocess.run([sys.executable, str(script), "--spyx-python", sys.executable, "--snntorch-python",
-                          sys.executable, "--peers", str(tmp_path), "--rounds", "2", "--steps", "2", "--warmup", "1"],
+                          sys.executable, "--peers", str(tmp_path), "--rounds", "2", "--steps", "2", "--warmup-s", "0.1"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [json.loads(line) for line in out.stdout.splitlines()]
