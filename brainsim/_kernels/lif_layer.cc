@@ -826,8 +826,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         adjoint(H, consts, step_consts, slope, s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec, gv_carry, dI, g_tau, g_cm,
                 g_vrest, g_vth, g_vreset);
         if (write_di) std::memcpy(DI + o, dI, sizeof(float) * H);
-        // I_t = ... + s_{t-1} W: dW += s_{t-1}^T dI_t (rows of neurons that spiked)
-        for (int64_t i = 0; i < n_spiking; ++i) axpy(dW + spiking[i] * H, spike_vals[i], dI, H);
+        // I_t = ... + s_{t-1} W: dW += s_{t-1}^T dI_t (rows of neurons that spiked; dI_t held in registers)
+        if (n_spiking > 0) scatter_rows(dW, H, spiking.data(), spike_vals.data(), n_spiking, dI, H);
         if (projected) {  // I_ext[t] = b_in + x_t W_in: db_in += dI_t, dW_in += x_t^T dI_t (nonzero x_t)
           axpy(dB, 1.0f, dI, H);
           scatter_rows(dW_in, H, scratch.x_idx.data(), scratch.vals, scratch.n_x, dI, H);
