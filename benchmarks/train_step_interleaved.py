@@ -3,16 +3,17 @@
 ``train_step.py`` and the peers' ``train_spyx.py`` / ``train_snntorch.py`` each time 10 steps in a process of
 their own; run back to back they are minutes apart, and this machine's speed drifts by up to 2x within
 minutes (not for all three libraries alike). Here each library runs in a worker process of its own (its own
-interpreter: the peers live in their own virtualenvs), all three warmed up once, and the driver asks them in
-turn for ``--steps`` timed steps, for ``--rounds`` rounds: each round's three medians are seconds apart.
+interpreter: the peers live in their own virtualenvs), and the driver asks them in turn for ``--steps`` timed
+steps, for ``--rounds`` rounds: each round's three medians are seconds apart. The steps are the scripts'
+own: brainsim's from ``train_step.make_step``, the peers' by running their scripts' set-up code (everything
+before their warm-up loop) and calling their ``step``.
+
 Before its timed steps each library runs untimed ones for ``--warmup-s`` seconds (at least one step), so
 that a process that sat idle while the others ran is up to speed (a count of steps would give snnTorch's
 150 ms step 15 times the warm-up time of brainsim's 10 ms one). brainsim's cost depends on how many of its
 neurons spike, which grows as the one batch is learnt, while the peers' dense steps cost the same whatever
 the parameters: so brainsim's worker then goes back to the initial parameters and times steps 4 to 13 from
-there, the steps its own script (and the peers' scripts) time. The steps
-themselves are the scripts' own: brainsim's from ``train_step.make_step``, the peers' by running their
-scripts' set-up code (everything before their warm-up loop) and calling their ``step``.
+there, the steps its own script (and the peers' scripts) time.
 
     python benchmarks/train_step_interleaved.py --spyx-python PY --snntorch-python PY [--peers DIR]
         [--rounds 20] [--steps 10] [--warmup-s 1.0]

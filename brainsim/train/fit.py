@@ -153,6 +153,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     do both for every argument on every call, milliseconds of Python per step for a small network.
     Given the ``params`` and ``opt_state`` objects the previous call returned (the usual training loop), the
     step reuses their flat leaves instead of flattening them again (it keeps a reference to that output).
+    On CPU it is compiled with YNNPACK for matrix products only (``_CPU_COMPILER_OPTIONS``).
     """
 
     def batch_loss(params, static, xb, yb, keys):
