@@ -578,7 +578,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   for (int64_t b = 0; b < B; ++b) mask_state[b].store(projected ? 0 : 2, std::memory_order_relaxed);
   auto run = [&](int64_t, int64_t b0, int64_t b1) {
     std::vector<float> v(H), ref(H), spike_vals(H), u(O), cur_out(O);
-    std::vector<int32_t> spiking(H);  // neurons that spiked in the previous step
+    std::vector<int32_t> spiking(H + 16);  // neurons that spiked in the previous step (16 past H: see decode_mask)
     CurrentScratch scratch(H, in.K);
     std::vector<uint8_t> fz_unused(H);  // the refractory mask of an example that is never refractory
     std::vector<float> s_row(H), v_row(H);  // this step's spikes and membrane, streamed to S and V
@@ -618,7 +618,9 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
         mask_of_row(s_row.data(), H, SB + (b * T + t) * HW);  // the spikes' bits, for the backward pass
         stream_row(V + o, v_row.data(), H);
         if (!recurrent && !readout) continue;
-        const int64_t n_now = collect_nonzero(s_row.data(), H, spiking.data(), spike_vals.data());
+        // the spiking neurons from the bits just made (spikes are 1), not from a second pass over s_row
+        const int64_t n_now = decode_mask(SB + (b * T + t) * HW, H, spiking.data());
+        std::fill(spike_vals.begin(), spike_vals.begin() + n_now, 1.0f);
         n_spiking = recurrent ? n_now : 0;
         if (readout) {
           ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
