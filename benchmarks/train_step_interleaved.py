@@ -59,8 +59,7 @@ def worker(lib: str, peers: Path) -> None:
         untimed_after_reset = 3  # the script's steps 1-3 (compile and two warm-up steps) before its timed ones
     else:
         run_once, reset, untimed_after_reset = _peer_step(lib, peers), (lambda: None), 0
-    for _ in range(3):
-        run_once()
+    run_once()  # compiles; each request warms up on its own
     print("ready", flush=True)
     for line in sys.stdin:
         if line.strip() == "quit":
@@ -120,8 +119,11 @@ def main() -> None:
                                   vs_snntorch=f"1/{ratio['snntorch_over']:.1f}")), flush=True)
     finally:
         for proc in procs.values():
-            proc.stdin.write("quit\n")
-            proc.stdin.close()
+            try:
+                proc.stdin.write("quit\n")
+                proc.stdin.close()
+            except BrokenPipeError:  # the worker has already ended (its error is on stderr)
+                pass
             proc.wait()
     spyx_ratio = statistics.median(r["vs_spyx"] for r in ratios)
     torch_over = statistics.median(r["snntorch_over"] for r in ratios)

@@ -147,7 +147,6 @@ def test_early_stopping():
 
 def test_nan_loss_stops_with_last_good_checkpoint(tmp_path):
     data = _task()
-    calls = {"n": 0}
 
     def nan_after_a_while(model, x, y, key):
         loss, metrics = _loss(model, x, y, key)
