@@ -603,10 +603,11 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       const bool never = never_refractory(ref.data(), P.tref, H, dt);
       std::fill(u.begin(), u.end(), 0.0f);
       int64_t n_spiking = recurrent ? collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data()) : 0;
+      const float* vals = spike_vals.data();  // s0's values (any); null from step 1 on: the spikes are 1
       const bool ones = projected && binary[b];  // the sweep and the backward pass read x's mask only
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = (b * T + t) * H;
-        const float* current = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W,
+        const float* current = input_current(in, b * T + t, H, spiking.data(), vals, n_spiking, W,
                                               scratch, ones ? XM + (b * T + t) * MW : nullptr);
         uint8_t* fz_t = never ? fz_unused.data() : FZ + o;
         if (subtract) {
@@ -618,12 +619,12 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
         mask_of_row(s_row.data(), H, SB + (b * T + t) * HW);  // the spikes' bits, for the backward pass
         stream_row(V + o, v_row.data(), H);
         if (!recurrent && !readout) continue;
-        // the spiking neurons from the bits just made (spikes are 1), not from a second pass over s_row
+        // the spiking neurons from the bits just made, not from a second pass over s_row
         const int64_t n_now = decode_mask(SB + (b * T + t) * HW, H, spiking.data());
-        std::fill(spike_vals.begin(), spike_vals.begin() + n_now, 1.0f);
         n_spiking = recurrent ? n_now : 0;
+        vals = nullptr;
         if (readout) {
-          ro.current(spiking.data(), spike_vals.data(), n_now, cur_out.data());
+          ro.current(spiking.data(), nullptr, n_now, cur_out.data());
           ro.integrate(cur_out.data(), u.data());
           std::memcpy(U + (b * T + t) * O, u.data(), sizeof(float) * O);
         }
@@ -807,13 +808,14 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
             if (write_di) prefetch_range<1>(DI + on, row);
           }
         }
-        // s_{t-1}'s spikes (s0 may hold any values)
+        // s_{t-1}'s spikes: 1 (vals null), or s0's values (any) at t = 0
         int64_t n_spiking = 0;
+        const float* vals = nullptr;
         if (recurrent && t > 0) {
           n_spiking = decode_mask(SB + (b * T + t - 1) * HW, H, spiking.data());
-          std::fill(spike_vals.begin(), spike_vals.begin() + n_spiking, 1.0f);
         } else if (recurrent) {
           n_spiking = collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data());
+          vals = spike_vals.data();
         }
         // I_t, recovered from v_t or recomputed (v_new is recomputed from it inside the adjoint step)
         const uint32_t* mask_row = projected && (XB[b] & kBinaryInput) ? XM + (b * T + t) * MW : nullptr;
@@ -823,13 +825,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           cur_t = scratch.cur.data();
           if (projected) input_entries(in, b * T + t, scratch, mask_row);  // for dW_in
         } else {
-          cur_t = input_current(in, b * T + t, H, spiking.data(), spike_vals.data(), n_spiking, W, scratch, mask_row);
+          cur_t = input_current(in, b * T + t, H, spiking.data(), vals, n_spiking, W, scratch, mask_row);
         }
         adjoint(H, consts, step_consts, slope, s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec, gv_carry, dI, g_tau, g_cm,
                 g_vrest, g_vth, g_vreset);
         if (write_di) std::memcpy(DI + o, dI, sizeof(float) * H);
         // I_t = ... + s_{t-1} W: dW += s_{t-1}^T dI_t (rows of neurons that spiked; dI_t held in registers)
-        if (n_spiking > 0) scatter_rows(dW, H, spiking.data(), spike_vals.data(), n_spiking, dI, H);
+        if (n_spiking > 0) scatter_rows(dW, H, spiking.data(), vals, n_spiking, dI, H);
         if (projected) {  // I_ext[t] = b_in + x_t W_in: db_in += dI_t, dW_in += x_t^T dI_t (nonzero x_t)
           axpy(dB, 1.0f, dI, H);
           scatter_rows(dW_in, H, scratch.x_idx.data(), scratch.vals, scratch.n_x, dI, H);
