@@ -118,8 +118,8 @@ def _check_data(data, name: str, model, n_classes: Optional[int]):
 
 # XLA's CPU backend hands reductions to YNNPACK by default. For the small reductions of spiking losses
 # (the max over time of a (B, T, classes) readout, its gradient's tie count) each such call costs 40-80 us,
-# several times XLA's own loop. The train step keeps YNNPACK for matrix products only: 0.16-0.23 ms less per
-# SHD-shaped step (benchmarks/README.md). An XLA that does not know the option compiles with its defaults.
+# several times XLA's own loop. The train step keeps YNNPACK for matrix products only: 0.23 ms less per
+# SHD-shaped step in an in-process A/B (benchmarks/README.md). An XLA without the option uses its defaults.
 _CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
