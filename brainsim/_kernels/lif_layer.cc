@@ -758,6 +758,11 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     std::vector<float> di_all(nb * H);         // dL/dI_t of this step, per example
     std::vector<float> spike_vals(H), s_row(H);  // s_row: s_t from its bit mask
     std::vector<int32_t> spiking(H + 16);        // 16 past H: see decode_mask
+    // the spiking neurons of s_{t-1} per example, decoded at step t for dW and kept for the readout at step t - 1
+    // (where they are s_t), so that each spike row is decoded once
+    const int64_t LW = H + 16;
+    std::vector<int32_t> lists(nb * LW);
+    std::vector<int64_t> list_n(nb, -1);  // -1: not decoded yet
     CurrentScratch scratch(H, K);
     // the readout: dL/du_t through u_{t+1}, and this step's dL/dI_out,t and dL/ds_t via I_out,t, per example
     std::vector<float> lam_all(nb * O, 0.0f), dio_all(nb * O), ds_out_all(readout ? nb * H : 0), cur_out(O);
@@ -767,12 +772,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
       if (readout) {
         for (int64_t b = b0; b < b1; ++b) {
           // u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t, a = exp(-dt / tau), I_out,t = b_out + s_t W_out
-          const int64_t n_now = decode_mask(SB + (b * T + t) * HW, H, spiking.data());  // spikes are 1
-          ro.current(spiking.data(), nullptr, n_now, cur_out.data());
+          int32_t* now = lists.data() + (b - b0) * LW;  // s_t's spiking neurons (spikes are 1)
+          const int64_t n_now = list_n[b - b0] >= 0 ? list_n[b - b0] : decode_mask(SB + (b * T + t) * HW, H, now);
+          ro.current(now, nullptr, n_now, cur_out.data());
           float* dio = dio_all.data() + (b - b0) * O;
           readout_adjoint(ro, dt, CU + (t * nb + b - b0) * O, t > 0 ? U + ((t - 1) * nb + b - b0) * O : zeros_o.data(),
                           cur_out.data(), lam_all.data() + (b - b0) * O, dio, db_out, dtau_out);
-          scatter_rows(dW_out, O, spiking.data(), nullptr, n_now, dio, O);  // dW_out += s_t^T dI_out,t
+          scatter_rows(dW_out, O, now, nullptr, n_now, dio, O);  // dW_out += s_t^T dI_out,t
         }
         // dL/ds_t via the readout = dI_out,t W_out^T, for every example of this thread at once
         gemm(dio_all.data(), O, 1, nb, wout_t.data(), O, H, ds_out_all.data(), H);
@@ -811,8 +817,11 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         // s_{t-1}'s spikes: 1 (vals null), or s0's values (any) at t = 0
         int64_t n_spiking = 0;
         const float* vals = nullptr;
+        const int32_t* prev = spiking.data();
         if (recurrent && t > 0) {
-          n_spiking = decode_mask(SB + (b * T + t - 1) * HW, H, spiking.data());
+          int32_t* list = lists.data() + (b - b0) * LW;
+          n_spiking = list_n[b - b0] = decode_mask(SB + (b * T + t - 1) * HW, H, list);
+          prev = list;
         } else if (recurrent) {
           n_spiking = collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data());
           vals = spike_vals.data();
@@ -825,13 +834,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           cur_t = scratch.cur.data();
           if (projected) input_entries(in, b * T + t, scratch, mask_row);  // for dW_in
         } else {
-          cur_t = input_current(in, b * T + t, H, spiking.data(), vals, n_spiking, W, scratch, mask_row);
+          cur_t = input_current(in, b * T + t, H, prev, vals, n_spiking, W, scratch, mask_row);
         }
         adjoint(H, consts, step_consts, slope, s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec, gv_carry, dI, g_tau, g_cm,
                 g_vrest, g_vth, g_vreset);
         if (write_di) std::memcpy(DI + o, dI, sizeof(float) * H);
         // I_t = ... + s_{t-1} W: dW += s_{t-1}^T dI_t (rows of neurons that spiked; dI_t held in registers)
-        if (n_spiking > 0) scatter_rows(dW, H, spiking.data(), vals, n_spiking, dI, H);
+        if (n_spiking > 0) scatter_rows(dW, H, prev, vals, n_spiking, dI, H);
         if (projected) {  // I_ext[t] = b_in + x_t W_in: db_in += dI_t, dW_in += x_t^T dI_t (nonzero x_t)
           axpy(dB, 1.0f, dI, H);
           scatter_rows(dW_in, H, scratch.x_idx.data(), scratch.vals, scratch.n_x, dI, H);
