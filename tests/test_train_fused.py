@@ -7,7 +7,7 @@
   gradients of every parameter, of the recurrent weights and of the input currents; batched under
   ``grad(vmap)`` and ``vmap(grad)``; and ``Sequential`` with and without fusion.
 - the same operation with the input projection fused in (``w_in``, ``b_in``): against the scan fed with
-  ``x @ w_in + b_in``, for binary spike, sparse graded and dense inputs, including the gradient with
+  ``x @ w_in + b_in``, for binary spike (sparse and dense), sparse graded and dense inputs, including the gradient with
   respect to x, and for batches mixing binary and non-binary examples.
 - the same operation with a ``LeakyReadout`` fused in behind the layer (``Sequential`` does this): against
   the scanned network, with and without a cotangent of the spikes, in both vmap orders, on the pure-JAX path.
@@ -318,6 +318,28 @@ def test_fused_projection_matches_scan_of_projected_currents(kind):
     # without the gradient with respect to x the kernel skips writing the current cotangent: same w_in grad
     g_w_only = jax.jit(jax.grad(lambda wi: _projected_loss(True, neuron, x, wi, b_in, w, v0, ref0, s0)[0]))(w_in)
     assert _rel(g_w_only, g_r[2]) < 2e-3
+
+
+@pytest.mark.parametrize("density", [0.3, 0.6, 0.95])
+def test_fused_projection_dense_binary_input(density):
+    # binary input with up to 64 set bits in a 64-bit word of the kernel's bit mask (130 inputs: two full words
+    # pairs and a last single word), so that decoding the mask takes one, two, three and four stores of positions
+    neuron, _, w, v0, ref0, s0 = _case(CONFIGS[0], seed=7)
+    k = jax.random.split(jax.random.key(17), 2)
+    n_in = 130
+    x = (jax.random.uniform(k[0], (T, n_in)) < density).astype(jnp.float32)
+    w_in = 0.05 * jax.random.normal(k[1], (n_in, H))
+    b_in = jnp.zeros(H)
+    args = (neuron, x, w_in, b_in, w, v0, ref0, s0)
+    grad = jax.grad(_projected_loss, argnums=(2, 3, 4), has_aux=True)
+    g_f, (s_f, v_f) = jax.jit(lambda *a: grad(True, *a))(*args)
+    g_r, (s_r, v_r) = grad(False, *args)
+    assert float(s_r.mean()) > 0.02
+    np.testing.assert_array_equal(np.asarray(s_f), np.asarray(s_r))
+    # up to 130 rows of w_in summed per step, in another order than x @ w_in: rounding of ~1e-5 mV
+    np.testing.assert_allclose(np.asarray(v_f), np.asarray(v_r), atol=1e-4)
+    for name, a, b in zip(("w_in", "b_in", "w"), g_f, g_r):
+        assert _rel(a, b) < 2e-3, name
 
 
 def test_fused_projection_batched_and_reference_path(monkeypatch):

@@ -354,7 +354,31 @@ inline bool mask_of_row(const float* x, int64_t K, uint32_t* m) {
 // Writes the positions of the set bits of mask row m to idx in increasing order; returns how many.
 inline int64_t decode_mask(const uint32_t* m, int64_t K, int32_t* idx) {
   int64_t n = 0;
-#if defined(__AVX512F__)
+#if defined(__AVX512VBMI2__)
+  // branch-free for up to 16 set bits in 64: the byte positions of a 64-bit word's set bits compressed into a
+  // register (vpcompressb), widened to 16 ints and stored whole; more set bits (dense rows) take more stores
+  // (idx has room for 16 entries past K; the entries past n are scratch)
+  const __m512i byte_pos = _mm512_set_epi8(63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45,
+                                           44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26,
+                                           25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                           4, 3, 2, 1, 0);
+  const int64_t words = mask_words(K);
+  for (int64_t w = 0; w < words; w += 2) {
+    const uint64_t bits = m[w] | (w + 1 < words ? static_cast<uint64_t>(m[w + 1]) << 32 : 0);
+    const __m512i packed = _mm512_maskz_compress_epi8(bits, byte_pos);
+    const __m512i base = _mm512_set1_epi32(static_cast<int32_t>(32 * w));
+    _mm512_storeu_si512(idx + n, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(packed)), base));
+    const int64_t count = __builtin_popcountll(bits);
+    if (__builtin_expect(count > 16, 0)) {
+      _mm512_storeu_si512(idx + n + 16, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(packed, 1)), base));
+      if (count > 32)
+        _mm512_storeu_si512(idx + n + 32, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(packed, 2)), base));
+      if (count > 48)
+        _mm512_storeu_si512(idx + n + 48, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(packed, 3)), base));
+    }
+    n += count;
+  }
+#elif defined(__AVX512F__)
   // branch-free: per 16 bits, the positions of the set ones compressed into a register and stored whole
   // (idx has room for 16 entries past K; the entries past n are scratch)
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
