@@ -12,11 +12,35 @@
 #include <mutex>
 #include <thread>
 #include <type_traits>
+#include <new>
+#include <vector>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 namespace brainsim {
+
+// A std::vector whose storage starts on a 64-byte boundary (a cache line, an AVX-512 vector). The kernels'
+// scratch rows are read and written 16 floats at a time: with malloc's 16-byte alignment, where each row
+// started (and so whether its vector loads straddle two cache lines) depended on what was allocated before.
+template <typename T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <typename U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    void* p = ::operator new(n * sizeof(T), std::align_val_t{64});
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <typename U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+template <typename T>
+using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
 
 // Number of float32 values tested at once when looking for spikes (or other nonzero inputs).
 constexpr int64_t kSkipBlock = 64;
