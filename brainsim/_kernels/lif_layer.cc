@@ -801,8 +801,12 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     if (projected) std::memset(dW_in, 0, sizeof(float) * K * H);
     // this thread's copies, made in parallel: W transposed (the recurrent adjoint is the product dI_t W^T),
     // and its examples' ct_u and u time-major, (T, nb, O), as the sweep reads them for every example at a step
-    AlignedVector<float> wt(recurrent ? H * H : 0);
+    // [W^T; W_out^T] ((H + O) x H): the spikes' cotangent via step t+1's recurrent input and via the readout at t
+    // is one product [dI_{t+1}, dI_out,t] [W^T; W_out^T]
+    AlignedVector<float> wt((recurrent ? H : 0) * H + (readout ? O * H : 0));
     if (recurrent) transpose(W, H, H, wt.data());
+    if (readout) std::memcpy(wt.data() + (recurrent ? H * H : 0), wout_t.data(), sizeof(float) * O * H);
+    const float* wout_part = wt.data() + (recurrent ? H * H : 0);
     const int64_t nb = b1 - b0;
     AlignedVector<float> cu_tm(readout ? T * nb * O : 0), u_tm(readout ? T * nb * O : 0);
     for (int64_t b = b0; b < (readout ? b1 : b0); ++b)
@@ -813,8 +817,11 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     const float *CU = cu_tm.data(), *U = u_tm.data();
     float *g_tau = dP, *g_cm = dP + H, *g_vrest = dP + 2 * H, *g_vth = dP + 3 * H, *g_vreset = dP + 4 * H;
     AlignedVector<float> gv_all(nb * H, 0.0f);   // dL/dv_t through step t+1, per example
-    AlignedVector<float> rec_all(nb * H, 0.0f);  // dL/ds_t through step t+1's recurrent input, per example
-    AlignedVector<float> di_all(nb * H);         // dL/dI_t of this step, per example
+    AlignedVector<float> rec_all(nb * H, 0.0f);  // dL/ds_t via step t+1's recurrent input and the readout at t
+    // per example, dL/dI_t of this step (H) then the readout's dL/dI_out,t-1 (O): the rows of the product above
+    // (padded to whole cache lines)
+    const int64_t LDA = H + (O + 15) / 16 * 16;
+    AlignedVector<float> di_all(nb * LDA);
     AlignedVector<float> spike_vals(H);
     AlignedVector<float> s_rows(nb * H), cur_rows(nb * H), fz_rows(nb * H);  // s_t (from its bits), I_t, refractory
     AlignedVector<AdjointRows> rows(nb);
@@ -826,24 +833,28 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     AlignedVector<int64_t> list_n(nb, -1);  // -1: not decoded yet
     CurrentScratch scratch(H, K);
     // the readout: dL/du_t through u_{t+1}, and this step's dL/dI_out,t and dL/ds_t via I_out,t, per example
-    AlignedVector<float> lam_all(nb * O, 0.0f), dio_all(nb * O), ds_out_all(readout ? nb * H : 0), cur_out(O);
+    AlignedVector<float> lam_all(nb * O, 0.0f), cur_out(O);
     const AlignedVector<float> zeros_o(O, 0.0f);  // u_{-1}
     float *dW_out = dr_part[thread].data(), *db_out = dW_out + H * O, *dtau_out = db_out + O;
-    for (int64_t t = T - 1; t >= 0; --t) {
-      if (readout) {
-        for (int64_t b = b0; b < b1; ++b) {
-          // u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t, a = exp(-dt / tau), I_out,t = b_out + s_t W_out
-          int32_t* now = lists.data() + (b - b0) * LW;  // s_t's spiking neurons (spikes are 1)
-          const int64_t n_now = list_n[b - b0] >= 0 ? list_n[b - b0] : decode_mask(SB + (b * T + t) * HW, H, now);
-          ro.current(now, nullptr, n_now, cur_out.data());
-          float* dio = dio_all.data() + (b - b0) * O;
-          readout_adjoint(ro, dt, CU + (t * nb + b - b0) * O, t > 0 ? U + ((t - 1) * nb + b - b0) * O : zeros_o.data(),
-                          cur_out.data(), lam_all.data() + (b - b0) * O, dio, db_out, dtau_out);
-          scatter_rows(dW_out, O, now, nullptr, n_now, dio, O);  // dW_out += s_t^T dI_out,t
-        }
-        // dL/ds_t via the readout = dI_out,t W_out^T, for every example of this thread at once
-        gemm(dio_all.data(), O, 1, nb, wout_t.data(), O, H, ds_out_all.data(), H);
+    // the readout's reverse step at t for every example of this thread (it does not depend on the layer's
+    // adjoint, so it runs a step ahead of it): dI_out,t into the rows' last O entries
+    auto readout_step = [&](int64_t t) {
+      for (int64_t b = b0; b < b1; ++b) {
+        // u_t = v_inf + (u_{t-1} - v_inf) a, v_inf = tau I_out,t, a = exp(-dt / tau), I_out,t = b_out + s_t W_out
+        int32_t* now = lists.data() + (b - b0) * LW;  // s_t's spiking neurons (spikes are 1)
+        const int64_t n_now = list_n[b - b0] >= 0 ? list_n[b - b0] : decode_mask(SB + (b * T + t) * HW, H, now);
+        ro.current(now, nullptr, n_now, cur_out.data());
+        float* dio = di_all.data() + (b - b0) * LDA + H;
+        readout_adjoint(ro, dt, CU + (t * nb + b - b0) * O, t > 0 ? U + ((t - 1) * nb + b - b0) * O : zeros_o.data(),
+                        cur_out.data(), lam_all.data() + (b - b0) * O, dio, db_out, dtau_out);
+        scatter_rows(dW_out, O, now, nullptr, n_now, dio, O);  // dW_out += s_t^T dI_out,t
       }
+    };
+    if (readout) {  // dL/ds_{T-1} = dI_out,T-1 W_out^T
+      readout_step(T - 1);
+      gemm(di_all.data() + H, LDA, 1, nb, wout_part, O, H, rec_all.data(), H);
+    }
+    for (int64_t t = T - 1; t >= 0; --t) {
       // the adjoint step's rows of every example of this thread (s_t and I_t made here), then the step for all
       // examples at once, then the weight gradients of each example
       for (int64_t b = b0; b < b1; ++b) {
@@ -852,12 +863,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         float* s_t = s_rows.data() + e * H;
         expand_bits(SB + (b * T + t) * HW, H, s_t);
         const float* cv_t = ct_v_zero ? zeros.data() : CV + o;
-        const float* cs_t = ct_s_zero ? zeros.data() : CS + o;
-        if (readout) {  // dL/ds_t = ct_S + dI_out,t W_out^T
-          float* ds_out = ds_out_all.data() + e * H;
-          if (!ct_s_zero) axpy(ds_out, 1.0f, CS + o, H);
-          cs_t = ds_out;
-        }
+        const float* cs_t = ct_s_zero ? zeros.data() : CS + o;  // (the readout's part is in rec)
         const float* fz_t = zeros.data();
         if (!(XB[b] & kNeverRefractory)) {
           float* fz = fz_rows.data() + e * H;
@@ -906,12 +912,12 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           }
         }
         rows[e] = AdjointRows{s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec_all.data() + e * H, gv_all.data() + e * H,
-                              di_all.data() + e * H};
+                              di_all.data() + e * LDA};
       }
       adjoint(H, nb, consts, step_consts, slope, rows.data(), g_tau, g_cm, g_vrest, g_vth, g_vreset);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t e = b - b0;
-        const float* dI = di_all.data() + e * H;
+        const float* dI = di_all.data() + e * LDA;
         if (write_di) std::memcpy(DI + (b * T + t) * H, dI, sizeof(float) * H);
         // I_t = ... + s_{t-1} W: dW += s_{t-1}^T dI_t (rows of neurons that spiked; dI_t held in registers)
         if (recurrent && t > 0) {
@@ -927,9 +933,16 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           scatter_rows(dW_in, H, scratch.x_idx.data(), scratch.vals, scratch.n_x, dI, H);
         }
       }
-      if (recurrent) {  // dL/ds_{t-1} (via step t) = W dI_t for every example: rows of W^T reused across examples
-        // rec[b, k] = sum_n dI[b, t, n] W[k, n] = (dI_t W^T)[b, k]
-        gemm_slabs(di_all.data(), H, 1, nb, wt.data(), H, H, rec_all.data(), H);
+      // dL/ds_{t-1} = dI_t W^T (via step t) + dI_out,t-1 W_out^T (via the readout) for every example, rows of
+      // [W^T; W_out^T] reused across examples:
+      //   rec[b, k] = sum_n dI[b, t, n] W[k, n] + sum_o dI_out[b, t-1, o] W_out[k, o]
+      // (at t = 0, dL/ds0 = dI_0 W^T)
+      if (readout && t > 0) readout_step(t - 1);
+      const bool with_readout = readout && t > 0;
+      if (recurrent) {
+        gemm_slabs(di_all.data(), LDA, 1, nb, wt.data(), with_readout ? H + O : H, H, rec_all.data(), H);
+      } else if (with_readout) {
+        gemm(di_all.data() + H, LDA, 1, nb, wout_part, O, H, rec_all.data(), H);
       }
     }
     for (int64_t b = b0; b < b1; ++b) {
