@@ -832,7 +832,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     AlignedVector<int32_t> lists(nb * LW);
     AlignedVector<int64_t> list_n(nb, -1);  // -1: not decoded yet
     CurrentScratch scratch(H, K);
-    // the readout: dL/du_t through u_{t+1}, and this step's dL/dI_out,t and dL/ds_t via I_out,t, per example
+    // the readout: dL/du_t through u_{t+1} per example, and I_out,t (recomputed from the spikes)
     AlignedVector<float> lam_all(nb * O, 0.0f), cur_out(O);
     const AlignedVector<float> zeros_o(O, 0.0f);  // u_{-1}
     float *dW_out = dr_part[thread].data(), *db_out = dW_out + H * O, *dtau_out = db_out + O;
