@@ -17,8 +17,9 @@
 // pass is one reverse sweep that recomputes I_t (only rows of W for neurons that spiked) and v_new from V,
 // the bits of S and the refractory mask, so that it reads about 4 bytes per neuron and step instead of the
 // 20 that storing every intermediate would take. Per step of the reverse sweep: an
-// elementwise adjoint update, the dense recurrent adjoint dI_t W^T (a register-blocked product shared by
-// the examples of a thread) and the weight gradient s_{t-1}^T dI_t (only rows of neurons that spiked).
+// elementwise adjoint update (four examples per pass over the neurons), the dense recurrent adjoint
+// dI_t W^T (a register-blocked product shared by the examples of a thread) and the weight gradient
+// s_{t-1}^T dI_t (only rows of neurons that spiked).
 // With the input projection fused in ("projected"), x (B, T, K) is read instead of I_ext (B, T, H): the
 // rows of W_in of its nonzero entries are summed per step (spike inputs make this a few rows), I_ext never
 // reaches memory, and the backward pass accumulates dW_in = sum_t x_t^T dI_t and db_in = sum_t dI_t over
@@ -34,7 +35,8 @@
 //   I_out,t = b_out + s_t W_out                                         (pA; rows of W_out of spiking neurons)
 //   u_t     = v_inf + (u_{t-1} - v_inf) a,   v_inf = tau I_out,t / C_m,   a = exp(-dt / tau)   (mV, C_m = 1 pF)
 // and the backward sweep takes the cotangent of u (B, T, O) instead of a dense one of the spikes: the
-// spikes' cotangent dI_out W_out^T is formed per step in cache and never reaches memory.
+// spikes' cotangent dI_out W_out^T is formed per step in cache (in the recurrent adjoint's product,
+// [dI_{t+1}, dI_out,t] [W^T; W_out^T]) and never reaches memory.
 // Parameters are packed as P = [tau_m, C_m, v_rest, v_th, v_reset, t_ref], each of length H; the
 // readout's as R = [W_out (H rows); b_out; tau], shape (H + 2, O).
 // Up to two threads share the batch (examples are independent). In the forward pass they claim examples one
