@@ -7,8 +7,8 @@
   gradients of every parameter, of the recurrent weights and of the input currents; batched under
   ``grad(vmap)`` and ``vmap(grad)``; and ``Sequential`` with and without fusion.
 - the same operation with the input projection fused in (``w_in``, ``b_in``): against the scan fed with
-  ``x @ w_in + b_in``, for binary spike (sparse and dense), sparse graded and dense inputs, including the gradient with
-  respect to x, and for batches mixing binary and non-binary examples.
+  ``x @ w_in + b_in``, for binary spike (sparse and dense), sparse graded and dense inputs, including the
+  gradient with respect to x, and for batches mixing binary and non-binary examples.
 - the same operation with a ``LeakyReadout`` fused in behind the layer (``Sequential`` does this): against
   the scanned network, with and without a cotangent of the spikes, in both vmap orders, on the pure-JAX path.
 """
@@ -322,8 +322,8 @@ def test_fused_projection_matches_scan_of_projected_currents(kind):
 
 @pytest.mark.parametrize("density", [0.3, 0.6, 0.95])
 def test_fused_projection_dense_binary_input(density):
-    # binary input with up to 64 set bits in a 64-bit word of the kernel's bit mask (130 inputs: two full words
-    # pairs and a last single word), so that decoding the mask takes one, two, three and four stores of positions
+    # binary input with up to 64 set bits in a 64-bit word of the kernel's bit mask (130 inputs: two full pairs
+    # of 32-bit words and a last single word), so that decoding the mask takes one to four stores of positions
     neuron, _, w, v0, ref0, s0 = _case(CONFIGS[0], seed=7)
     k = jax.random.split(jax.random.key(17), 2)
     n_in = 130
