@@ -735,9 +735,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   if (readout && (ct_u.element_count() != B * T * O || d_r->element_count() != (H + 2) * O))
     return ffi::Error::InvalidArgument("lif_backward: ct_u must be (B, T, O) and dR (H + 2, O)");
   const Readout ro(r.typed_data(), H, O, dt);
-  // W_out transposed: the readout's part of the spikes' cotangent is dI_out,t W_out^T
-  AlignedVector<float> wout_t(H * O);
-  transpose(ro.w, H, O, wout_t.data());
   if (write_di && d_i->element_count() != B * T * H)
     return ffi::Error::InvalidArgument("lif_backward: dI must be (B, T, H)");
   if (projected && (d_w_in->element_count() != 2 * in.K * H || d_b_in->element_count() != H))
@@ -801,14 +798,14 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     float* dB = db_part[thread].data();
     float* dW_in = projected ? d_w_in->typed_data() + thread * K * H : nullptr;
     if (projected) std::memset(dW_in, 0, sizeof(float) * K * H);
-    // this thread's copies, made in parallel: W transposed (the recurrent adjoint is the product dI_t W^T),
-    // and its examples' ct_u and u time-major, (T, nb, O), as the sweep reads them for every example at a step
-    // [W^T; W_out^T] ((H + O) x H): the spikes' cotangent via step t+1's recurrent input and via the readout at t
-    // is one product [dI_{t+1}, dI_out,t] [W^T; W_out^T]
+    // this thread's copies, made in parallel: [W^T; W_out^T] ((H + O) x H; either part only if the layer has
+    // it), as the spikes' cotangent via step t+1's recurrent input and via the readout at t is one product
+    // [dI_{t+1}, dI_out,t] [W^T; W_out^T]; and its examples' ct_u and u time-major, (T, nb, O), as the sweep
+    // reads them for every example at a step
     AlignedVector<float> wt((recurrent ? H : 0) * H + (readout ? O * H : 0));
+    float* wout_part = wt.data() + (recurrent ? H * H : 0);
     if (recurrent) transpose(W, H, H, wt.data());
-    if (readout) std::memcpy(wt.data() + (recurrent ? H * H : 0), wout_t.data(), sizeof(float) * O * H);
-    const float* wout_part = wt.data() + (recurrent ? H * H : 0);
+    if (readout) transpose(ro.w, H, O, wout_part);
     const int64_t nb = b1 - b0;
     AlignedVector<float> cu_tm(readout ? T * nb * O : 0), u_tm(readout ? T * nb * O : 0);
     for (int64_t b = b0; b < (readout ? b1 : b0); ++b)
@@ -896,7 +893,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           int32_t* list = lists.data() + e * LW;
           n_spiking = list_n[e] = decode_mask(SB + (b * T + t - 1) * HW, H, list);
           prev = list;
-        } else if (recurrent) {
+        } else if (recurrent && !recover) {  // s0 (any values), for summing I_0 again; dW's pass collects its own
           n_spiking = collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data());
           vals = spike_vals.data();
         }
