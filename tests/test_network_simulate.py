@@ -113,9 +113,8 @@ def test_run_vmaps_over_trials_and_parameters():
     assert float(swept[1]) > float(swept[0])  # longer membrane integration -> more spikes
 
 
-def test_simulate_compiles_once_per_chunk_shape():
+def test_simulate_compiles_once_per_chunk_shape(caplog):
     net = _poisson_net(n=10)
-    traces = []
 
     @eqx.debug.assert_max_traces(max_traces=1)
     def chunk(state, key):
@@ -126,7 +125,11 @@ def test_simulate_compiles_once_per_chunk_shape():
         state, _ = eqx.filter_jit(chunk)(state, jax.random.key(i))
     # simulate: 1000 steps in chunks of 250 -> one compilation
     simulate_module._COMPILED_CHUNKS.clear()
-    res = simulate(net, 100.0, DT, key=jax.random.key(0), chunk_steps=250, monitors=[SpikeMonitor("E")])
+    with jax.log_compiles(), caplog.at_level("WARNING", logger="jax"):  # XLA compilations of the chunk function
+        res = simulate(net, 100.0, DT, key=jax.random.key(0), chunk_steps=250, monitors=[SpikeMonitor("E")])
+    logs = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("Finished XLA compilation of jit(chunk_fn)") for m in logs) == 1, logs
+    assert len(simulate_module._COMPILED_CHUNKS) == 1
     assert res.compile_s > 0 and res.run_s > 0
 
 
