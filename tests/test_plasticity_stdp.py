@@ -88,7 +88,7 @@ def make_rule(name, native):
     return STDP(tau_plus=15.0, native=native, **spec)
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["native", "jax"])
+@pytest.mark.parametrize("native", [True, False], ids=["native", "jax"], indirect=True)  # native: see conftest
 @pytest.mark.parametrize("name", list(RULES))
 def test_stdp_matches_brute_force(name, native):
     rng = np.random.default_rng(abs(hash(name)) % 2**32)

@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brainsim import _kernels, _population_step
+from brainsim import _population_step
 from brainsim.neurons import LIF
 from brainsim.synapses.receptors import conductance_exp, current_exp
 
-pytestmark = pytest.mark.skipif(not _kernels.population_available(), reason="no C++ compiler for native kernels")
+pytestmark = pytest.mark.usefixtures("native_kernels")  # fails if a compiler is present but the kernel does not build
 
 N, STEPS, DT = 300, 60, 0.1
 

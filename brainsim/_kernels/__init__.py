@@ -48,6 +48,15 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
+def find_compiler():
+    """The C++ compiler the kernels are built with: ``$CXX``, else the first of g++, c++, clang++ on the PATH
+    (None if there is none)."""
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+LIBRARIES: list = []  # every NativeLibrary created (the tests check that each one builds where a compiler exists)
+
+
 class NativeLibrary:
     """A C++ source file of XLA FFI handlers, compiled on first use and registered for CPU.
 
@@ -60,6 +69,7 @@ class NativeLibrary:
         self.source, self.targets = Path(source), dict(targets)
         self._lock = threading.Lock()
         self._state: dict = {}
+        LIBRARIES.append(self)
 
     def _compile(self) -> Path:
         import jaxlib
@@ -70,7 +80,7 @@ class NativeLibrary:
         out = _cache_dir() / f"{self.source.stem}_{tag}.so"
         if out.exists():
             return out
-        compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+        compiler = find_compiler()
         if compiler is None:
             raise RuntimeError("no C++ compiler found")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +107,9 @@ class NativeLibrary:
                             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
                         self._state.update(ok=True, lib=lib)
                     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
-                        self._state.update(ok=False, why=f"{type(err).__name__}: {err}")
+                        stderr = getattr(err, "stderr", None)  # the compiler's messages, if it failed
+                        why = f"{type(err).__name__}: {err}" + (f"\n{stderr}" if stderr else "")
+                        self._state.update(ok=False, why=why)
             return self._state["ok"]
 
     def library(self):
