@@ -6,6 +6,8 @@
   against ``lax.scan`` over ``LIF.step`` with ordinary autodiff: spikes, membrane potentials and the
   gradients of every parameter, of the recurrent weights and of the input currents; batched under
   ``grad(vmap)`` and ``vmap(grad)``; and ``Sequential`` with and without fusion.
+- every surrogate the kernel implements (``fused_lif.NATIVE_SURROGATES``) against the same surrogate of
+  ``brainsim.spikes`` differentiated through the scan.
 - the same operation with the input projection fused in (``w_in``, ``b_in``): against the scan fed with
   ``x @ w_in + b_in``, for binary spike (sparse and dense), sparse graded and dense inputs, including the
   gradient with respect to x, and for batches mixing binary and non-binary examples.
@@ -189,6 +191,18 @@ def _loss(run, neuron, i_ext, w, v0, ref0, s0):
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c['reset']}-tref{c['t_ref']}-{c['surrogate']}-rec{c['recurrent']}"
                          f"-tau{c.get('tau', (5.0, 20.0))[0]:g}")
 def test_fused_lif_matches_scan_of_lif_step(cfg):
+    _assert_fused_matches_scan(cfg)
+
+
+@pytest.mark.parametrize("surrogate", fused_lif.NATIVE_SURROGATES)
+def test_every_native_surrogate_matches_spikes_py(surrogate):
+    """Each surrogate of the kernel's switch (chosen by its position in NATIVE_SURROGATES) against the same
+    surrogate of ``brainsim.spikes`` under ordinary autodiff of the scan: a position that selects another
+    surrogate in the kernel, or a formula that differs, changes these gradients."""
+    _assert_fused_matches_scan(dict(reset="subtract", t_ref=0.0, surrogate=surrogate, recurrent=True))
+
+
+def _assert_fused_matches_scan(cfg):
     neuron, i_ext, w, v0, ref0, s0 = _case(cfg)
     s_f, v_f = jax.jit(_fused, static_argnums=6)(neuron, i_ext, v0, ref0, s0, w, 1.0)
     s_r, v_r = _scan_lif(neuron, i_ext, v0, ref0, s0, w, 1.0)
