@@ -41,7 +41,7 @@ def variants(n: int, key):
     for name, proj in (("static", static_proj), ("stdp", stdp_proj)):
         v_net = Network(net.populations, {**net.projections, "exc": proj}, net.drives)
         fresh = v_net.init(prepared.dt)
-        out[name] = (v_net, state._replace(plasticity=fresh.plasticity))
+        out[name] = (v_net, state._replace(projections=fresh.projections))
     return out, prepared.dt, op.n_synapses
 
 

@@ -107,10 +107,10 @@ def run(duration: float = 600_000.0, *, rate_hz: float = 40.0, seed: int = 0, se
     for s in range(segments):  # the key is folded with the global step number: same run as one long scan
         state, (spikes,) = segment(dynamic, state)
         spike_steps.append(np.nonzero(np.asarray(spikes)[:, 0])[0] + s * seg_steps)
-        fracs.append(round(sum(near_bounds(np.asarray(state.plasticity["stdp"].weights).ravel())), 4))
+        fracs.append(round(sum(near_bounds(np.asarray(state.projections["stdp"].rule.weights).ravel())), 4))
     run_s = time.perf_counter() - t0
     times = np.concatenate(spike_steps) * dt  # ms
-    w = np.asarray(state.plasticity["stdp"].weights).ravel()
+    w = np.asarray(state.projections["stdp"].rule.weights).ravel()
     window = duration / 10.0
 
     def rate(t_start, t_stop):

@@ -1,11 +1,37 @@
 """brainsim: a differentiable brain simulator on JAX.
 
-Units everywhere: ms, mV, pA, nS, pF, µM, Hz.
+Units everywhere: ms, mV, pA, nS, pF, µM, Hz. The public API is re-exported here; ``docs/architecture.md``
+describes the layers and the contracts between components.
 """
-from . import neurons
-from .neurons import LIF, AdaptiveLIF, SynapticInput
-from .neurons import HH, QIF, AdEx, ExpIF, Izhikevich, TraubMilesHH
+from . import (connectivity, core, inputs, neurons, networks, plasticity, projections, synapses)
+from .core import (AbstractDrive, AbstractKinetics, AbstractNeuron, AbstractOutput, AbstractRule, AbstractSource,
+                   AbstractSTP, StepContext, SynapticInput)
+from .inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
+from .network import Network, NetworkState, Population
+from .neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, ExpIF, Izhikevich, TraubMilesHH
+from .projections import (AbstractProjection, DelayedProjection, EventProjection, PlasticProjection,
+                          Projection)
+from .propagation import EventOperator
+from .delays import DelayedEventOperator
+from .simulate import RateMonitor, SimulationResult, SpikeMonitor, StateMonitor, run, simulate
 from .spikes import spike
+from .synapses import (AMPA, GABA_A, NMDA, Alpha, ConductanceOutput, CurrentOutput, Delta, DualExponential,
+                       Exponential, NMDAOutput, Receptor, TsodyksMarkram)
 
 __version__ = "0.1.0"
-from . import train
+from . import train  # noqa: E402  (train builds on everything above)
+
+__all__ = [
+    "connectivity", "core", "inputs", "neurons", "networks", "plasticity", "projections", "synapses", "train",
+    "AbstractDrive", "AbstractKinetics", "AbstractNeuron", "AbstractOutput", "AbstractRule", "AbstractSource",
+    "AbstractSTP", "StepContext", "SynapticInput",
+    "CurrentStep", "PoissonInput", "PoissonSource", "SpikeTimes",
+    "Network", "NetworkState", "Population",
+    "HH", "LIF", "QIF", "AdaptiveLIF", "AdEx", "ExpIF", "Izhikevich", "TraubMilesHH",
+    "AbstractProjection", "DelayedProjection", "EventProjection", "PlasticProjection", "Projection",
+    "EventOperator", "DelayedEventOperator",
+    "RateMonitor", "SimulationResult", "SpikeMonitor", "StateMonitor", "run", "simulate",
+    "spike",
+    "AMPA", "GABA_A", "NMDA", "Alpha", "ConductanceOutput", "CurrentOutput", "Delta", "DualExponential",
+    "Exponential", "NMDAOutput", "Receptor", "TsodyksMarkram",
+]

@@ -1,4 +1,9 @@
-"""Fast path of ``Network.step`` for LIF populations with exponential receptors.
+"""One population step (receptor input, model step, receptor decay), with a native fast path for LIF populations
+with exponential receptors.
+
+``step`` is what ``Population.step`` runs; it picks the native kernel when ``applicable`` and the pure path
+(``reference_step``) otherwise. The fast path serves only ``LIF`` (exponential or forward Euler) with
+``Exponential`` receptors and current/conductance outputs; every other population takes the pure path.
 
 For such a population, one step is: the summed receptor input, the LIF membrane update (exponential
 or forward Euler), threshold and reset, and the decay of every receptor. XLA compiles these into several loops
@@ -20,7 +25,7 @@ import jax.numpy as jnp
 
 from . import _kernels
 from .neurons import LIF
-from .neurons.base import SynapticInput
+from .core.contracts import SynapticInput
 from .synapses.kinetics import Exponential
 from .synapses.outputs import ConductanceOutput, CurrentOutput
 
@@ -36,15 +41,23 @@ def applicable(model, receptors) -> bool:
             and _kernels.population_available())
 
 
-def reference_step(model, receptors, neuron_state, receptor_states, extra_current, dt):
-    """One step of a population with a membrane potential, in pure JAX (``Network.step`` calls it for every
-    such population without a native kernel): summed receptor input, ``model.step``, receptor decay."""
-    v = neuron_state.v
+def step(model, receptors, neuron_state, receptor_states, extra_current, dt, *, key=None):
+    """``(model state, spikes, decayed receptor states)`` of one population step (native when ``applicable``)."""
+    if applicable(model, receptors):
+        return population_step(model, receptors, neuron_state, receptor_states, extra_current, dt)
+    return reference_step(model, receptors, neuron_state, receptor_states, extra_current, dt, key=key)
+
+
+def reference_step(model, receptors, neuron_state, receptor_states, extra_current, dt, *, key=None):
+    """One population step in pure JAX: summed receptor input, ``model.step``, receptor decay.
+
+    Receptor outputs read the membrane potential ``neuron_state.v``; a population without receptors (a spike
+    source) never reads it."""
     total = SynapticInput.zeros(model.size)
     for name, rec in receptors.items():
-        total = total + rec.output.input(rec.kinetics.value(receptor_states[name], dt), v)
+        total = total + rec.output.input(rec.kinetics.value(receptor_states[name], dt), neuron_state.v)
     total = total._replace(current=total.current + extra_current)
-    neuron_state, spikes = model.step(neuron_state, total, dt)
+    neuron_state, spikes = model.step(neuron_state, total, dt, key=key)
     decayed = {name: rec.kinetics.decay(receptor_states[name], dt) for name, rec in receptors.items()}
     return neuron_state, spikes, decayed
 

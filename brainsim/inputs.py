@@ -17,13 +17,14 @@ import numpy as np
 
 from ._checks import as_param, check_positive, check_size
 from ._types import Array, ArrayLike
+from .core.contracts import AbstractDrive, AbstractSource
 
 
 class SourceState(NamedTuple):
     t: Array  # time of the next step, ms (scalar)
 
 
-class PoissonSource(eqx.Module):
+class PoissonSource(AbstractSource):
     """``size`` independent Poisson spike trains with rates ``rate`` (Hz, scalar or per neuron).
 
     In each step of ``dt`` ms a source spikes with probability ``rate * dt / 1000``.
@@ -31,7 +32,6 @@ class PoissonSource(eqx.Module):
 
     rate: Array  # Hz
     size: int = eqx.field(static=True)
-    needs_key = True
 
     def __init__(self, size: int, rate: ArrayLike):
         self.size = check_size(size, "PoissonSource")
@@ -41,7 +41,9 @@ class PoissonSource(eqx.Module):
     def init(self, *, key=None) -> SourceState:
         return SourceState(t=jnp.zeros(()))
 
-    def step(self, state: SourceState, inputs, dt: float, *, key) -> tuple[SourceState, Array]:
+    def step(self, state: SourceState, inputs, dt: float, *, key=None) -> tuple[SourceState, Array]:
+        if key is None:
+            raise ValueError("PoissonSource.step: needs a PRNG key (key=jax.random.key(seed))")
         p = self.rate * (dt / 1000.0)
         spikes = (jax.random.uniform(key, (self.size,)) < p).astype(p.dtype)
         return SourceState(t=state.t + dt), spikes
@@ -52,7 +54,7 @@ class SpikeTimesState(NamedTuple):
     cursor: Array  # position of the next unemitted event in the sorted event list (int32 scalar)
 
 
-class SpikeTimes(eqx.Module):
+class SpikeTimes(AbstractSource):
     """Emits given spikes: neuron ``indices[k]`` spikes at ``times[k]`` ms (Brian2's SpikeGeneratorGroup).
 
     Times are rounded to the step grid of ``dt`` (given at construction, ms): the spike is emitted in the
@@ -64,7 +66,6 @@ class SpikeTimes(eqx.Module):
     event_indices: Array  # int32
     size: int = eqx.field(static=True)
     max_per_step: int = eqx.field(static=True)
-    needs_key = False
 
     def __init__(self, size: int, times, indices, dt: float):
         self.size = check_size(size, "SpikeTimes")
@@ -97,7 +98,7 @@ class SpikeTimes(eqx.Module):
         return SpikeTimesState(step=state.step + 1, cursor=state.cursor + due.sum(dtype=jnp.int32)), spikes
 
 
-class PoissonInput(eqx.Module):
+class PoissonInput(AbstractDrive):
     """``n_sources`` independent Poisson inputs at ``rate`` Hz onto every neuron of a population.
 
     Each step adds ``weight × Binomial(n_sources, rate·dt)`` to receptor ``receptor`` of population
@@ -122,8 +123,23 @@ class PoissonInput(eqx.Module):
         counts = jax.random.binomial(key, self.n_sources, p, shape=(size,))
         return self.weight * counts
 
+    def current(self, t: Array, dt: float):
+        return 0.0
 
-class CurrentStep(eqx.Module):
+    def arrive(self, population, receptor_states, dt: float, key) -> dict:
+        kinetics = population.receptors[self.receptor].kinetics
+        states = dict(receptor_states)
+        states[self.receptor] = kinetics.arrive(states[self.receptor], self.arrivals(population.size, dt, key))
+        return states
+
+    def check(self, populations) -> None:
+        if self.target not in populations:
+            raise ValueError(f"Network: PoissonInput targets unknown population {self.target!r}")
+        if self.receptor not in populations[self.target].receptors:
+            raise ValueError(f"Network: PoissonInput targets unknown receptor {self.receptor!r} of {self.target!r}")
+
+
+class CurrentStep(AbstractDrive):
     """Current ``amplitude`` pA injected into population ``target`` for ``start <= t < stop`` (ms)."""
 
     amplitude: Array  # pA, scalar or per neuron
@@ -143,3 +159,10 @@ class CurrentStep(eqx.Module):
         # the step starting at time t (ms) is driven if t lies in [start, stop), with a half-step tolerance
         on = (t >= self.start - 0.5 * dt) & (t < self.stop - 0.5 * dt)
         return jnp.where(on, self.amplitude, 0.0)
+
+    def arrive(self, population, receptor_states, dt: float, key) -> dict:
+        return receptor_states
+
+    def check(self, populations) -> None:
+        if self.target not in populations:
+            raise ValueError(f"Network: CurrentStep targets unknown population {self.target!r}")

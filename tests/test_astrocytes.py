@@ -232,12 +232,13 @@ def test_gliotransmission_network_bad_input():
     with pytest.raises(TypeError, match="BCOO/BCSR"):
         GliotransmitterCoupling("syn", np.ones((2, 3)))
     plain = eqx.tree_at(lambda n: n.projections["syn"].stp, net, None, is_leaf=lambda x: x is None)
+    plain_state = plain.init(1.0)
     with pytest.raises(ValueError, match="no gliotransmitter-modulated release"):
         AstroNetwork(plain, astro, glio_couplings=[glio])
     with pytest.raises(ValueError, match="no gliotransmitter-modulated release"):
-        plain.step(plain.init(1.0), 1.0, key=jax.random.key(0), gliotransmitter={"syn": jnp.zeros(3)})
+        plain.step(plain_state, 1.0, key=jax.random.key(0), signals={"syn": jnp.zeros(3)})
     with pytest.raises(ValueError, match="unknown projection"):
-        net.step(net.init(1.0), 1.0, key=jax.random.key(0), gliotransmitter={"nope": jnp.zeros(3)})
+        net.step(net.init(1.0), 1.0, key=jax.random.key(0), signals={"nope": jnp.zeros(3)})
     proj = net.projections["syn"]
     with pytest.raises(ValueError, match="TripartiteSynapse of size 4 but 3 presynaptic neurons"):
         Network(net.populations, {"syn": Projection("pre", "post", "e", proj.operator, stp=TripartiteSynapse(4))})

@@ -41,7 +41,7 @@ def test_stp_scales_delivery():
     state = net.init(DT)
     state, _ = run(net, state, 30, DT, key=jax.random.key(0))
     # one spike at 1 ms: u jumps to U + U (1 - U) = 0.75 and releases u x = 0.75 of the resources
-    assert float(state.stp["p"].x[0]) == pytest.approx(0.25, rel=1e-3)  # tau_d = 10 s: ~1e-4 recovery in 2 ms
+    assert float(state.projections["p"].stp.x[0]) == pytest.approx(0.25, rel=1e-3)  # tau_d = 10 s: ~1e-4 recovery in 2 ms
 
 
 def _poisson_net(rate=20.0, n=50):

@@ -53,13 +53,13 @@ def test_local_rule_and_optax_in_the_same_step():
         return eqx.apply_updates(net, updates), final, opt_state, loss
 
     state = net.init(DT)
-    w_plastic0 = np.asarray(state.plasticity["stdp"].weights)
+    w_plastic0 = np.asarray(state.projections["stdp"].rule.weights)
     w_read0 = np.asarray(net.projections["readout"].operator.weights)
     losses = []
     for k in range(25):
         net, state, opt_state, loss = train_step(net, state, opt_state, jax.random.key(k))
         losses.append(float(loss))
-    assert not np.allclose(np.asarray(state.plasticity["stdp"].weights), w_plastic0)  # STDP acted
+    assert not np.allclose(np.asarray(state.projections["stdp"].rule.weights), w_plastic0)  # STDP acted
     assert not np.allclose(np.asarray(net.projections["readout"].operator.weights), w_read0)  # Optax acted
     assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:3])
 
@@ -75,7 +75,7 @@ def test_modulator_population_drives_a_rule_in_the_network():
                   {"p": Projection("in", "out", "i", all_to_all(10, 2, 1.0),
                                    plasticity=ModulatedHebbian(lr=0.01, modulator="mod"))})
     state, _ = run(net, net.init(DT), T, DT, key=jax.random.key(0))
-    w = np.asarray(state.plasticity["p"].weights)
+    w = np.asarray(state.projections["p"].rule.weights)
     assert np.all(w[:, 0] > 1.0) and np.allclose(w[:, 1], 1.0)
 
 

@@ -20,7 +20,7 @@ def test_song2000_uses_the_papers_parameters_in_units_of_the_leak():
     assert g_l == pytest.approx(10.0)  # nS: 200 pF / 20 ms
     assert float(neuron.tau_m[0]) == 20.0 and float(neuron.v_rest[0]) == -70.0
     assert float(neuron.v_th[0]) == -54.0 and float(neuron.v_reset[0]) == -60.0 and float(neuron.t_ref[0]) == 0.0
-    rule = net.projections["stdp"].plasticity.rule
+    rule = net.projections["stdp"].rule
     assert rule.w_min == 0.0 and rule.w_max / g_l == pytest.approx(0.015)  # g_max = 0.015 g_L
     assert rule.A_plus / rule.w_max == pytest.approx(0.005) and rule.A_minus / rule.A_plus == pytest.approx(1.05)
     assert (rule.tau_plus, rule.tau_minus, rule.weight_dependence, rule.bounds, rule.pairing) == (

@@ -1,7 +1,6 @@
 """Pieces shared by the astrocyte models: RK4 stepping and construction-time checks."""
 from __future__ import annotations
 
-import jax
 import numpy as np
 
 from .._checks import as_param, check_positive
@@ -41,20 +40,3 @@ def check_smooth(smooth: float, owner: str) -> float:
     if not float(smooth) >= 0:
         raise ValueError(f"{owner}: smooth must be >= 0 µM, got {smooth}")
     return float(smooth)
-
-
-def rk4(f, y, dt: float, substeps: int = 1):
-    """``substeps`` classical Runge–Kutta steps of ``dy/dt = f(y)`` (y a pytree) over ``dt``."""
-    h = dt / substeps
-
-    def one(y):
-        k1 = f(y)
-        k2 = f(jax.tree.map(lambda a, b: a + 0.5 * h * b, y, k1))
-        k3 = f(jax.tree.map(lambda a, b: a + 0.5 * h * b, y, k2))
-        k4 = f(jax.tree.map(lambda a, b: a + h * b, y, k3))
-        return jax.tree.map(lambda a, b1, b2, b3, b4: a + h / 6.0 * (b1 + 2 * b2 + 2 * b3 + b4), y, k1, k2, k3, k4)
-
-    if substeps == 1:
-        return one(y)
-    # a loop, not an unrolled Python loop: the traced graph (and compile time) stays one RK4 step
-    return jax.lax.fori_loop(0, substeps, lambda _, y: one(y), y)

@@ -15,8 +15,9 @@ extracellular gliotransmitter ``G_A`` (µM) of the astrocytes, as left by the pr
 ``(n_astro, n_pre)`` weights onto the presynaptic terminals of one projection, whose ``stp`` is a
 ``TripartiteSynapse``; in step 2 the network then releases ``r_S`` per presynaptic spike with the
 gliotransmitter-modulated release probability ``U_0 = (1 - Gamma_S) U_0_star + alpha Gamma_S``. The
-presynaptic receptor state ``Gamma_S`` lives in ``NetworkState.stp[projection]``; the astrocytes must have a
-``G_A`` state variable (``GChI``).
+presynaptic receptor state ``Gamma_S`` lives in the projection's state
+(``NetworkState.projections[projection].stp``); the astrocytes must have a ``G_A`` state variable (``GChI``).
+The gliotransmitter reaches the projection as its signal of the step (``Network.step(signals=...)``).
 
 ``AstroNetwork`` has ``init(dt)``, ``step(state, dt, key=..., currents=...)``, ``populations`` and a state
 with ``step`` and ``neurons`` like ``Network``, so ``brainsim.simulate``/``run`` and their monitors work
@@ -33,6 +34,7 @@ import numpy as np
 from jax.experimental import sparse
 
 from .._types import Array
+from ..core.contracts import AbstractSource
 from ..network import Network, Population
 from ..propagation import EventOperator, ell_layout
 from .multirate import MultiRate, MultiRateState
@@ -206,7 +208,7 @@ class AstroNetwork(eqx.Module):
             if c.projection in seen:
                 raise ValueError(f"AstroNetwork: two gliotransmitter couplings onto projection {c.projection!r}")
             seen.add(c.projection)
-            if not getattr(proj.stp, "accepts_gliotransmitter", False):
+            if not proj.reads_signal:
                 raise ValueError(f"AstroNetwork: projection {c.projection!r} has no gliotransmitter-modulated release; "
                                  f"give it stp=TripartiteSynapse(n_pre)")
             shape = (n_astro, proj.stp.size)
@@ -215,7 +217,7 @@ class AstroNetwork(eqx.Module):
                                  f"({c.n_astro}, {c.n_pre}), expected {shape}")
         if self.glio_couplings:
             model = _inner_model(astrocytes)
-            if not hasattr(model.init(), "G_A"):
+            if "G_A" not in model.init()._fields:
                 raise ValueError(f"AstroNetwork: gliotransmitter couplings need astrocytes that release gliotransmitter "
                                  f"(a G_A state variable, e.g. GChI); {type(model).__name__} has none")
 
@@ -244,7 +246,7 @@ class AstroNetwork(eqx.Module):
         if self.glio_couplings:
             G_A = _inner_state(state.astro).G_A
             glio = {c.projection: c(G_A) for c in self.glio_couplings}
-        net, spikes = self.network.step(state.net, dt, key=key, currents=currents, gliotransmitter=glio)
+        net, spikes = self.network.step(state.net, dt, key=key, currents=currents, signals=glio)
         drive = jnp.zeros((self.astrocytes.size,))
         for c in self.spike_couplings:
             drive = c.operator.accumulate(drive, spikes[c.source])
@@ -252,10 +254,13 @@ class AstroNetwork(eqx.Module):
         return AstroNetworkState(net, astro, sic), spikes
 
 
-class _SizedModel(eqx.Module):
+class _SizedModel(AbstractSource):
     """Stand-in exposing an astrocyte model's size/init to monitors (it is never stepped by ``Network``)."""
 
     model: Any
+
+    def __init__(self, model):
+        self.model = model
 
     @property
     def size(self) -> int:
@@ -263,3 +268,6 @@ class _SizedModel(eqx.Module):
 
     def init(self, *, key=None):
         return self.model.init()
+
+    def step(self, state, inputs, dt: float, *, key=None):
+        raise NotImplementedError("the astrocytes of an AstroNetwork are stepped by AstroNetwork.step")

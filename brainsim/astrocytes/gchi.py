@@ -37,7 +37,8 @@ import jax.numpy as jnp
 from .._checks import check_size
 from .._types import Array, ArrayLike
 from . import _smooth
-from ._common import check_concentration, check_smooth, check_substeps, rk4, set_params
+from ..core.integrators import rk4
+from ._common import check_concentration, check_smooth, check_substeps, set_params
 from .gap_junctions import regenerative_flux
 
 

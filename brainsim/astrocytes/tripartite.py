@@ -19,8 +19,9 @@ the postsynaptic effect.
 
 Inside a ``Network``: pass ``TripartiteSynapse(n_pre)`` as the ``stp`` of a ``Projection`` (one release state
 per presynaptic neuron, shared by its synapses in that projection, like ``TsodyksMarkram``); the
-gliotransmitter ``G_A`` reaching each presynaptic terminal comes from ``Network.step(gliotransmitter=...)``,
-which ``AstroNetwork`` fills every step from its astrocytes through a ``GliotransmitterCoupling``.
+gliotransmitter ``G_A`` reaching each presynaptic terminal is the projection's signal of the step,
+``Network.step(signals={projection: G_A})``, which ``AstroNetwork`` fills every step from its astrocytes
+through a ``GliotransmitterCoupling``.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ import jax.numpy as jnp
 
 from .._checks import check_size
 from .._types import Array, ArrayLike
-from ..neurons.base import exp_euler_linear
+from ..core.contracts import AbstractSTP
+from ..core.integrators import exp_euler_linear
 from ._common import set_params
 
 
@@ -42,7 +44,7 @@ class TripartiteState(NamedTuple):
     x_S: Array  # available synaptic resources
 
 
-class TripartiteSynapse(eqx.Module):
+class TripartiteSynapse(AbstractSTP):
     """Gliotransmitter-modulated Tsodyks–Markram release (see module docstring).
 
     Args:
@@ -77,8 +79,8 @@ class TripartiteSynapse(eqx.Module):
             if float(jnp.max(getattr(self, name))) > 1.0:
                 raise ValueError(f"{owner}: {name} must be in [0, 1], got {value}")
 
-    #: ``Network`` may pass a gliotransmitter concentration to ``step`` (see module docstring).
-    accepts_gliotransmitter = True
+    #: the signal it reads is the gliotransmitter concentration at its terminals (see module docstring)
+    reads_signal = True
 
     def init(self, size: int | None = None, *, key=None) -> TripartiteState:
         """Resting state. ``size`` (optional, as ``TsodyksMarkram.init``) must equal ``self.size``."""
@@ -88,9 +90,10 @@ class TripartiteSynapse(eqx.Module):
         z = jnp.zeros((self.size,), self.Y_T.dtype)
         return TripartiteState(Y_S=z, Gamma_S=z, u_S=z, x_S=jnp.ones_like(z))
 
-    def step(self, state: TripartiteState, spikes: Array, dt: float, G_A: ArrayLike = 0.0):
-        """Relax over ``dt`` ms with gliotransmitter ``G_A`` (µM, per synapse) held constant, then apply
-        this step's presynaptic ``spikes``. Returns ``(new_state, r_S * spikes)`` (released fraction)."""
+    def step(self, state: TripartiteState, spikes: Array, dt: float, signal: ArrayLike | None = None):
+        """Relax over ``dt`` ms with gliotransmitter ``signal`` = G_A (µM, per synapse; ``None`` = 0) held
+        constant, then apply this step's presynaptic ``spikes``. Returns ``(new_state, r_S * spikes)``."""
+        G_A = 0.0 if signal is None else signal
         G_A = jnp.broadcast_to(jnp.asarray(G_A, self.O_G.dtype), (self.size,))
         a = self.O_G * G_A + self.Omega_G
         gamma_inf = jnp.where(a > 0, self.O_G * G_A / jnp.where(a > 0, a, 1.0), 0.0)

@@ -21,6 +21,8 @@ voltage), so no rate overflows.
 """
 from __future__ import annotations
 
+import abc
+
 from typing import NamedTuple
 
 import equinox as eqx
@@ -30,7 +32,8 @@ import jax.numpy as jnp
 from .._checks import as_param, check_choice, check_positive, check_size
 from .._types import Array, ArrayLike
 from ..spikes import check_surrogate, spike
-from .base import NeuronModel, SynapticInput, as_input, exp_euler_linear
+from ..core.integrators import rk4
+from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear
 
 HH_METHODS = ("exp_euler", "rk4")
 SPIKE_SCALE = 10.0  # mV; the surrogate sees (v - v_spike) / SPIKE_SCALE
@@ -61,7 +64,7 @@ class HHState(NamedTuple):
     above: Array  # 1.0 where v was above v_spike at the end of the previous step, else 0.0
 
 
-class _HHBase(NeuronModel):
+class _HHBase(AbstractNeuron):
     """Shared machinery of Hodgkin–Huxley-type models; subclasses provide ``rates(v)``."""
 
     C_m: Array  # pF
@@ -95,12 +98,13 @@ class _HHBase(NeuronModel):
         self.surrogate = check_surrogate(surrogate, owner)
         self.slope = float(slope)
 
-    def rates(self, v: Array) -> tuple[Array, Array, Array, Array, Array, Array]:  # pragma: no cover
+    @abc.abstractmethod
+    def rates(self, v: Array) -> tuple[Array, Array, Array, Array, Array, Array]:
         """(alpha_m, beta_m, alpha_h, beta_h, alpha_n, beta_n) in 1/ms at v (mV)."""
-        raise NotImplementedError
 
-    def _default_v(self) -> Array:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _default_v(self) -> Array:
+        """Resting membrane potential of the model, mV."""
 
     def init(self, *, key=None, v: ArrayLike | None = None) -> HHState:
         """v (default: the model's resting value) with m, h, n at their steady state for v, not above."""
@@ -140,16 +144,9 @@ class _HHBase(NeuronModel):
         return v_new, m_new, h_new, n_new
 
     def _step_rk4(self, state: HHState, inputs: SynapticInput, dt: float):
-        y = (state.v, state.m, state.h, state.n)
-        f = lambda y: self._derivatives(y, inputs)  # noqa: E731
-        axpy = lambda a, k: jax.tree.map(lambda yi, ki: yi + a * ki, y, k)  # noqa: E731
-        k1 = f(y)
-        k2 = f(axpy(0.5 * dt, k1))
-        k3 = f(axpy(0.5 * dt, k2))
-        k4 = f(axpy(dt, k3))
-        return jax.tree.map(lambda yi, a, b, c, d: yi + dt / 6.0 * (a + 2.0 * b + 2.0 * c + d), y, k1, k2, k3, k4)
+        return rk4(lambda y: self._derivatives(y, inputs), (state.v, state.m, state.h, state.n), dt)
 
-    def step(self, state: HHState, inputs: SynapticInput | ArrayLike | None, dt: float):
+    def step(self, state: HHState, inputs: SynapticInput | ArrayLike | None, dt: float, *, key=None):
         inputs = as_input(inputs, self.size)
         if self.method == "exp_euler":
             v, m, h, n = self._step_exp_euler(state, inputs, dt)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from .._checks import as_param, check_choice, check_positive, check_size
 from .._types import Array, ArrayLike
 from ..spikes import check_surrogate, spike
-from .base import NeuronModel, SynapticInput, as_input
+from .base import AbstractNeuron, SynapticInput, as_input
 
 IZHIKEVICH_METHODS = ("euler",)
 
@@ -35,7 +35,7 @@ class IzhikevichState(NamedTuple):
     u: Array  # recovery variable, mV/ms
 
 
-class Izhikevich(NeuronModel):
+class Izhikevich(AbstractNeuron):
     """Izhikevich (2003) neuron.
 
     Args:
@@ -90,7 +90,7 @@ class Izhikevich(NeuronModel):
         u0 = self.b * v0 if u is None else jnp.broadcast_to(jnp.asarray(u, v0.dtype), (self.size,))
         return IzhikevichState(v=v0, u=u0)
 
-    def step(self, state: IzhikevichState, inputs: SynapticInput | ArrayLike | None, dt: float):
+    def step(self, state: IzhikevichState, inputs: SynapticInput | ArrayLike | None, dt: float, *, key=None):
         inputs = as_input(inputs, self.size)
         v, u = state
         dvdt = 0.04 * v * v + 5.0 * v + 140.0 - u + inputs.total_current(v)  # mV/ms

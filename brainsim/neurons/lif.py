@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from .._checks import as_param, check_choice, check_positive, check_size
 from .._types import Array, ArrayLike
 from ..spikes import check_surrogate, spike
-from .base import NeuronModel, SynapticInput, as_input, exp_euler_linear, refractory_countdown
+from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear, refractory_countdown
 
 RESETS = ("value", "subtract")
 LIF_METHODS = ("exp_euler", "euler")
@@ -28,7 +28,69 @@ class LIFState(NamedTuple):
     refractory: Array  # remaining refractory time, ms
 
 
-class LIF(NeuronModel):
+class AbstractLIF(AbstractNeuron):
+    """What LIF and AdaptiveLIF share: the membrane integration, threshold and reset (module docstring)."""
+
+    tau_m: eqx.AbstractVar[Array]  # ms
+    C_m: eqx.AbstractVar[Array]  # pF
+    v_rest: eqx.AbstractVar[Array]  # mV
+    v_th: eqx.AbstractVar[Array]  # mV
+    v_reset: eqx.AbstractVar[Array]  # mV
+    t_ref: eqx.AbstractVar[Array]  # ms
+    reset: eqx.AbstractVar[str]
+    method: eqx.AbstractVar[str]
+    surrogate: eqx.AbstractVar[str]
+    slope: eqx.AbstractVar[float]
+
+    @property
+    def g_L(self) -> Array:
+        """Leak conductance, nS."""
+        return self.C_m / self.tau_m
+
+    def _rest(self, v: ArrayLike | None) -> tuple[Array, Array]:
+        """Initial membrane potential (``v_rest`` or ``v`` mV) and a zero refractory counter."""
+        v0 = self.v_rest if v is None else jnp.broadcast_to(jnp.asarray(v, self.v_rest.dtype), (self.size,))
+        return v0, jnp.zeros((self.size,), v0.dtype)
+
+    def _integrate_v(self, v: Array, inputs: SynapticInput, dt: float) -> Array:
+        g_L = self.g_L
+        if self.method == "euler":
+            # C_m dv/dt = g_L (v_rest - v) + I(v)
+            return v + dt * (g_L * (self.v_rest - v) + inputs.total_current(v)) / self.C_m
+        # dv/dt = (g_L + G)/C_m * (v_inf - v),  v_inf = (g_L v_rest + I + sum g_k E_k) / (g_L + G)
+        g_total = g_L + inputs.conductance
+        v_inf = (g_L * self.v_rest + inputs.current + inputs.conductance_reversal) / g_total
+        return exp_euler_linear(v, v_inf, g_total / self.C_m, dt)
+
+    def _fire_and_reset(self, v: Array, v_th: Array) -> tuple[Array, Array]:
+        spikes = spike((v - v_th) / jnp.abs(v_th - self.v_reset), self.surrogate, self.slope)
+        if self.reset == "value":
+            v = v + spikes * (self.v_reset - v)  # == where(spiked, v_reset, v), differentiable
+        else:
+            v = v - spikes * (v_th - self.v_reset)
+        return v, spikes
+
+
+def _set_lif_params(module, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope):
+    """Check and set the parameters LIF and AdaptiveLIF share (each declares them as its own fields)."""
+    owner = type(module).__name__
+    module.size = check_size(size, owner)
+    check_positive(tau_m, "tau_m (ms)", owner)
+    check_positive(C_m, "C_m (pF)", owner)
+    check_positive(t_ref, "t_ref (ms)", owner, allow_zero=True)
+    module.tau_m = as_param(tau_m, size, "tau_m", owner)
+    module.C_m = as_param(C_m, size, "C_m", owner)
+    module.v_rest = as_param(v_rest, size, "v_rest", owner)
+    module.v_th = as_param(v_th, size, "v_th", owner)
+    module.v_reset = as_param(v_reset, size, "v_reset", owner)
+    module.t_ref = as_param(t_ref, size, "t_ref", owner)
+    module.reset = check_choice(reset, RESETS, "reset", owner)
+    module.method = check_choice(method, LIF_METHODS, "method", owner)
+    module.surrogate = check_surrogate(surrogate, owner)
+    module.slope = float(slope)
+
+
+class LIF(AbstractLIF):
     """Leaky integrate-and-fire neuron with current- and conductance-based input.
 
     Args:
@@ -57,66 +119,17 @@ class LIF(NeuronModel):
     surrogate: str = eqx.field(static=True)
     slope: float = eqx.field(static=True)
 
-    def __init__(
-        self,
-        size: int,
-        *,
-        tau_m: ArrayLike = 10.0,
-        C_m: ArrayLike = 250.0,
-        v_rest: ArrayLike = -70.0,
-        v_th: ArrayLike = -55.0,
-        v_reset: ArrayLike = -70.0,
-        t_ref: ArrayLike = 2.0,
-        reset: str = "value",
-        method: str = "exp_euler",
-        surrogate: str = "fast_sigmoid",
-        slope: float = 10.0,
-    ):
-        owner = type(self).__name__
-        self.size = check_size(size, owner)
-        check_positive(tau_m, "tau_m (ms)", owner)
-        check_positive(C_m, "C_m (pF)", owner)
-        check_positive(t_ref, "t_ref (ms)", owner, allow_zero=True)
-        self.tau_m = as_param(tau_m, size, "tau_m", owner)
-        self.C_m = as_param(C_m, size, "C_m", owner)
-        self.v_rest = as_param(v_rest, size, "v_rest", owner)
-        self.v_th = as_param(v_th, size, "v_th", owner)
-        self.v_reset = as_param(v_reset, size, "v_reset", owner)
-        self.t_ref = as_param(t_ref, size, "t_ref", owner)
-        self.reset = check_choice(reset, RESETS, "reset", owner)
-        self.method = check_choice(method, LIF_METHODS, "method", owner)
-        self.surrogate = check_surrogate(surrogate, owner)
-        self.slope = float(slope)
-
-    @property
-    def g_L(self) -> Array:
-        """Leak conductance, nS."""
-        return self.C_m / self.tau_m
+    def __init__(self, size: int, *, tau_m: ArrayLike = 10.0, C_m: ArrayLike = 250.0, v_rest: ArrayLike = -70.0,
+                 v_th: ArrayLike = -55.0, v_reset: ArrayLike = -70.0, t_ref: ArrayLike = 2.0, reset: str = "value",
+                 method: str = "exp_euler", surrogate: str = "fast_sigmoid", slope: float = 10.0):
+        _set_lif_params(self, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope)
 
     def init(self, *, key=None, v: ArrayLike | None = None) -> LIFState:
         """Resting state (or membrane potential ``v`` in mV), not refractory."""
-        v0 = self.v_rest if v is None else jnp.broadcast_to(jnp.asarray(v, self.v_rest.dtype), (self.size,))
-        return LIFState(v=v0, refractory=jnp.zeros((self.size,), v0.dtype))
+        v0, refractory = self._rest(v)
+        return LIFState(v=v0, refractory=refractory)
 
-    def _integrate_v(self, v: Array, inputs: SynapticInput, dt: float) -> Array:
-        g_L = self.g_L
-        if self.method == "euler":
-            # C_m dv/dt = g_L (v_rest - v) + I(v)
-            return v + dt * (g_L * (self.v_rest - v) + inputs.total_current(v)) / self.C_m
-        # dv/dt = (g_L + G)/C_m * (v_inf - v),  v_inf = (g_L v_rest + I + sum g_k E_k) / (g_L + G)
-        g_total = g_L + inputs.conductance
-        v_inf = (g_L * self.v_rest + inputs.current + inputs.conductance_reversal) / g_total
-        return exp_euler_linear(v, v_inf, g_total / self.C_m, dt)
-
-    def _fire_and_reset(self, v: Array, v_th: Array) -> tuple[Array, Array]:
-        spikes = spike((v - v_th) / jnp.abs(v_th - self.v_reset), self.surrogate, self.slope)
-        if self.reset == "value":
-            v = v + spikes * (self.v_reset - v)  # == where(spiked, v_reset, v), differentiable
-        else:
-            v = v - spikes * (v_th - self.v_reset)
-        return v, spikes
-
-    def step(self, state: LIFState, inputs: SynapticInput | ArrayLike | None, dt: float):
+    def step(self, state: LIFState, inputs: SynapticInput | ArrayLike | None, dt: float, *, key=None):
         new_state, spikes, _, _ = self.step_parts(state, inputs, dt)
         return new_state, spikes
 
@@ -139,7 +152,7 @@ class ALIFState(NamedTuple):
     refractory: Array  # remaining refractory time, ms
 
 
-class AdaptiveLIF(LIF):
+class AdaptiveLIF(AbstractLIF):
     """LIF with a spike-triggered adaptation current and an adaptive threshold.
 
     Extra equations::
@@ -149,15 +162,26 @@ class AdaptiveLIF(LIF):
         tau_theta dtheta/dt = -theta                on spike: theta <- theta + delta_theta
         spike when v > v_th + theta
 
-    Args (beyond ``LIF``): a (nS, subthreshold adaptation), b (pA, spike-triggered adaptation),
+    Args: those of ``LIF``, and: a (nS, subthreshold adaptation), b (pA, spike-triggered adaptation),
     tau_w (ms, > 0), delta_theta (mV, threshold jump), tau_theta (ms, > 0).
     """
 
+    tau_m: Array  # ms
+    C_m: Array  # pF
+    v_rest: Array  # mV
+    v_th: Array  # mV
+    v_reset: Array  # mV
+    t_ref: Array  # ms
     a: Array  # nS
     b: Array  # pA
     tau_w: Array  # ms
     delta_theta: Array  # mV
     tau_theta: Array  # ms
+    size: int = eqx.field(static=True)
+    reset: str = eqx.field(static=True)
+    method: str = eqx.field(static=True)
+    surrogate: str = eqx.field(static=True)
+    slope: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -168,9 +192,18 @@ class AdaptiveLIF(LIF):
         tau_w: ArrayLike = 100.0,
         delta_theta: ArrayLike = 0.0,
         tau_theta: ArrayLike = 100.0,
-        **lif_kwargs,
+        tau_m: ArrayLike = 10.0,
+        C_m: ArrayLike = 250.0,
+        v_rest: ArrayLike = -70.0,
+        v_th: ArrayLike = -55.0,
+        v_reset: ArrayLike = -70.0,
+        t_ref: ArrayLike = 2.0,
+        reset: str = "value",
+        method: str = "exp_euler",
+        surrogate: str = "fast_sigmoid",
+        slope: float = 10.0,
     ):
-        super().__init__(size, **lif_kwargs)
+        _set_lif_params(self, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope)
         owner = type(self).__name__
         check_positive(tau_w, "tau_w (ms)", owner)
         check_positive(tau_theta, "tau_theta (ms)", owner)
@@ -181,11 +214,11 @@ class AdaptiveLIF(LIF):
         self.tau_theta = as_param(tau_theta, size, "tau_theta", owner)
 
     def init(self, *, key=None, v: ArrayLike | None = None) -> ALIFState:
-        base = super().init(key=key, v=v)
-        zeros = jnp.zeros_like(base.v)
-        return ALIFState(v=base.v, w=zeros, theta=zeros, refractory=base.refractory)
+        v0, refractory = self._rest(v)
+        zeros = jnp.zeros_like(v0)
+        return ALIFState(v=v0, w=zeros, theta=zeros, refractory=refractory)
 
-    def step(self, state: ALIFState, inputs: SynapticInput | ArrayLike | None, dt: float):
+    def step(self, state: ALIFState, inputs: SynapticInput | ArrayLike | None, dt: float, *, key=None):
         inputs = as_input(inputs, self.size)
         refractory, frozen = refractory_countdown(state.refractory, dt)
         # the adaptation current enters as a voltage-independent current over the step

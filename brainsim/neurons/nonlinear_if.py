@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from .._checks import as_param, check_choice, check_positive, check_size
 from .._types import Array, ArrayLike
 from ..spikes import check_surrogate, spike
-from .base import NeuronModel, SynapticInput, as_input, exp_euler_linear, refractory_countdown
+from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear, refractory_countdown
 
 NONLINEAR_IF_METHODS = ("euler", "exp_euler")
 EXP_ARG_MAX = 50.0  # clip of (v - V_T)/delta_T, dimensionless
@@ -52,7 +52,68 @@ class ExpIFState(NamedTuple):
     refractory: Array  # remaining refractory time, ms
 
 
-class ExpIF(NeuronModel):
+class AbstractExpIF(AbstractNeuron):
+    """What ExpIF and AdEx share: the exponential membrane integration, threshold and reset."""
+
+    C_m: eqx.AbstractVar[Array]  # pF
+    g_L: eqx.AbstractVar[Array]  # nS
+    E_L: eqx.AbstractVar[Array]  # mV
+    V_T: eqx.AbstractVar[Array]  # mV
+    delta_T: eqx.AbstractVar[Array]  # mV
+    v_reset: eqx.AbstractVar[Array]  # mV
+    v_peak: eqx.AbstractVar[Array]  # mV
+    t_ref: eqx.AbstractVar[Array]  # ms
+    method: eqx.AbstractVar[str]
+    surrogate: eqx.AbstractVar[str]
+    slope: eqx.AbstractVar[float]
+
+    def _v0(self, v: ArrayLike | None) -> Array:
+        return self.E_L if v is None else jnp.broadcast_to(jnp.asarray(v, self.E_L.dtype), (self.size,))
+
+    def exp_current(self, v: Array) -> Array:
+        """Spike-generating current g_L delta_T exp((v - V_T)/delta_T), pA (exponent clipped)."""
+        arg = jnp.minimum((v - self.V_T) / self.delta_T, EXP_ARG_MAX)
+        return self.g_L * self.delta_T * jnp.exp(arg)
+
+    def _integrate_v(self, v: Array, extra_current: Array, inputs: SynapticInput, dt: float) -> Array:
+        """One step of C_m dv/dt = -g_L (v - E_L) + I_exp(v) + extra_current + I(v)."""
+        i_exp = self.exp_current(v)
+        if self.method == "euler":
+            dvdt = (self.g_L * (self.E_L - v) + i_exp + extra_current + inputs.total_current(v)) / self.C_m
+            return v + dt * dvdt
+        # dv/dt = (g_L + G)/C_m (v_inf - v), nonlinear and extra currents frozen over the step
+        g_total = self.g_L + inputs.conductance
+        drive = self.g_L * self.E_L + i_exp + extra_current + inputs.current + inputs.conductance_reversal
+        return exp_euler_linear(v, drive / g_total, g_total / self.C_m, dt)
+
+    def _fire_and_reset(self, v: Array) -> tuple[Array, Array]:
+        x = (v - self.v_peak) / jnp.abs(self.v_peak - self.v_reset)
+        spikes = spike(x, self.surrogate, self.slope)
+        return v + spikes * (self.v_reset - v), spikes
+
+
+def _set_expif_params(self, size, C_m, g_L, E_L, V_T, delta_T, v_reset, v_peak, t_ref, method, surrogate, slope):
+    """Check and set the parameters ExpIF and AdEx share (each declares them as its own fields)."""
+    owner = type(self).__name__
+    self.size = check_size(size, owner)
+    check_positive(C_m, "C_m (pF)", owner)
+    check_positive(g_L, "g_L (nS)", owner)
+    check_positive(delta_T, "delta_T (mV)", owner)
+    check_positive(t_ref, "t_ref (ms)", owner, allow_zero=True)
+    self.C_m = as_param(C_m, size, "C_m", owner)
+    self.g_L = as_param(g_L, size, "g_L", owner)
+    self.E_L = as_param(E_L, size, "E_L", owner)
+    self.V_T = as_param(V_T, size, "V_T", owner)
+    self.delta_T = as_param(delta_T, size, "delta_T", owner)
+    self.v_reset = as_param(v_reset, size, "v_reset", owner)
+    self.v_peak = as_param(v_peak, size, "v_peak", owner)
+    self.t_ref = as_param(t_ref, size, "t_ref", owner)
+    self.method = check_choice(method, NONLINEAR_IF_METHODS, "method", owner)
+    self.surrogate = check_surrogate(surrogate, owner)
+    self.slope = float(slope)
+
+
+class ExpIF(AbstractExpIF):
     """Exponential integrate-and-fire neuron (Fourcaud-Trocmé et al. 2003).
 
     Args:
@@ -99,54 +160,14 @@ class ExpIF(NeuronModel):
         surrogate: str = "fast_sigmoid",
         slope: float = 10.0,
     ):
-        owner = type(self).__name__
-        self.size = check_size(size, owner)
-        check_positive(C_m, "C_m (pF)", owner)
-        check_positive(g_L, "g_L (nS)", owner)
-        check_positive(delta_T, "delta_T (mV)", owner)
-        check_positive(t_ref, "t_ref (ms)", owner, allow_zero=True)
-        self.C_m = as_param(C_m, size, "C_m", owner)
-        self.g_L = as_param(g_L, size, "g_L", owner)
-        self.E_L = as_param(E_L, size, "E_L", owner)
-        self.V_T = as_param(V_T, size, "V_T", owner)
-        self.delta_T = as_param(delta_T, size, "delta_T", owner)
-        self.v_reset = as_param(v_reset, size, "v_reset", owner)
-        self.v_peak = as_param(v_peak, size, "v_peak", owner)
-        self.t_ref = as_param(t_ref, size, "t_ref", owner)
-        self.method = check_choice(method, NONLINEAR_IF_METHODS, "method", owner)
-        self.surrogate = check_surrogate(surrogate, owner)
-        self.slope = float(slope)
-
-    def _v0(self, v: ArrayLike | None) -> Array:
-        return self.E_L if v is None else jnp.broadcast_to(jnp.asarray(v, self.E_L.dtype), (self.size,))
+        _set_expif_params(self, size, C_m, g_L, E_L, V_T, delta_T, v_reset, v_peak, t_ref, method, surrogate, slope)
 
     def init(self, *, key=None, v: ArrayLike | None = None) -> ExpIFState:
         """Resting state v = E_L (or ``v`` in mV), not refractory."""
         v0 = self._v0(v)
         return ExpIFState(v=v0, refractory=jnp.zeros((self.size,), v0.dtype))
 
-    def exp_current(self, v: Array) -> Array:
-        """Spike-generating current g_L delta_T exp((v - V_T)/delta_T), pA (exponent clipped)."""
-        arg = jnp.minimum((v - self.V_T) / self.delta_T, EXP_ARG_MAX)
-        return self.g_L * self.delta_T * jnp.exp(arg)
-
-    def _integrate_v(self, v: Array, extra_current: Array, inputs: SynapticInput, dt: float) -> Array:
-        """One step of C_m dv/dt = -g_L (v - E_L) + I_exp(v) + extra_current + I(v)."""
-        i_exp = self.exp_current(v)
-        if self.method == "euler":
-            dvdt = (self.g_L * (self.E_L - v) + i_exp + extra_current + inputs.total_current(v)) / self.C_m
-            return v + dt * dvdt
-        # dv/dt = (g_L + G)/C_m (v_inf - v), nonlinear and extra currents frozen over the step
-        g_total = self.g_L + inputs.conductance
-        drive = self.g_L * self.E_L + i_exp + extra_current + inputs.current + inputs.conductance_reversal
-        return exp_euler_linear(v, drive / g_total, g_total / self.C_m, dt)
-
-    def _fire_and_reset(self, v: Array) -> tuple[Array, Array]:
-        x = (v - self.v_peak) / jnp.abs(self.v_peak - self.v_reset)
-        spikes = spike(x, self.surrogate, self.slope)
-        return v + spikes * (self.v_reset - v), spikes
-
-    def step(self, state: ExpIFState, inputs: SynapticInput | ArrayLike | None, dt: float):
+    def step(self, state: ExpIFState, inputs: SynapticInput | ArrayLike | None, dt: float, *, key=None):
         inputs = as_input(inputs, self.size)
         refractory, frozen = refractory_countdown(state.refractory, dt)
         v = jnp.where(frozen, state.v, self._integrate_v(state.v, 0.0, inputs, dt))
@@ -161,18 +182,30 @@ class AdExState(NamedTuple):
     refractory: Array  # remaining refractory time, ms
 
 
-class AdEx(ExpIF):
+class AdEx(AbstractExpIF):
     """Adaptive exponential integrate-and-fire neuron (Brette & Gerstner 2005).
 
     Defaults are the regular-spiking cell of Brette & Gerstner (2005) with v_peak = 0 mV.
 
-    Args (beyond ``ExpIF``): a (nS, subthreshold adaptation), tau_w (ms, > 0), b (pA, spike-triggered
+    Args: those of ``ExpIF``, and a (nS, subthreshold adaptation), tau_w (ms, > 0), b (pA, spike-triggered
     adaptation: w <- w + b on each spike). ``method`` defaults to ``"euler"`` (Brian2's usual choice).
     """
 
+    C_m: Array  # pF
+    g_L: Array  # nS
+    E_L: Array  # mV
+    V_T: Array  # mV
+    delta_T: Array  # mV
+    v_reset: Array  # mV
+    v_peak: Array  # mV
+    t_ref: Array  # ms
     a: Array  # nS
     tau_w: Array  # ms
     b: Array  # pA
+    size: int = eqx.field(static=True)
+    method: str = eqx.field(static=True)
+    surrogate: str = eqx.field(static=True)
+    slope: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -181,10 +214,19 @@ class AdEx(ExpIF):
         a: ArrayLike = 4.0,
         tau_w: ArrayLike = 144.0,
         b: ArrayLike = 80.5,
+        C_m: ArrayLike = 281.0,
+        g_L: ArrayLike = 30.0,
+        E_L: ArrayLike = -70.6,
+        V_T: ArrayLike = -50.4,
+        delta_T: ArrayLike = 2.0,
+        v_reset: ArrayLike = -70.6,
+        v_peak: ArrayLike = 0.0,
+        t_ref: ArrayLike = 0.0,
         method: str = "euler",
-        **expif_kwargs,
+        surrogate: str = "fast_sigmoid",
+        slope: float = 10.0,
     ):
-        super().__init__(size, method=method, **expif_kwargs)
+        _set_expif_params(self, size, C_m, g_L, E_L, V_T, delta_T, v_reset, v_peak, t_ref, method, surrogate, slope)
         owner = type(self).__name__
         check_positive(tau_w, "tau_w (ms)", owner)
         self.a = as_param(a, size, "a", owner)
@@ -197,7 +239,7 @@ class AdEx(ExpIF):
         w0 = jnp.zeros_like(v0) if w is None else jnp.broadcast_to(jnp.asarray(w, v0.dtype), (self.size,))
         return AdExState(v=v0, w=w0, refractory=jnp.zeros_like(v0))
 
-    def step(self, state: AdExState, inputs: SynapticInput | ArrayLike | None, dt: float):
+    def step(self, state: AdExState, inputs: SynapticInput | ArrayLike | None, dt: float, *, key=None):
         inputs = as_input(inputs, self.size)
         refractory, frozen = refractory_countdown(state.refractory, dt)
         v = jnp.where(frozen, state.v, self._integrate_v(state.v, -state.w, inputs, dt))
@@ -213,7 +255,7 @@ class AdEx(ExpIF):
         return AdExState(v=v, w=w, refractory=refractory), spikes
 
 
-class QIF(NeuronModel):
+class QIF(AbstractNeuron):
     """Quadratic integrate-and-fire neuron (theta-neuron normal form; Izhikevich 2007, eq. 8.5 without u).
 
     ``C_m dv/dt = k (v - v_rest)(v - v_c) + I(v)``: stable rest at v_rest, unstable fixed point
@@ -282,7 +324,7 @@ class QIF(NeuronModel):
         v0 = self.v_rest if v is None else jnp.broadcast_to(jnp.asarray(v, self.v_rest.dtype), (self.size,))
         return ExpIFState(v=v0, refractory=jnp.zeros((self.size,), v0.dtype))
 
-    def step(self, state: ExpIFState, inputs: SynapticInput | ArrayLike | None, dt: float):
+    def step(self, state: ExpIFState, inputs: SynapticInput | ArrayLike | None, dt: float, *, key=None):
         inputs = as_input(inputs, self.size)
         refractory, frozen = refractory_countdown(state.refractory, dt)
         v = state.v

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array, ArrayLike
-from ..propagation import compact, for_each_event  # noqa: F401  (re-exported)
+from ..propagation import compact, default_capacity, deliver, for_each_event  # noqa: F401  (re-exported)
 
 
 def default_event_capacity(n: int) -> int:
@@ -91,7 +91,16 @@ def check_bounds(w_min, w_max, owner: str, *, finite: bool = True) -> tuple[floa
     return w_min, w_max
 
 
+def deliver_then_update(rule, state, targets: Array, reverse, pre_spikes: Array, post_spikes: Array, dt: float, *,
+                        modulator=None, into: Array):
+    """``deliver_and_update`` of rules without a fused kernel: ``into + pre @ W`` with the weights before the
+    update (event-driven, as ``EventOperator``), then ``rule.update``."""
+    weights = state.weights.astype(into.dtype)
+    arrived = deliver(into, pre_spikes.astype(into.dtype), targets, weights, 0, default_capacity(targets.shape[0]), True)
+    return arrived, rule.update(state, targets, reverse, pre_spikes, post_spikes, dt, modulator=modulator)
+
+
 def check_plastic_operator(operator, owner: str) -> None:
-    if getattr(operator, "homogeneous", False):
+    if operator.homogeneous:
         raise ValueError(f"{owner}: plasticity needs one weight per synapse, but the operator stores a single "
                          "homogeneous weight; build it with EventOperator.from_sparse(..., homogeneous=False)")

@@ -19,6 +19,8 @@ every synapse each step (O(synapses)), since they depend on continuous rates, no
 """
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import NamedTuple, Optional
 
@@ -26,7 +28,8 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from .._types import Array
-from .base import check_bounds, check_scalar
+from ..core.contracts import AbstractRule
+from .base import deliver_then_update, check_bounds, check_scalar
 
 
 def rate_trace(r: Array, spikes: Array, dt: float, tau: float) -> Array:
@@ -83,7 +86,9 @@ class RateState(NamedTuple):
     post_rate: Array  # (n_post,) Hz
 
 
-class _RateRule(eqx.Module):
+class _RateRule(AbstractRule):
+    """Rules driven by rate traces of the pre- and postsynaptic spikes; ``dw(w, x, y)`` is their update."""
+
     lr: float = eqx.field(static=True)
     tau_rate: float = eqx.field(static=True)
     target_rate: float = eqx.field(static=True)
@@ -106,8 +111,9 @@ class _RateRule(eqx.Module):
         return RateState(weights, jnp.zeros((n_pre,), weights.dtype) + self.target_rate,
                          jnp.zeros((n_post,), weights.dtype) + self.target_rate)
 
-    def dw(self, w, x, y):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def dw(self, w, x, y):
+        """dw/dt per unit learning rate for weights ``w``, presynaptic rates ``x`` and postsynaptic ``y`` (Hz)."""
 
     def update(self, state: RateState, targets: Array, reverse, pre_spikes: Array, post_spikes: Array,
                dt: float, *, modulator=None) -> RateState:
@@ -119,10 +125,10 @@ class _RateRule(eqx.Module):
         w = jnp.where(targets < n_post, jnp.clip(w, self.w_min, self.w_max), state.weights)
         return RateState(w, x, y)
 
-    def bind(self, operator):
-        from .network_rules import Plastic
-
-        return Plastic(self, operator)
+    def deliver_and_update(self, state, targets, reverse, pre_spikes, post_spikes, dt: float, *, modulator=None,
+                           into):
+        return deliver_then_update(self, state, targets, reverse, pre_spikes, post_spikes, dt,
+                                   modulator=modulator, into=into)
 
 
 class SynapticScaling(_RateRule):

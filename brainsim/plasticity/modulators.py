@@ -13,13 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array
+from ..core.contracts import AbstractSource
 
 
 class SignalState(NamedTuple):
     step: Array  # index of the next step (int32 scalar)
 
 
-class Signal(eqx.Module):
+class Signal(AbstractSource):
     """Emits ``values[step]`` (shape ``(size,)``) at every step; zero after the end of the series.
 
     Args:
@@ -29,7 +30,6 @@ class Signal(eqx.Module):
 
     values: Array
     size: int = eqx.field(static=True)
-    needs_key = False
 
     def __init__(self, values):
         arr = np.asarray(values, dtype=np.float32)

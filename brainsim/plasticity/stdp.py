@@ -49,6 +49,7 @@ from .._checks import check_choice
 from .._kernels import cpu_or_pure
 from .._types import Array
 from ..propagation import deliver_jax, row_cotangents
+from ..core.contracts import AbstractRule
 from .base import ReverseIndex, check_bounds, check_scalar, default_event_capacity, for_each_event
 
 WEIGHT_DEPENDENCES = ("additive", "multiplicative")
@@ -62,7 +63,7 @@ class STDPState(NamedTuple):
     post_trace: Array  # (1, n_post) for pair STDP, (2, n_post) for triplet: y (tau_minus) and o2 (tau_y)
 
 
-class STDP(eqx.Module):
+class STDP(AbstractRule):
     """Pair-based STDP (see module docstring).
 
     Args:
@@ -76,7 +77,8 @@ class STDP(eqx.Module):
         pairing: ``"all_to_all"`` (traces sum over all spikes) or ``"nearest"`` (traces reset to 1).
         capacity: events handled per batch of the pure-JAX event loop (default ~0.5 % of the neurons).
         native: use the native CPU kernel when available (same result; the pure-JAX path runs elsewhere).
-        modulator: unused by plain STDP (kept for the common rule interface).
+        triplet: keep the slow traces of triplet STDP even when ``A3_plus`` and ``A3_minus`` are 0
+            (``TripletSTDP`` sets it).
     """
 
     tau_plus: float = eqx.field(static=True)
@@ -96,13 +98,14 @@ class STDP(eqx.Module):
     A3_minus: float = eqx.field(static=True)
     modulator: Optional[str] = eqx.field(static=True)
     native: bool = eqx.field(static=True)
+    triplet: bool = eqx.field(static=True)  # two traces per side (pre: x, r2; post: y, o2)
     needs_reverse = True
 
     def __init__(self, *, tau_plus: float = 20.0, tau_minus: float = 20.0, A_plus: float = 0.01,
                  A_minus: float = 0.0105, w_min: float = 0.0, w_max: float = 1.0,
                  weight_dependence: str = "additive", bounds: str = "hard", pairing: str = "all_to_all",
                  capacity: Optional[int] = None, tau_x: float = 1.0, tau_y: float = 1.0,
-                 A3_plus: float = 0.0, A3_minus: float = 0.0, native: bool = True):
+                 A3_plus: float = 0.0, A3_minus: float = 0.0, native: bool = True, triplet: bool = False):
         owner = type(self).__name__
         self.tau_plus = check_scalar(tau_plus, "tau_plus (ms)", owner, positive=True, allow_zero=False)
         self.tau_minus = check_scalar(tau_minus, "tau_minus (ms)", owner, positive=True, allow_zero=False)
@@ -121,10 +124,7 @@ class STDP(eqx.Module):
         self.capacity = capacity
         self.modulator = None
         self.native = bool(native)
-
-    @property
-    def triplet(self) -> bool:
-        return self.A3_plus != 0.0 or self.A3_minus != 0.0
+        self.triplet = bool(triplet) or self.A3_plus != 0.0 or self.A3_minus != 0.0
 
     @property
     def n_traces(self) -> int:
@@ -222,7 +222,8 @@ class STDP(eqx.Module):
         return flat.reshape(n_pre, width), pre_trace, post_trace
 
     def deliver_and_update(self, state: STDPState, targets: Array, reverse: ReverseIndex, pre_spikes: Array,
-                           post_spikes: Array, dt: float, into: Array | None = None) -> tuple[Array, STDPState]:
+                           post_spikes: Array, dt: float, *, modulator=None,
+                           into: Array | None = None) -> tuple[Array, STDPState]:
         """``into + pre_spikes @ W`` (n_post,; ``into`` defaults to zeros) with the weights before this
         step's update, and the updated state.
 
@@ -273,13 +274,10 @@ class STDP(eqx.Module):
         native = lambda *a: tuple(kernel(*a, **self._attrs(dt)))  # noqa: E731
         return cpu_or_pure(native, pure, *args, usable=self.native and dtypes_ok and _native.native_available())
 
-    def bind(self, operator) -> "Plastic":
-        from .network_rules import Plastic
 
-        return Plastic(self, operator)
-
-
-class TripletSTDP(STDP):
+def TripletSTDP(*, tau_plus: float = 16.8, tau_minus: float = 33.7, tau_x: float = 101.0, tau_y: float = 125.0,
+                A2_plus: float = 5e-10, A3_plus: float = 6.2e-3, A2_minus: float = 7e-3, A3_minus: float = 2.3e-4,
+                **kwargs) -> STDP:
     """Triplet STDP (Pfister & Gerstner 2006), all-to-all or nearest-spike.
 
     Defaults: the all-to-all visual-cortex fit of Pfister & Gerstner (2006, Table 4, minimal model):
@@ -287,21 +285,13 @@ class TripletSTDP(STDP):
     tau_y 125 ms, A2_plus 5e-10, A3_plus 6.2e-3, A2_minus 7e-3, A3_minus 2.3e-4 — amplitudes are in
     weight units, so scale them with your weights.
 
-    Args (beyond ``STDP``):
+    Returns an ``STDP`` rule with two traces per side. Args, beyond those of ``STDP``:
         A2_plus, A2_minus: pair amplitudes (weight units, >= 0); ``A_plus``/``A_minus`` in ``STDP``.
         A3_plus, A3_minus: triplet amplitudes (weight units, >= 0).
         tau_x: slow presynaptic trace time constant, ms. tau_y: slow postsynaptic trace time constant, ms.
     """
-
-    def __init__(self, *, tau_plus: float = 16.8, tau_minus: float = 33.7, tau_x: float = 101.0,
-                 tau_y: float = 125.0, A2_plus: float = 5e-10, A3_plus: float = 6.2e-3,
-                 A2_minus: float = 7e-3, A3_minus: float = 2.3e-4, **kwargs):
-        super().__init__(tau_plus=tau_plus, tau_minus=tau_minus, A_plus=A2_plus, A_minus=A2_minus,
-                         tau_x=tau_x, tau_y=tau_y, A3_plus=A3_plus, A3_minus=A3_minus, **kwargs)
-
-    @property
-    def triplet(self) -> bool:
-        return True
+    return STDP(tau_plus=tau_plus, tau_minus=tau_minus, A_plus=A2_plus, A_minus=A2_minus, tau_x=tau_x, tau_y=tau_y,
+                A3_plus=A3_plus, A3_minus=A3_minus, triplet=True, **kwargs)
 
 
 class _Reverse(NamedTuple):

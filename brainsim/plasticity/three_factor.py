@@ -31,7 +31,8 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from .._types import Array
-from .base import ReverseIndex, check_bounds, check_scalar, default_event_capacity, for_each_event
+from ..core.contracts import AbstractRule
+from .base import deliver_then_update, ReverseIndex, check_bounds, check_scalar, default_event_capacity, for_each_event
 
 
 class RewardSTDPState(NamedTuple):
@@ -42,7 +43,7 @@ class RewardSTDPState(NamedTuple):
     dopamine: Array  # scalar extracellular dopamine, µM
 
 
-class RewardModulatedSTDP(eqx.Module):
+class RewardModulatedSTDP(AbstractRule):
     """Dopamine-modulated STDP with eligibility traces (Izhikevich 2007).
 
     Args:
@@ -125,10 +126,10 @@ class RewardModulatedSTDP(eqx.Module):
         w = jnp.where(targets < n_post, w, state.weights)
         return RewardSTDPState(w, c, x, y, d)
 
-    def bind(self, operator):
-        from .network_rules import Plastic
-
-        return Plastic(self, operator)
+    def deliver_and_update(self, state, targets, reverse, pre_spikes, post_spikes, dt: float, *, modulator=None,
+                           into):
+        return deliver_then_update(self, state, targets, reverse, pre_spikes, post_spikes, dt,
+                                   modulator=modulator, into=into)
 
 
 class HebbianState(NamedTuple):
@@ -136,7 +137,7 @@ class HebbianState(NamedTuple):
     pre_trace: Array  # (n_pre,) low-pass filtered presynaptic spikes (dimensionless)
 
 
-class ModulatedHebbian(eqx.Module):
+class ModulatedHebbian(AbstractRule):
     """Error- or reward-modulated Hebbian learning: ``dw_ij/dt = lr M_j x_i [post_j]`` (see module doc).
 
     Args:
@@ -184,10 +185,10 @@ class ModulatedHebbian(eqx.Module):
         w = jnp.where(targets < n_post, jnp.clip(w, self.w_min, self.w_max), state.weights)
         return HebbianState(w, x)
 
-    def bind(self, operator):
-        from .network_rules import Plastic
-
-        return Plastic(self, operator)
+    def deliver_and_update(self, state, targets, reverse, pre_spikes, post_spikes, dt: float, *, modulator=None,
+                           into):
+        return deliver_then_update(self, state, targets, reverse, pre_spikes, post_spikes, dt,
+                                   modulator=modulator, into=into)
 
 
 def _bad_modulator(modulator, n_post):

@@ -2,13 +2,8 @@
 
 Every kinetics model is linear, so all synapses of one receptor type onto a neuron share one state:
 arrivals of weight w (in the unit of the output: nS for conductances, pA for currents) add to it,
-and between arrivals it relaxes exactly. API::
-
-    state = kin.init(size)
-    state = kin.decay(state, dt)       # exact relaxation over dt (ms)
-    state = kin.arrive(state, amount)  # add arriving weight, shape (size,)
-    state = kin.arrive_events(state, operator, spikes, row_offset)  # same, straight from an EventOperator
-    g = kin.value(state, dt)           # conductance (nS) or current (pA) driving this step
+and between arrivals it relaxes exactly. The contract (``init``, ``decay``, ``arrive``, ``arrive_into``,
+``value``, and ``arrive_events`` built on them) is ``brainsim.core.contracts.AbstractKinetics``.
 """
 from __future__ import annotations
 
@@ -19,10 +14,11 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from .._checks import check_positive
+from ..core.contracts import AbstractKinetics
 from .._types import Array
 
 
-class Delta(eqx.Module):
+class Delta(AbstractKinetics):
     """Instantaneous synapse: an arrival of weight q (pA·ms = fC for currents) is delivered in one step.
 
     ``value`` returns ``q / dt`` (pA) during the step after arrival, so a current-based delta synapse of
@@ -38,14 +34,14 @@ class Delta(eqx.Module):
     def arrive(self, state: Array, amount: Array) -> Array:
         return state + amount
 
-    def arrive_events(self, state: Array, operator, spikes: Array, row_offset: int = 0) -> Array:
-        return operator.accumulate(state, spikes, row_offset)  # in place on CPU
+    def arrive_into(self, state: Array, deliver):
+        return deliver(state)  # arrival is addition: event delivery writes into g (in place on CPU)
 
     def value(self, state: Array, dt: float) -> Array:
         return state / dt
 
 
-class Exponential(eqx.Module):
+class Exponential(AbstractKinetics):
     """Single-exponential synapse: ``dg/dt = -g / tau``; an arrival of weight w does g <- g + w.
 
     Args:
@@ -67,8 +63,8 @@ class Exponential(eqx.Module):
     def arrive(self, state: Array, amount: Array) -> Array:
         return state + amount
 
-    def arrive_events(self, state: Array, operator, spikes: Array, row_offset: int = 0) -> Array:
-        return operator.accumulate(state, spikes, row_offset)  # in place on CPU
+    def arrive_into(self, state: Array, deliver):
+        return deliver(state)  # arrival is addition: event delivery writes into g (in place on CPU)
 
     def value(self, state: Array, dt: float) -> Array:
         return state
@@ -79,7 +75,7 @@ class TwoStateKinetics(NamedTuple):
     b: Array
 
 
-class DualExponential(eqx.Module):
+class DualExponential(AbstractKinetics):
     """Difference of exponentials, normalised so that one arrival of weight w peaks at exactly w.
 
     ``g(t) = w * A * (exp(-t/tau_decay) - exp(-t/tau_rise))`` after an arrival at t = 0, with
@@ -116,8 +112,9 @@ class DualExponential(eqx.Module):
     def decay(self, state: TwoStateKinetics, dt: float) -> TwoStateKinetics:
         return TwoStateKinetics(state.a * jnp.exp(-dt / self.tau_decay), state.b * jnp.exp(-dt / self.tau_rise))
 
-    def arrive_events(self, state: TwoStateKinetics, operator, spikes: Array, row_offset: int = 0) -> TwoStateKinetics:
-        return self.arrive(state, operator.accumulate(jnp.zeros_like(state.a), spikes, row_offset))
+    def arrive_into(self, state: TwoStateKinetics, deliver):
+        amount, aux = deliver(jnp.zeros_like(state.a))
+        return self.arrive(state, amount), aux
 
     def arrive(self, state: TwoStateKinetics, amount: Array) -> TwoStateKinetics:
         return TwoStateKinetics(state.a + amount, state.b + amount)
@@ -126,7 +123,7 @@ class DualExponential(eqx.Module):
         return self._peak_normalisation() * (state.a - state.b)
 
 
-class Alpha(eqx.Module):
+class Alpha(AbstractKinetics):
     """Alpha synapse ``g(t) = w (t / tau) exp(1 - t / tau)``: peaks at w, t = tau after an arrival.
 
     Integrated exactly as the linear system ``dy/dt = -y/tau``, ``dg/dt = -g/tau + e y / tau``
@@ -151,8 +148,9 @@ class Alpha(eqx.Module):
         g = (state.a + math.e * dt / self.tau * state.b) * decay
         return TwoStateKinetics(g, state.b * decay)
 
-    def arrive_events(self, state: TwoStateKinetics, operator, spikes: Array, row_offset: int = 0) -> TwoStateKinetics:
-        return self.arrive(state, operator.accumulate(jnp.zeros_like(state.a), spikes, row_offset))
+    def arrive_into(self, state: TwoStateKinetics, deliver):
+        amount, aux = deliver(jnp.zeros_like(state.a))
+        return self.arrive(state, amount), aux
 
     def arrive(self, state: TwoStateKinetics, amount: Array) -> TwoStateKinetics:
         return TwoStateKinetics(state.a, state.b + amount)

@@ -6,10 +6,10 @@ import jax.numpy as jnp
 
 from .._checks import check_positive
 from .._types import Array
-from ..neurons.base import SynapticInput
+from ..core.contracts import AbstractOutput, SynapticInput
 
 
-class CurrentOutput(eqx.Module):
+class CurrentOutput(AbstractOutput):
     """Current-based synapse: g is a current in pA, added as is."""
 
     def input(self, g: Array, v: Array) -> SynapticInput:
@@ -17,7 +17,7 @@ class CurrentOutput(eqx.Module):
         return SynapticInput(g, z, z)
 
 
-class ConductanceOutput(eqx.Module):
+class ConductanceOutput(AbstractOutput):
     """Conductance-based synapse: g in nS drives ``I = g (E_rev - v)`` pA.
 
     Args:
@@ -33,7 +33,7 @@ class ConductanceOutput(eqx.Module):
         return SynapticInput(jnp.zeros_like(g), g, g * self.E_rev)
 
 
-class NMDAOutput(eqx.Module):
+class NMDAOutput(AbstractOutput):
     """NMDA conductance with voltage-dependent Mg²⁺ block (Jahr & Stevens 1990).
 
     ``I = g B(v) (E_rev - v)``, ``B(v) = 1 / (1 + [Mg²⁺]/3.57 mM · exp(-0.062 v/mV))``. The block is

@@ -1,15 +1,11 @@
 """A receptor = synaptic kinetics + output, attached to a postsynaptic population; standard presets."""
 from __future__ import annotations
 
-from typing import Union
-
 import equinox as eqx
 
-from .kinetics import Alpha, Delta, DualExponential, Exponential
+from ..core.contracts import AbstractKinetics, AbstractOutput
+from .kinetics import DualExponential, Exponential
 from .outputs import ConductanceOutput, CurrentOutput, NMDAOutput
-
-Kinetics = Union[Delta, Exponential, DualExponential, Alpha]
-Output = Union[CurrentOutput, ConductanceOutput, NMDAOutput]
 
 
 class Receptor(eqx.Module):
@@ -18,8 +14,16 @@ class Receptor(eqx.Module):
     All projections that target this receptor add into one shared kinetic state per neuron.
     """
 
-    kinetics: Kinetics
-    output: Output
+    kinetics: AbstractKinetics
+    output: AbstractOutput
+
+    def __check_init__(self):
+        if not isinstance(self.kinetics, AbstractKinetics):
+            raise TypeError(f"Receptor: kinetics must be an AbstractKinetics (Exponential, Alpha, ...), "
+                            f"got {type(self.kinetics).__name__}")
+        if not isinstance(self.output, AbstractOutput):
+            raise TypeError(f"Receptor: output must be an AbstractOutput (ConductanceOutput, ...), "
+                            f"got {type(self.output).__name__}")
 
 
 def current_exp(tau: float = 5.0) -> Receptor:

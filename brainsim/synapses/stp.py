@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from .._checks import check_positive
 from .._types import Array
+from ..core.contracts import AbstractSTP
 
 
 class STPState(NamedTuple):
@@ -24,7 +25,7 @@ class STPState(NamedTuple):
     x: Array  # available resources, dimensionless in [0, 1]
 
 
-class TsodyksMarkram(eqx.Module):
+class TsodyksMarkram(AbstractSTP):
     """Tsodyks–Markram synapse dynamics.
 
     Args:
@@ -36,6 +37,7 @@ class TsodyksMarkram(eqx.Module):
     U: Array
     tau_f: Array  # ms
     tau_d: Array  # ms
+    reads_signal = False
 
     def __init__(self, U: float = 0.5, tau_f: float = 20.0, tau_d: float = 200.0):
         if not 0.0 < float(U) <= 1.0:
@@ -46,11 +48,19 @@ class TsodyksMarkram(eqx.Module):
         self.tau_f = jnp.asarray(tau_f, dtype=jnp.result_type(float))
         self.tau_d = jnp.asarray(tau_d, dtype=jnp.result_type(float))
 
+    @property
+    def size(self) -> None:
+        """None: one state per presynaptic neuron of whatever projection it serves (``init(size)``)."""
+        return None
+
     def init(self, size: int) -> STPState:
         return STPState(u=jnp.full((size,), self.U), x=jnp.ones((size,)))
 
-    def step(self, state: STPState, spikes: Array, dt: float) -> tuple[STPState, Array]:
+    def step(self, state: STPState, spikes: Array, dt: float, signal=None) -> tuple[STPState, Array]:
         """Relax over dt, then apply this step's spikes; returns the weight scaling per presynaptic neuron."""
+        if signal is not None:
+            raise ValueError("TsodyksMarkram: reads no signal (gliotransmitter-modulated release is "
+                             "brainsim.astrocytes.TripartiteSynapse)")
         u = self.U + (state.u - self.U) * jnp.exp(-dt / self.tau_f)
         x = 1.0 + (state.x - 1.0) * jnp.exp(-dt / self.tau_d)
         u_spike = u + self.U * (1.0 - u)

@@ -46,7 +46,7 @@ from jax.interpreters import ad, batching
 from .. import _kernels
 from .._primitives import register, zero_tangent
 from ..neurons import LIF
-from ..neurons.base import exp_euler_linear
+from ..core.integrators import exp_euler_linear
 from ..neurons.lif import LIFState
 from ..spikes import SURROGATES
 

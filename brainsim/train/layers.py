@@ -31,7 +31,7 @@ import numpy as np
 from .._types import Array
 from ..event_matmul import event_matmul
 from ..neurons import LIF, AdaptiveLIF
-from ..neurons.base import exp_euler_linear
+from ..core.integrators import exp_euler_linear
 from ..propagation import EventOperator
 from ..synapses import Exponential
 from . import bptt, fused_lif

@@ -1,0 +1,72 @@
+"""Event-driven projection with static weights, optional short-term plasticity and homogeneous delay.
+
+Delivery costs O(out-degree) per presynaptic spike (``brainsim.propagation.EventOperator``; in place on CPU
+with the native kernel). The presynaptic stages (subgroup rows, STP, delay ring) are those of
+``brainsim.projections.presynaptic``; its state is a ``PresynapticState``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import equinox as eqx
+
+from ..core.contracts import AbstractKinetics, AbstractSTP, StepContext
+from ..propagation import EventOperator
+from .base import AbstractProjection
+from .presynaptic import (PresynapticState, check_delay, check_pre_range, check_synapses, delay_steps,
+                          init_presynaptic,
+                          presynaptic_values)
+
+
+class EventProjection(AbstractProjection):
+    """Static synapses ``pre -> post.receptor`` delivered event by event.
+
+    Args:
+        pre, post, receptor: names in the network.
+        weights: ``EventOperator`` or a ``(n_pre, n_post)`` BCOO/BCSR weight matrix (nS or pA; rows are the
+            neurons of ``pre``, or of ``pre_range``).
+        delay: homogeneous transmission delay, ms (rounded to whole steps of ``dt``; 0 = delivered in the step
+            the spike is emitted, as Brian2 without delay).
+        stp: optional presynaptic short-term plasticity (``TsodyksMarkram``; ``TripartiteSynapse`` for
+            gliotransmitter-modulated release, whose gliotransmitter is this projection's signal).
+        capacity: batch size of the portable event loop (default ~1.5 % of the presynaptic neurons).
+        pre_range: optional ``(start, stop)``: only neurons ``start <= i < stop`` of ``pre`` project.
+    """
+
+    operator: EventOperator
+    stp: Optional[AbstractSTP]
+    pre: str = eqx.field(static=True)
+    post: str = eqx.field(static=True)
+    receptor: str = eqx.field(static=True)
+    delay: float = eqx.field(static=True)
+    pre_range: Optional[tuple] = eqx.field(static=True)
+
+    def __init__(self, pre: str, post: str, receptor: str, weights, *, delay: float = 0.0,
+                 stp: Optional[AbstractSTP] = None, capacity: Optional[int] = None, pre_range=None):
+        self.pre, self.post, self.receptor = pre, post, receptor
+        self.operator = weights if isinstance(weights, EventOperator) else EventOperator.from_sparse(weights, capacity=capacity)
+        self.delay = check_delay(delay, f"Projection {pre}->{post}")
+        self.stp = stp
+        self.pre_range = check_pre_range(pre_range)
+
+    @property
+    def n_synapses(self) -> int:
+        return self.operator.n_synapses
+
+    @property
+    def reads_signal(self) -> bool:
+        return self.stp is not None and self.stp.reads_signal
+
+    def delay_steps(self, dt: float) -> int:
+        return delay_steps(self.delay, dt)
+
+    def check(self, name, populations) -> None:
+        check_synapses(name, self, populations, (self.operator.n_pre, self.operator.n_post))
+
+    def init(self, dt: float) -> PresynapticState:
+        return init_presynaptic(self.stp, self.delay, self.operator.n_pre, dt)
+
+    def deliver(self, state: PresynapticState, target, kinetics: AbstractKinetics, ctx: StepContext):
+        state, values, row_offset = presynaptic_values(self.stp, self.delay, self.pre_range, state,
+                                                       ctx.spikes[self.pre], ctx, need_rows=False)
+        return state, kinetics.arrive_events(target, self.operator, values, row_offset)

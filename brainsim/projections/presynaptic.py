@@ -1,0 +1,94 @@
+"""The presynaptic stages every event-driven projection shares: a subgroup of rows, short-term plasticity, and a
+homogeneous transmission delay (a ring of the last ``d`` steps' presynaptic values).
+
+In a step the presynaptic spike vector of population ``pre`` goes, in this order, through:
+
+1. ``pre_range = (start, stop)``: only rows ``start <= i < stop`` project (a Brian2 subgroup). When no later
+   stage needs the slice, the rows are read in place by the delivery (``row_offset = start``).
+2. ``stp`` (``AbstractSTP``): the spikes become released fractions, scaled per presynaptic neuron.
+3. ``delay`` (ms, rounded to whole steps of ``dt``): values emitted ``d = round(delay / dt)`` steps ago come
+   out; this step's values go into the ring at slot ``step mod d``.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax.numpy as jnp
+
+from .._types import Array
+from ..core.contracts import AbstractSTP, StepContext
+
+
+class PresynapticState(NamedTuple):
+    stp: Any  # state of the projection's AbstractSTP (None without)
+    ring: Optional[Array]  # (d, n_pre) values of the last d steps (None without a delay)
+
+
+def delay_steps(delay: float, dt: float) -> int:
+    """Whole steps of ``dt`` ms in a homogeneous delay of ``delay`` ms (rounded)."""
+    return int(round(delay / dt))
+
+
+def check_delay(delay, owner: str) -> float:
+    if not delay >= 0:
+        raise ValueError(f"{owner}: delay must be >= 0 ms, got {delay}")
+    return float(delay)
+
+
+def check_pre_range(pre_range) -> Optional[tuple]:
+    return None if pre_range is None else (int(pre_range[0]), int(pre_range[1]))
+
+
+def check_synapses(name: str, projection, populations, shape: tuple) -> None:
+    """``ValueError`` when synapses of ``shape`` (n_pre, n_post) do not join ``projection.pre`` (within its
+    ``pre_range``) to ``projection.post``, or its ``stp`` is sized for another number of neurons."""
+    pre, post, pre_range, stp = projection.pre, projection.post, projection.pre_range, projection.stp
+    n_pre = populations[pre].size
+    if pre_range is not None:
+        start, stop = pre_range
+        if not 0 <= start < stop <= n_pre:
+            raise ValueError(f"Network: projection {name!r} has pre_range {pre_range} outside "
+                             f"population {pre!r} of size {n_pre}")
+        n_pre = stop - start
+    stp_size = None if stp is None else stp.size
+    if stp_size is not None and stp_size != n_pre:
+        raise ValueError(f"Network: projection {name!r} has a {type(stp).__name__} of size {stp_size} "
+                         f"but {n_pre} presynaptic neurons")
+    needed = (n_pre, populations[post].size)
+    if tuple(shape) != needed:
+        raise ValueError(f"Network: projection {name!r} has weights of shape {tuple(shape)} but {pre}->{post} "
+                         f"needs {needed}")
+
+
+def init_presynaptic(stp: Optional[AbstractSTP], delay: float, n_pre: int, dt: float) -> PresynapticState:
+    d = delay_steps(delay, dt)
+    return PresynapticState(stp=None if stp is None else stp.init(n_pre),
+                            ring=jnp.zeros((d, n_pre)) if d > 0 else None)
+
+
+def presynaptic_values(stp: Optional[AbstractSTP], delay: float, pre_range: Optional[tuple], state: PresynapticState,
+                       spikes: Array, ctx: StepContext, *, need_rows: bool) -> tuple[PresynapticState, Array, int]:
+    """``(new state, values, row_offset)``: the values to deliver this step from rows ``row_offset ..`` of
+    ``values`` (``need_rows``: the caller needs exactly the projection's rows, e.g. a learning rule)."""
+    d = delay_steps(delay, ctx.dt)
+    have = 0 if state.ring is None else state.ring.shape[0]
+    if have != d:
+        raise ValueError(f"projection {ctx.projection!r}: its delay of {delay} ms is {d} steps at dt = {ctx.dt} ms, "
+                         f"but its state holds {have}; initialise the state with the dt you step with")
+    values, row_offset = spikes, 0
+    if pre_range is not None:
+        if stp is not None or d > 0 or need_rows:
+            values = spikes[pre_range[0]:pre_range[1]]
+        else:
+            row_offset = pre_range[0]
+    stp_state = state.stp
+    if stp is not None:
+        stp_state, values = stp.step(stp_state, values, ctx.dt, ctx.signal())
+    elif ctx.signal() is not None:
+        raise ValueError(f"projection {ctx.projection!r} has no component that reads a signal "
+                         f"(no gliotransmitter-modulated release: its stp is None)")
+    ring = state.ring
+    if d > 0:  # slot (step mod d) holds the values emitted d steps ago
+        slot = ctx.step % d
+        values, ring = ring[slot], ring.at[slot].set(values)
+    return PresynapticState(stp_state, ring), values, row_offset
