@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_dt
 from . import _kernels
+from .adjoints import AbstractAdjoint, Direct
 from .network import Network, NetworkState
 from .propagation import pack_spikes
 
@@ -73,14 +74,29 @@ class RateMonitor:
     population: str
 
 
-Monitor = Union[SpikeMonitor, StateMonitor, RateMonitor]
+@dataclass(frozen=True)
+class CountMonitor:
+    """Count every neuron's spikes of ``population`` over the steps ``i >= start`` of the run (``start`` counted
+    from the run's first step): a float ``(size,)`` array, differentiable (surrogate gradients), O(size) memory
+    whatever the run's length."""
+
+    population: str
+    start: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.start, bool) or not isinstance(self.start, int) or self.start < 0:
+            raise ValueError(f"CountMonitor: start must be a non-negative integer number of steps, got {self.start!r}")
+
+
+Monitor = Union[SpikeMonitor, StateMonitor, RateMonitor, CountMonitor]
+_MONITORS = (SpikeMonitor, StateMonitor, RateMonitor, CountMonitor)
 
 
 def _validate_monitors(network: Network, state: NetworkState, monitors: Sequence[Monitor]) -> tuple:
     monitors = tuple(monitors)
     for m in monitors:
-        if not isinstance(m, (SpikeMonitor, StateMonitor, RateMonitor)):
-            raise TypeError(f"unknown monitor {m!r}; use SpikeMonitor, StateMonitor or RateMonitor")
+        if not isinstance(m, _MONITORS):
+            raise TypeError(f"unknown monitor {m!r}; use SpikeMonitor, StateMonitor, RateMonitor or CountMonitor")
         if m.population not in network.populations:
             raise ValueError(f"{type(m).__name__}: unknown population {m.population!r}; "
                              f"known: {', '.join(network.populations)}")
@@ -101,14 +117,21 @@ def _record_buffers(network: Network, monitors: tuple, n_steps: int):
         if isinstance(m, StateMonitor):
             width = len(m.indices) if m.indices is not None else network.populations[m.population].size
             buffers.append(jnp.zeros((-(-n_steps // m.every), width)))
+        elif isinstance(m, CountMonitor):
+            buffers.append(jnp.zeros((network.populations[m.population].size,)))
         else:
             buffers.append(None)
     return buffers
 
 
 def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
-        monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None, unroll: int = 1):
+        monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None, unroll: int = 1,
+        adjoint: AbstractAdjoint = Direct()):
     """Advance ``network`` by ``n_steps`` steps of ``dt`` ms. Pure: jit-, vmap- and grad-compatible.
+
+    The one time loop of brainsim, for simulation and training alike; ``adjoint`` chooses how it is
+    differentiated (``brainsim.adjoints``: ``Direct``, ``Checkpointed``, ``Truncated``) and never changes the
+    forward result.
 
     Args:
         network, state: the network and its state (from ``network.init(dt)``).
@@ -118,11 +141,16 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
         monitors: what to record (see ``SpikeMonitor``, ``StateMonitor``, ``RateMonitor``).
         currents: optional population name -> current array (pA) of shape ``(n_steps, size)`` or
             ``(n_steps,)``, injected step by step.
+        unroll: steps unrolled per iteration of the scan.
+        adjoint: how gradients flow through the loop (default ``Direct()``, full BPTT).
 
     Returns:
         ``(final_state, records)``: records is a tuple aligned with ``monitors``: spikes ``(n_steps, size)``
-        bool, state traces ``(ceil(n_steps / every), n_recorded)``, rates ``(n_steps,)`` Hz.
+        bool, state traces ``(ceil(n_steps / every), n_recorded)``, rates ``(n_steps,)`` Hz, counts ``(size,)``.
     """
+    if not isinstance(adjoint, AbstractAdjoint):
+        raise TypeError(f"run: adjoint must be an AbstractAdjoint (Direct(), Checkpointed(), Truncated(window)), "
+                        f"got {type(adjoint).__name__}")
     monitors = tuple(monitors)
     currents = dict(currents or {})
     buffers = _record_buffers(network, monitors, n_steps)
@@ -143,6 +171,10 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
                 buffers[j] = jax.lax.dynamic_update_index_in_dim(buffers[j], value, row, 0)
         step_key = jax.random.fold_in(key, first_step + i)
         state, spikes = network.step(state, dt, key=step_key, currents=step_currents)
+        for j, m in enumerate(monitors):
+            if isinstance(m, CountMonitor):
+                counted = spikes[m.population] if m.start == 0 else jnp.where(i >= m.start, spikes[m.population], 0.0)
+                buffers[j] = buffers[j] + counted
         outputs = []
         for m in monitors:
             if isinstance(m, SpikeMonitor):
@@ -155,8 +187,9 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
         return (state, buffers), outputs
 
     steps = jnp.arange(n_steps)
-    (state, buffers), outputs = jax.lax.scan(body, (state, buffers), (steps, currents or None), unroll=unroll)
-    records = tuple(buffers[j] if isinstance(m, StateMonitor) else outputs[j] for j, m in enumerate(monitors))
+    (state, buffers), outputs = adjoint.scan(body, (state, buffers), (steps, currents or None), unroll=unroll)
+    records = tuple(buffers[j] if isinstance(m, (StateMonitor, CountMonitor)) else outputs[j]
+                    for j, m in enumerate(monitors))
     return state, records
 
 
@@ -305,6 +338,10 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     if state is None:
         state = network.init(dt)
     monitors = _validate_monitors(network, state, monitors)
+    for m in monitors:
+        if isinstance(m, CountMonitor):
+            raise ValueError("simulate: CountMonitor is for run() (differentiable counts); with simulate use "
+                             f"SpikeMonitor({m.population!r}) and result.spikes[{m.population!r}].counts()")
     recorded = tuple(replace(m, packed=True) if isinstance(m, SpikeMonitor) else m for m in monitors)
     currents = _check_currents(network, currents, n_steps)
     chunk = _chunk_steps(network, monitors, n_steps, chunk_steps)

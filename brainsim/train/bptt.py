@@ -15,7 +15,6 @@ Every mode runs the same step function ``step(carry, x_t) -> (carry, y_t)`` over
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import equinox as eqx
@@ -23,49 +22,13 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import check_choice
+from ..adjoints import _length, checkpointed_scan, default_chunk  # noqa: F401  (re-exported)
 
 MODES = ("full", "checkpointed", "spatial", "truncated")
 
 
 def check_mode(mode: str, owner: str = "bptt") -> str:
     return check_choice(mode, MODES, "BPTT mode", owner)
-
-
-def _length(xs) -> int:
-    leaves = jax.tree_util.tree_leaves(xs)
-    if not leaves:
-        raise ValueError("bptt.scan: xs must contain at least one array with a leading time axis")
-    return int(leaves[0].shape[0])
-
-
-def default_chunk(n_steps: int) -> int:
-    """ceil(sqrt(T)): balances stored chunk-boundary carries against one chunk's residuals."""
-    return max(1, int(math.ceil(math.sqrt(n_steps))))
-
-
-def checkpointed_scan(step: Callable, carry, xs, chunk: int | None = None):
-    """``lax.scan(step, carry, xs)`` with recomputation: peak memory O(T / chunk + chunk) steps."""
-    n = _length(xs)
-    chunk = default_chunk(n) if chunk is None else max(1, min(int(chunk), n))
-    n_chunks, tail = divmod(n, chunk)
-
-    def run_chunk(c, xs_chunk):
-        return jax.lax.scan(step, c, xs_chunk)
-
-    # chunk i is sliced out of xs inside the checkpointed function, so the backward pass stores only the
-    # chunk-boundary carry and the index (a reshaped or sliced copy of xs would cost O(T) memory)
-    @jax.checkpoint
-    def outer(c, i):
-        xs_chunk = jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, i * chunk, chunk), xs)
-        return run_chunk(c, xs_chunk)
-
-    carry, ys = jax.lax.scan(outer, carry, jnp.arange(n_chunks))
-    ys = jax.tree_util.tree_map(lambda y: y.reshape((n_chunks * chunk,) + y.shape[2:]), ys)
-    if tail:
-        rest = jax.tree_util.tree_map(lambda x: x[n_chunks * chunk:], xs)
-        carry, ys_tail = jax.checkpoint(run_chunk)(carry, rest)
-        ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), ys, ys_tail)
-    return carry, ys
 
 
 def scan(step: Callable, carry, xs, *, mode: str = "full", chunk: int | None = None):
