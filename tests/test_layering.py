@@ -14,7 +14,7 @@ LAYERS = [
     ("models", ["neurons", "synapses", "inputs", "plasticity", "astrocytes"]),
     ("projections", ["projections"]),
     ("network", ["network", "_population_step"]),
-    ("simulate", ["simulate", "networks", "plotting"]),
+    ("simulate", ["simulate", "adjoints", "networks", "plotting"]),
     ("train", ["train"]),
     ("interop", ["train.nnx"]),
     ("entry", ["cli", "__main__", ""]),
@@ -25,7 +25,6 @@ LAYERS = [
 KNOWN = {
     ("astrocytes.coupling", "network"),
     ("astrocytes.layers", "train.layers"),
-    ("astrocytes.layers", "train.bijections"),
     ("astrocytes", "astrocytes.coupling"),
     ("astrocytes", "astrocytes.layers"),
 }

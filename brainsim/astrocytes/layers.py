@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array
-from ..train.bijections import Constrained, Positive, resolve
+from ..core.parameters import Constrained, Positive, resolve
 from ..train.layers import LayerState, SpikingLayer
 
 
