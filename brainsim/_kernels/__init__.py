@@ -16,11 +16,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+from typing import Optional
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ..spikes import SURROGATES
 
 
 def _cache_dir() -> Path:
@@ -31,7 +34,13 @@ def _cache_dir() -> Path:
 # -fno-trapping-math: the kernels never inspect floating-point exception flags; without it GCC will not
 # turn the kernels' conditional selects into vector blends, and their loops stay scalar. -fopenmp-simd:
 # honour `#pragma omp simd` (vectorisation hints only; no OpenMP runtime).
-_COMMON_HEADER = Path(__file__).with_name("kernel_common.h")
+KERNEL_DIR = Path(__file__).parent  # every C++ source of brainsim and their shared header
+
+# Constants the C++ kernels share with Python, defined here once and checked against the kernels at load:
+# the rows of the LIF parameter array P (population.cc, lif_layer.cc) and the surrogate ids of lif_layer.cc.
+LIF_PARAM_ORDER = ("tau_m", "C_m", "v_rest", "v_th", "v_reset", "t_ref")
+NATIVE_SURROGATES = tuple(name for name in SURROGATES if name != "membrane")
+_COMMON_HEADER = KERNEL_DIR / "kernel_common.h"
 _FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-trapping-math", "-fopenmp-simd")
 
 
@@ -63,10 +72,14 @@ class NativeLibrary:
     Args:
         source: path of the ``.cc`` file (shipped as package data).
         targets: FFI target name -> exported handler symbol.
+        constants: exported ``const char* f()`` symbol -> the comma-separated names Python uses for the same
+            constants (parameter order, surrogate ids); a library whose constants differ is not used, and says
+            why (``why_unavailable``).
     """
 
-    def __init__(self, source: Path, targets: dict):
+    def __init__(self, source: Path, targets: dict, constants: Optional[dict] = None):
         self.source, self.targets = Path(source), dict(targets)
+        self.constants = dict(constants or {})
         self._lock = threading.Lock()
         self._state: dict = {}
         LIBRARIES.append(self)
@@ -103,6 +116,7 @@ class NativeLibrary:
                 else:
                     try:
                         lib = ctypes.cdll.LoadLibrary(str(self._compile()))
+                        self._check_constants(lib)
                         for target, symbol in self.targets.items():
                             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
                         self._state.update(ok=True, lib=lib)
@@ -111,6 +125,14 @@ class NativeLibrary:
                         why = f"{type(err).__name__}: {err}" + (f"\n{stderr}" if stderr else "")
                         self._state.update(ok=False, why=why)
             return self._state["ok"]
+
+    def _check_constants(self, lib) -> None:
+        for symbol, expected in self.constants.items():
+            function = getattr(lib, symbol)
+            function.restype = ctypes.c_char_p
+            native = function().decode()
+            if native != expected:
+                raise RuntimeError(f"{self.source.name}: {symbol} is {native!r} in C++ but {expected!r} in Python")
 
     def library(self):
         """The loaded ``ctypes`` library (for plain C entry points), or None if it is unavailable."""
@@ -211,8 +233,10 @@ def event_matmul_t_native(x, g, max_density: float = 1.0):
 
 _LIF_FWD_TARGET = "brainsim_lif_forward"
 _LIF_BWD_TARGET = "brainsim_lif_backward"
-_LIF_LAYER = NativeLibrary(Path(__file__).with_name("lif_layer.cc"),
-                           {_LIF_FWD_TARGET: "BrainsimLifForward", _LIF_BWD_TARGET: "BrainsimLifBackward"})
+_LIF_LAYER = NativeLibrary(KERNEL_DIR / "lif_layer.cc",
+                           {_LIF_FWD_TARGET: "BrainsimLifForward", _LIF_BWD_TARGET: "BrainsimLifBackward"},
+                           {"BrainsimLifParamOrder": ",".join(LIF_PARAM_ORDER),
+                            "BrainsimLifSurrogates": ",".join(NATIVE_SURROGATES)})
 
 
 def lif_layer_available() -> bool:
@@ -280,7 +304,8 @@ def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x
 
 
 _POPULATION_TARGET = "brainsim_lif_population_step"
-_POPULATION = NativeLibrary(Path(__file__).with_name("population.cc"), {_POPULATION_TARGET: "BrainsimLifPopulationStep"})
+_POPULATION = NativeLibrary(KERNEL_DIR / "population.cc", {_POPULATION_TARGET: "BrainsimLifPopulationStep"},
+                            {"BrainsimLifParamOrder": ",".join(LIF_PARAM_ORDER)})
 
 
 def population_available() -> bool:

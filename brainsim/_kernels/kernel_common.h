@@ -20,6 +20,10 @@
 
 namespace brainsim {
 
+// The order of the LIF parameter rows P (6, M) that population.cc and lif_layer.cc read; each library exports it
+// (BrainsimLifParamOrder) and the Python loader checks it against brainsim.neurons.lif.LIF_PARAM_ORDER.
+inline constexpr const char* kLifParamOrder = "tau_m,C_m,v_rest,v_th,v_reset,t_ref";
+
 // A std::vector whose storage starts on a 64-byte boundary (a cache line, an AVX-512 vector). The kernels'
 // scratch rows are read and written 16 floats at a time: with malloc's 16-byte alignment, where each row
 // started (and so whether its vector loads straddle two cache lines) depended on what was allocated before.

@@ -1034,3 +1034,11 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW, two parts (2, H, H), or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dP (6, H)
                                   .Ret<ffi::Buffer<ffi::F32>>());  // dR (H + 2, O) or a dummy
+
+extern "C" const char* BrainsimLifParamOrder() { return brainsim::kLifParamOrder; }
+
+// The surrogates of surrogate<kKind>, in kKind order; brainsim.train.fused_lif passes a surrogate as its index in
+// this list, and the loader checks it against fused_lif.NATIVE_SURROGATES.
+extern "C" const char* BrainsimLifSurrogates() {
+  return "fast_sigmoid,arctan,sigmoid,triangle,rectangular,gaussian,exponential";
+}

@@ -222,3 +222,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifPopulationStep, LifPopulationStepImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // refractory
                                   .Ret<ffi::Buffer<ffi::F32>>()  // spikes
                                   .RemainingRets());             // g_1 .. g_K after decay
+
+extern "C" const char* BrainsimLifParamOrder() { return brainsim::kLifParamOrder; }

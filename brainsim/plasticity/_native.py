@@ -1,20 +1,18 @@
 """Optional native CPU kernel for the STDP update (XLA FFI), compiled on first use.
 
-Same mechanism as ``brainsim._kernels``: the C++ source ships next to this file and is compiled with the
-system C++ compiler into ``$BRAINSIM_CACHE`` (default ``~/.cache/brainsim``). If no compiler is found
+Same mechanism as ``brainsim._kernels``: the C++ source (``brainsim/_kernels/stdp.cc``, beside the other
+kernels and their shared header) is compiled with the system C++ compiler into ``$BRAINSIM_CACHE`` (default ``~/.cache/brainsim``). If no compiler is found
 or ``BRAINSIM_NATIVE=0`` is set, ``native_available()`` is False and STDP uses its pure-JAX path.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 
-from .._kernels import NativeLibrary
+from .._kernels import KERNEL_DIR, NativeLibrary
 
 _TARGET = "brainsim_stdp_update"
 _TARGET_DELIVER = "brainsim_stdp_deliver_update"
-_STDP = NativeLibrary(Path(__file__).with_name("stdp_native.cc"),
+_STDP = NativeLibrary(KERNEL_DIR / "stdp.cc",
                       {_TARGET: "BrainsimStdpUpdate", _TARGET_DELIVER: "BrainsimStdpDeliverUpdate"})
 
 

@@ -48,10 +48,9 @@ from .._primitives import register, zero_tangent
 from ..neurons import LIF
 from ..core.integrators import exp_euler_linear
 from ..neurons.lif import LIFState
-from ..spikes import SURROGATES
 
-PARAM_NAMES = ("tau_m", "C_m", "v_rest", "v_th", "v_reset", "t_ref")
-NATIVE_SURROGATES = tuple(s for s in SURROGATES if s != "membrane")  # order of the kernel's switch
+PARAM_NAMES = _kernels.LIF_PARAM_ORDER  # rows of the packed parameters, checked against the kernel at load
+NATIVE_SURROGATES = _kernels.NATIVE_SURROGATES  # order of the kernel's switch, checked at load
 
 lif_layer_p = Primitive("brainsim_lif_layer")
 lif_layer_p.multiple_results = True

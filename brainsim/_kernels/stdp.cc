@@ -14,7 +14,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../_kernels/kernel_common.h"
+#include "kernel_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
