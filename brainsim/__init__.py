@@ -3,7 +3,7 @@
 Units everywhere: ms, mV, pA, nS, pF, µM, Hz. The public API is re-exported here; ``docs/architecture.md``
 describes the layers and the contracts between components.
 """
-from . import (connectivity, core, inputs, neurons, networks, plasticity, projections, synapses)
+from . import (adjoints, connectivity, core, inputs, neurons, networks, plasticity, projections, synapses)
 from .core import (AbstractDrive, AbstractKinetics, AbstractNeuron, AbstractOutput, AbstractRule, AbstractSource,
                    AbstractSTP, StepContext, SynapticInput)
 from .inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
@@ -13,7 +13,8 @@ from .projections import (AbstractProjection, DelayedProjection, EventProjection
                           Projection)
 from .propagation import EventOperator
 from .delays import DelayedEventOperator
-from .simulate import RateMonitor, SimulationResult, SpikeMonitor, StateMonitor, run, simulate
+from .adjoints import AbstractAdjoint, Checkpointed, Direct, Truncated
+from .simulate import CountMonitor, RateMonitor, SimulationResult, SpikeMonitor, StateMonitor, run, simulate
 from .spikes import spike
 from .synapses import (AMPA, GABA_A, NMDA, Alpha, ConductanceOutput, CurrentOutput, Delta, DualExponential,
                        Exponential, NMDAOutput, Receptor, TsodyksMarkram)
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 from . import train  # noqa: E402  (train builds on everything above)
 
 __all__ = [
-    "connectivity", "core", "inputs", "neurons", "networks", "plasticity", "projections", "synapses", "train",
+    "adjoints", "connectivity", "core", "inputs", "neurons", "networks", "plasticity", "projections", "synapses", "train",
     "AbstractDrive", "AbstractKinetics", "AbstractNeuron", "AbstractOutput", "AbstractRule", "AbstractSource",
     "AbstractSTP", "StepContext", "SynapticInput",
     "CurrentStep", "PoissonInput", "PoissonSource", "SpikeTimes",
@@ -30,7 +31,8 @@ __all__ = [
     "HH", "LIF", "QIF", "AdaptiveLIF", "AdEx", "ExpIF", "Izhikevich", "TraubMilesHH",
     "AbstractProjection", "DelayedProjection", "EventProjection", "PlasticProjection", "Projection",
     "EventOperator", "DelayedEventOperator",
-    "RateMonitor", "SimulationResult", "SpikeMonitor", "StateMonitor", "run", "simulate",
+    "AbstractAdjoint", "Checkpointed", "Direct", "Truncated",
+    "CountMonitor", "RateMonitor", "SimulationResult", "SpikeMonitor", "StateMonitor", "run", "simulate",
     "spike",
     "AMPA", "GABA_A", "NMDA", "Alpha", "ConductanceOutput", "CurrentOutput", "Delta", "DualExponential",
     "Exponential", "NMDAOutput", "Receptor", "TsodyksMarkram",

@@ -29,15 +29,15 @@ from .core.contracts import SynapticInput
 from .synapses.kinetics import Exponential
 from .synapses.outputs import ConductanceOutput, CurrentOutput
 
-_PARAMS = ("tau_m", "C_m", "v_rest", "v_th", "v_reset", "t_ref")
+_PARAMS = _kernels.LIF_PARAM_ORDER  # rows of the kernel's parameter array, checked against it at load
 _MAX_RECEPTORS = 8
 
 
 def applicable(model, receptors) -> bool:
     """Whether ``population_step`` has a native kernel for this population (else callers use the pure path)."""
     return (type(model) is LIF and model.method in ("exp_euler", "euler") and len(receptors) <= _MAX_RECEPTORS
-            and all(type(rec.kinetics) is Exponential and type(rec.output) in (ConductanceOutput, CurrentOutput)
-                    for rec in receptors.values())
+            and all(type(rec.kinetics) is Exponential and jnp.ndim(rec.kinetics.tau) == 0
+                    and type(rec.output) in (ConductanceOutput, CurrentOutput) for rec in receptors.values())
             and _kernels.population_available())
 
 

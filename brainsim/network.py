@@ -11,6 +11,10 @@ Brian2 with the same equations produce the same dynamics:
 3. every projection delivers its (delayed, STP-scaled) spikes into the receptor it targets and advances its
    own state (a plastic projection learns from this step's spikes).
 
+A projection with ``same_step = True`` (the convention of feed-forward ML layers, ``DenseProjection(...,
+same_step=True)``) instead delivers in step 1, right before its target population steps, the output its
+presynaptic population emitted earlier in the same step.
+
 The step is a plain loop over these components through their contracts (``brainsim.core.contracts``,
 ``brainsim.projections.AbstractProjection``); it never looks at their types. Extra inputs of a step that only
 some components read (the gliotransmitter at a tripartite synapse, ...) are given as
@@ -118,6 +122,9 @@ class Network(eqx.Module):
                 raise ValueError(f"Network: projection {name!r} targets unknown receptor {proj.receptor!r} of "
                                  f"{proj.post!r}; known: {', '.join(post.receptors) or 'none'}")
             proj.check(name, self.populations)
+            if proj.same_step and list(self.populations).index(proj.pre) >= list(self.populations).index(proj.post):
+                raise ValueError(f"Network: projection {name!r} delivers within the step (same_step), so its pre "
+                                 f"population {proj.pre!r} must come before {proj.post!r} in the populations")
         for drive in self.drives:
             if not isinstance(drive, AbstractDrive):
                 raise TypeError(f"Network: drives must be AbstractDrive (PoissonInput, CurrentStep), "
@@ -171,21 +178,29 @@ class Network(eqx.Module):
         currents = dict(currents or {})
         keys = iter(jax.random.split(key, len(self.populations) + len(self.drives)))
         t = state.step * dt
-        neurons, spikes, receptors = {}, {}, {}
+        neurons, spikes, projections = {}, {}, {}
+        receptors = {name: dict(states) for name, states in state.receptors.items()}
+        ctx = StepContext(dt=dt, step=state.step, spikes=spikes, signals=signals)
+
+        def deliver(name, proj):
+            kinetics = self.populations[proj.post].receptors[proj.receptor].kinetics
+            projections[name], receptors[proj.post][proj.receptor] = proj.deliver(
+                state.projections[name], receptors[proj.post][proj.receptor], kinetics, ctx._replace(projection=name))
+
         for name, pop in self.populations.items():
+            for proj_name, proj in self.projections.items():  # this step's output of earlier populations
+                if proj.same_step and proj.post == name:
+                    deliver(proj_name, proj)
             current = sum((d.current(t, dt) for d in self.drives if d.target == name), jnp.zeros(()))
             if name in currents:
                 current = current + currents[name]
             neurons[name], spikes[name], receptors[name] = pop.step(
-                state.neurons[name], state.receptors[name], current, dt, key=next(keys))
+                state.neurons[name], receptors[name], current, dt, key=next(keys))
         for drive in self.drives:
             receptors[drive.target] = drive.arrive(self.populations[drive.target], receptors[drive.target], dt,
                                                    next(keys))
-        ctx = StepContext(dt=dt, step=state.step, spikes=spikes, signals=signals)
-        projections = {}
         for name, proj in self.projections.items():
-            kinetics = self.populations[proj.post].receptors[proj.receptor].kinetics
-            projections[name], receptors[proj.post][proj.receptor] = proj.deliver(
-                state.projections[name], receptors[proj.post][proj.receptor], kinetics, ctx._replace(projection=name))
+            if not proj.same_step:
+                deliver(name, proj)
         return NetworkState(step=state.step + 1, neurons=neurons, receptors=receptors,
                             projections=projections), spikes

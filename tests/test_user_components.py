@@ -72,6 +72,10 @@ class DenseProjection(AbstractProjection):
     def reads_signal(self):
         return False
 
+    @property
+    def same_step(self):
+        return False
+
     def check(self, name, populations):
         shape = (populations[self.pre].size, populations[self.post].size)
         if self.W.shape != shape:

@@ -2,7 +2,8 @@
 
 ``AbstractProjection`` (``base.py``) is the contract. Kinds: ``EventProjection`` (static weights, event-driven,
 optional STP and homogeneous delay), ``DelayedProjection`` (per-synapse delays), ``PlasticProjection``
-(weights changed by a local learning rule). ``Projection(...)`` builds the kind its arguments ask for.
+(weights changed by a local learning rule), ``DenseProjection`` (all-to-all learnable weights, optionally
+delivered within the step as ML layers do). ``Projection(...)`` builds the kind its arguments ask for.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..core.contracts import AbstractRule, AbstractSTP
 from ..delays import DelayedEventOperator
 from .base import AbstractProjection
 from .delayed import DelayedProjection, DelayedState
+from .dense import DenseProjection
 from .event import EventProjection
 from .plastic import PlasticProjection, PlasticState
 from .presynaptic import PresynapticState, check_delay
@@ -53,5 +55,5 @@ def Projection(pre: str, post: str, receptor: str, weights, *, delay: float = 0.
     return EventProjection(pre, post, receptor, weights, delay=delay, stp=stp, capacity=capacity, pre_range=pre_range)
 
 
-__all__ = ["AbstractProjection", "DelayedProjection", "DelayedState", "EventProjection", "PlasticProjection",
+__all__ = ["AbstractProjection", "DelayedProjection", "DelayedState", "DenseProjection", "EventProjection", "PlasticProjection",
            "PlasticState", "PresynapticState", "Projection"]

@@ -1,7 +1,8 @@
 """The projection contract: synapses from one population onto one receptor of another, delivering themselves.
 
 A projection owns its synapses and its per-projection state (short-term plasticity, delay buffers, learned
-weights). Every step, ``Network.step`` calls, for each projection and with no knowledge of its kind::
+weights). Every step, ``Network.step`` calls, for each projection and with no knowledge of its kind (at the end of the step,
+or before ``post`` steps for a ``same_step`` projection)::
 
     state, target = projection.deliver(state, target, kinetics, ctx)
 
@@ -33,11 +34,16 @@ class AbstractProjection(eqx.Module):
       ``Network`` after it has checked that ``pre``, ``post`` and ``receptor`` exist.
     - ``n_synapses``: number of synapses (for reports).
     - ``reads_signal``: whether ``deliver`` reads ``ctx.signal()`` (a signal addressed to this projection).
+    - ``same_step``: ``False`` (Brian2's order, the default of every kind): delivered at the end of the step, after
+      every population stepped, so its effect is seen from the next step. ``True``: delivered during the step,
+      right before ``post`` steps, with the output ``pre`` emitted in this same step (the convention of
+      feed-forward layers in snnTorch/Spyx); ``pre`` must then come before ``post`` in the network.
     """
 
     pre: eqx.AbstractVar[str]
     post: eqx.AbstractVar[str]
     receptor: eqx.AbstractVar[str]
+    same_step: eqx.AbstractVar[bool]
 
     @abc.abstractmethod
     def init(self, dt: float) -> Any:

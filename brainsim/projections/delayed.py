@@ -51,6 +51,10 @@ class DelayedProjection(AbstractProjection):
         return self.operator.n_synapses
 
     @property
+    def same_step(self) -> bool:
+        return False
+
+    @property
     def reads_signal(self) -> bool:
         return self.stp is not None and self.stp.reads_signal
 

@@ -79,6 +79,10 @@ class PlasticProjection(AbstractProjection):
         return self.operator.n_synapses
 
     @property
+    def same_step(self) -> bool:
+        return False
+
+    @property
     def reads_signal(self) -> bool:
         return self.stp is not None and self.stp.reads_signal
 

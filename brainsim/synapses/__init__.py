@@ -1,12 +1,12 @@
 """Synapse models: kinetics (delta, exponential, dual-exponential, alpha), outputs (current,
 conductance, NMDA with Mg²⁺ block), receptor presets and Tsodyks–Markram short-term plasticity."""
-from .kinetics import Alpha, Delta, DualExponential, Exponential
+from .kinetics import Alpha, Delta, DualExponential, Exponential, Instant
 from .outputs import ConductanceOutput, CurrentOutput, NMDAOutput
 from .receptors import AMPA, GABA_A, NMDA, Receptor, conductance_exp, current_exp
 from .stp import STPState, TsodyksMarkram
 
 __all__ = [
-    "Alpha", "Delta", "DualExponential", "Exponential",
+    "Alpha", "Delta", "DualExponential", "Exponential", "Instant",
     "ConductanceOutput", "CurrentOutput", "NMDAOutput",
     "AMPA", "GABA_A", "NMDA", "Receptor", "conductance_exp", "current_exp",
     "STPState", "TsodyksMarkram",

@@ -41,6 +41,29 @@ class Delta(AbstractKinetics):
         return state / dt
 
 
+class Instant(AbstractKinetics):
+    """No kinetics: an arrival of amount a (pA or nS) drives the step it arrives in, with value a, and nothing after.
+
+    The synapse of a machine-learning layer without synaptic filtering (the input current is the weighted input of
+    the step); ``Delta`` instead delivers a charge (value ``q / dt``).
+    """
+
+    def init(self, size: int) -> Array:
+        return jnp.zeros((size,))
+
+    def decay(self, state: Array, dt: float) -> Array:
+        return jnp.zeros_like(state)
+
+    def arrive(self, state: Array, amount: Array) -> Array:
+        return state + amount
+
+    def arrive_into(self, state: Array, deliver):
+        return deliver(state)
+
+    def value(self, state: Array, dt: float) -> Array:
+        return state
+
+
 class Exponential(AbstractKinetics):
     """Single-exponential synapse: ``dg/dt = -g / tau``; an arrival of weight w does g <- g + w.
 

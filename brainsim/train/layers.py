@@ -375,6 +375,55 @@ class Sequential(eqx.Module):
             aux["v"] = [v for _, v in hidden]
         return ys, aux
 
+    def to_network(self, xs: Optional[Array] = None, *, n_steps: Optional[int] = None):
+        """This model as a ``brainsim.Network`` of the same populations and projections: ``(network, dt)``.
+
+        Populations, in order: ``"in"`` (a ``Signal`` replaying ``xs (T, n_in)``, or zeros for ``n_steps``),
+        ``"layer0"``, ``"layer1"``, ... (each layer's own neuron model with a current receptor ``"I"``: its synapse,
+        or ``Instant`` without one), and ``"readout"`` for a ``LeakyReadout`` (an ``LIF`` with C_m = 1 pF, the
+        readout's tau and a threshold out of reach). Input projections are ``DenseProjection(same_step=True)``
+        (weights and bias of ``Linear``; a ``SparseLinear`` becomes its dense matrix): the layer sees its input
+        in the same step, as in ``Sequential``; recurrent weights are ordinary ``DenseProjection``s (the previous
+        step's spikes). ``run``/``simulate`` of the network with ``dt`` then reproduce the model's spikes and
+        membrane potentials (``StateMonitor`` records at the start of a step: the readout's output at step t is
+        its ``v`` recorded at step t + 1).
+        """
+        from ..core.contracts import AbstractNeuron  # noqa: F401  (the layers' neurons implement it)
+        from ..network import Network, Population
+        from ..plasticity.modulators import Signal
+        from ..projections import DenseProjection
+        from ..synapses import CurrentOutput, Instant, Receptor
+
+        model = resolve(self)
+        dts = {float(layer.dt) for layer in model.layers}
+        if len(dts) != 1:
+            raise ValueError(f"Sequential.to_network: the layers have different time steps {sorted(dts)} ms")
+        if xs is None:
+            if n_steps is None:
+                raise ValueError("Sequential.to_network: give the input xs (T, n_in) or n_steps")
+            xs = jnp.zeros((int(n_steps), self.n_in))
+        self.check_input(xs)
+        populations = {"in": Population(Signal(np.asarray(xs, np.float32)))}
+        projections, previous = {}, "in"
+        for i, layer in enumerate(model.layers):
+            name = "readout" if isinstance(layer, LeakyReadout) else f"layer{i}"
+            if isinstance(layer, LeakyReadout):
+                neuron = LIF(layer.n_out, tau_m=layer.tau, C_m=1.0, v_rest=0.0, v_th=1e30, v_reset=0.0, t_ref=0.0)
+                kinetics = Instant()
+            else:
+                neuron, kinetics = layer.neuron, (layer.synapse if layer.synapse is not None else Instant())
+            populations[name] = Population(neuron, {"I": Receptor(kinetics, CurrentOutput())})
+            projection = layer.projection
+            if isinstance(projection, Linear):
+                weight, bias = projection.weight, projection.bias
+            else:
+                weight, bias = projection.operator.to_dense(), None
+            projections[f"{previous}->{name}"] = DenseProjection(previous, name, "I", weight, bias=bias, same_step=True)
+            if isinstance(layer, SpikingLayer) and layer.recurrent:
+                projections[f"{name}->{name}"] = DenseProjection(name, name, "I", layer.recurrent_weight)
+            previous = name
+        return Network(populations, projections), dts.pop()
+
     def online_loss(self, step_loss, xs, *args, window: int = 1):
         """Truncated / spatial-only BPTT: ``sum_t step_loss(out_t, *args)`` with O(window) memory.
 
