@@ -12,8 +12,8 @@ import equinox as eqx
 from .._types import Array
 from ..core.contracts import AbstractKinetics, AbstractSTP, StepContext
 from ..delays import DelayedEventOperator
-from .base import AbstractProjection
-from .presynaptic import PresynapticState, check_pre_range, check_synapses, init_presynaptic, presynaptic_values
+from .presynaptic import (AbstractEventDriven, PresynapticState, check_pre_range, check_synapses, init_presynaptic,
+                          presynaptic_values)
 
 
 class DelayedState(NamedTuple):
@@ -21,7 +21,7 @@ class DelayedState(NamedTuple):
     arrivals: Array  # (max_delay + 1, n_post) ring: slot (t mod (max_delay + 1)) arrives at step t
 
 
-class DelayedProjection(AbstractProjection):
+class DelayedProjection(AbstractEventDriven):
     """Synapses ``pre -> post.receptor`` with per-synapse delays (in steps of dt; see ``DelayedEventOperator``).
 
     Args:
@@ -45,18 +45,6 @@ class DelayedProjection(AbstractProjection):
                             f"got {type(operator).__name__}")
         self.pre, self.post, self.receptor = pre, post, receptor
         self.operator, self.stp, self.pre_range = operator, stp, check_pre_range(pre_range)
-
-    @property
-    def n_synapses(self) -> int:
-        return self.operator.n_synapses
-
-    @property
-    def same_step(self) -> bool:
-        return False
-
-    @property
-    def reads_signal(self) -> bool:
-        return self.stp is not None and self.stp.reads_signal
 
     def check(self, name, populations) -> None:
         check_synapses(name, self, populations, (self.operator.n_pre, self.operator.n_post))

@@ -12,13 +12,11 @@ import equinox as eqx
 
 from ..core.contracts import AbstractKinetics, AbstractSTP, StepContext
 from ..propagation import EventOperator
-from .base import AbstractProjection
-from .presynaptic import (PresynapticState, check_delay, check_pre_range, check_synapses, delay_steps,
-                          init_presynaptic,
-                          presynaptic_values)
+from .presynaptic import (AbstractEventDriven, PresynapticState, check_delay, check_pre_range, check_synapses,
+                          delay_steps, init_presynaptic, presynaptic_values)
 
 
-class EventProjection(AbstractProjection):
+class EventProjection(AbstractEventDriven):
     """Static synapses ``pre -> post.receptor`` delivered event by event.
 
     Args:
@@ -48,18 +46,6 @@ class EventProjection(AbstractProjection):
         self.delay = check_delay(delay, f"Projection {pre}->{post}")
         self.stp = stp
         self.pre_range = check_pre_range(pre_range)
-
-    @property
-    def n_synapses(self) -> int:
-        return self.operator.n_synapses
-
-    @property
-    def same_step(self) -> bool:
-        return False
-
-    @property
-    def reads_signal(self) -> bool:
-        return self.stp is not None and self.stp.reads_signal
 
     def delay_steps(self, dt: float) -> int:
         return delay_steps(self.delay, dt)

@@ -21,10 +21,8 @@ from ..core.contracts import AbstractKinetics, AbstractRule, AbstractSTP, StepCo
 from ..delays import DelayedEventOperator
 from ..plasticity.base import ReverseIndex, check_plastic_operator
 from ..propagation import EventOperator
-from .base import AbstractProjection
-from .presynaptic import (PresynapticState, check_delay, check_pre_range, check_synapses, delay_steps,
-                          init_presynaptic,
-                          presynaptic_values)
+from .presynaptic import (AbstractEventDriven, PresynapticState, check_delay, check_pre_range, check_synapses,
+                          delay_steps, init_presynaptic, presynaptic_values)
 
 
 class PlasticState(NamedTuple):
@@ -33,7 +31,7 @@ class PlasticState(NamedTuple):
     arrivals: Optional[Array]  # per-synapse delays only: (max_delay + 1, n_post) arrival ring
 
 
-class PlasticProjection(AbstractProjection):
+class PlasticProjection(AbstractEventDriven):
     """Synapses ``pre -> post.receptor`` learning with ``rule`` (``STDP``, ``RewardModulatedSTDP``, ...).
 
     Args:
@@ -73,18 +71,6 @@ class PlasticProjection(AbstractProjection):
                              f"homogeneous delay ({delay} ms) cannot be combined; put it into the per-synapse delays")
         self.rule, self.stp, self.pre_range = rule, stp, check_pre_range(pre_range)
         self.reverse = ReverseIndex(self.operator.targets, self.operator.n_post) if rule.needs_reverse else None
-
-    @property
-    def n_synapses(self) -> int:
-        return self.operator.n_synapses
-
-    @property
-    def same_step(self) -> bool:
-        return False
-
-    @property
-    def reads_signal(self) -> bool:
-        return self.stp is not None and self.stp.reads_signal
 
     def delay_steps(self, dt: float) -> int:
         return delay_steps(self.delay, dt)

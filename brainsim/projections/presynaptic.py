@@ -15,8 +15,32 @@ from typing import Any, NamedTuple, Optional
 
 import jax.numpy as jnp
 
+import equinox as eqx
+
 from .._types import Array
 from ..core.contracts import AbstractSTP, StepContext
+from .base import AbstractProjection
+
+
+class AbstractEventDriven(AbstractProjection):
+    """What the event-driven kinds share: an ELL ``operator``, an optional ``stp`` and ``pre_range``, delivered at the
+    end of the step."""
+
+    operator: eqx.AbstractVar[Any]
+    stp: eqx.AbstractVar[Optional[AbstractSTP]]
+    pre_range: eqx.AbstractVar[Optional[tuple]]
+
+    @property
+    def n_synapses(self) -> int:
+        return self.operator.n_synapses
+
+    @property
+    def same_step(self) -> bool:
+        return False
+
+    @property
+    def reads_signal(self) -> bool:
+        return self.stp is not None and self.stp.reads_signal
 
 
 class PresynapticState(NamedTuple):
