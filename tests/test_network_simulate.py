@@ -1,4 +1,6 @@
 """Network step and simulate: delays, monitors, chunking, determinism, vmap, inputs, compile-once, errors."""
+import importlib
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,9 +12,10 @@ from brainsim import connectivity as conn
 from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
 from brainsim.network import Network, Population, Projection
 from brainsim.neurons import LIF
-from brainsim import simulate as simulate_module
 from brainsim.simulate import RateMonitor, SpikeMonitor, StateMonitor, run, simulate
 from brainsim.synapses import AMPA, Delta, Exponential, Receptor, CurrentOutput, TsodyksMarkram
+
+simulate_module = importlib.import_module("brainsim.simulate")  # the module: brainsim.simulate is the function
 
 DT = 0.1
 
