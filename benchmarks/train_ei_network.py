@@ -47,7 +47,7 @@ def main():
 
     if args.small:
         task = evidence.EvidenceTask(n_cues=3, cue_ms=60.0, gap_ms=40.0, delay_ms=100.0, decision_ms=60.0, dt=2.0)
-        args.steps, args.n_test, args.eval_every = min(args.steps, 4), 32, 2
+        args.steps, args.n_test, args.eval_every, args.batch = min(args.steps, 4), 16, 2, min(args.batch, 4)
     else:
         task = evidence.EvidenceTask()
 
