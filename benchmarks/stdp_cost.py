@@ -14,7 +14,6 @@ ratio_stdp_vs_static, ratio_stdp_vs_homogeneous, rate_hz_{static,stdp}, compile_
 import argparse
 import json
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 

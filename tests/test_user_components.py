@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import brainsim as bs
-from brainsim import connectivity as conn
 from brainsim.core import AbstractNeuron, SynapticInput, as_input
 from brainsim.inputs import PoissonSource
 from brainsim.network import Network, Population

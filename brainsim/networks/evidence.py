@@ -28,7 +28,6 @@ with a ``Checkpointed`` adjoint: exact full-length gradients in O(sqrt(T)) memor
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import equinox as eqx
 import jax.numpy as jnp
 
 from .._checks import check_positive
@@ -18,35 +17,8 @@ from ..core.contracts import AbstractKinetics
 from .._types import Array
 
 
-class Delta(AbstractKinetics):
-    """Instantaneous synapse: an arrival of weight q (pA·ms = fC for currents) is delivered in one step.
-
-    ``value`` returns ``q / dt`` (pA) during the step after arrival, so a current-based delta synapse of
-    weight ``q`` moves the membrane of capacitance C_m by about ``q / C_m`` mV.
-    """
-
-    def init(self, size: int) -> Array:
-        return jnp.zeros((size,))
-
-    def decay(self, state: Array, dt: float) -> Array:
-        return jnp.zeros_like(state)
-
-    def arrive(self, state: Array, amount: Array) -> Array:
-        return state + amount
-
-    def arrive_into(self, state: Array, deliver):
-        return deliver(state)  # arrival is addition: event delivery writes into g (in place on CPU)
-
-    def value(self, state: Array, dt: float) -> Array:
-        return state / dt
-
-
-class Instant(AbstractKinetics):
-    """No kinetics: an arrival of amount a (pA or nS) drives the step it arrives in, with value a, and nothing after.
-
-    The synapse of a machine-learning layer without synaptic filtering (the input current is the weighted input of
-    the step); ``Delta`` instead delivers a charge (value ``q / dt``).
-    """
+class AbstractOneStep(AbstractKinetics):
+    """Kinetics without memory: arrivals drive only the step they arrive in (``value`` says how)."""
 
     def init(self, size: int) -> Array:
         return jnp.zeros((size,))
@@ -59,6 +31,25 @@ class Instant(AbstractKinetics):
 
     def arrive_into(self, state: Array, deliver):
         return deliver(state)
+
+
+class Delta(AbstractOneStep):
+    """Instantaneous synapse: an arrival of weight q (pA·ms = fC for currents) is delivered in one step.
+
+    ``value`` returns ``q / dt`` (pA) during the step after arrival, so a current-based delta synapse of
+    weight ``q`` moves the membrane of capacitance C_m by about ``q / C_m`` mV.
+    """
+
+    def value(self, state: Array, dt: float) -> Array:
+        return state / dt
+
+
+class Instant(AbstractOneStep):
+    """No kinetics: an arrival of amount a (pA or nS) drives the step it arrives in, with value a, and nothing after.
+
+    The synapse of a machine-learning layer without synaptic filtering (the input current is the weighted input of
+    the step); ``Delta`` instead delivers a charge (value ``q / dt``).
+    """
 
     def value(self, state: Array, dt: float) -> Array:
         return state

@@ -1,7 +1,6 @@
 """How a synaptic variable g drives the postsynaptic membrane: as a current or a conductance."""
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 
 from .._checks import check_positive

@@ -388,7 +388,6 @@ class Sequential(eqx.Module):
         membrane potentials (``StateMonitor`` records at the start of a step: the readout's output at step t is
         its ``v`` recorded at step t + 1).
         """
-        from ..core.contracts import AbstractNeuron  # noqa: F401  (the layers' neurons implement it)
         from ..network import Network, Population
         from ..plasticity.modulators import Signal
         from ..projections import DenseProjection
