@@ -43,14 +43,12 @@ def Projection(pre: str, post: str, receptor: str, weights, *, delay: float = 0.
 
     Returns an ``EventProjection``, ``DelayedProjection`` or ``PlasticProjection``.
     """
-    delay = check_delay(delay, f"Projection {pre}->{post}")
+    delay = check_delay(delay, f"Projection {pre}->{post}",
+                        per_synapse_delays=isinstance(weights, DelayedEventOperator))
     if plasticity is not None:
         return PlasticProjection(pre, post, receptor, weights, plasticity, delay=delay, stp=stp, capacity=capacity,
                                  pre_range=pre_range)
     if isinstance(weights, DelayedEventOperator):
-        if delay > 0:
-            raise ValueError(f"Projection {pre}->{post}: per-synapse delays (DelayedEventOperator) and a "
-                             f"homogeneous delay ({delay} ms) cannot be combined; put it into the per-synapse delays")
         return DelayedProjection(pre, post, receptor, weights, stp=stp, pre_range=pre_range)
     return EventProjection(pre, post, receptor, weights, delay=delay, stp=stp, capacity=capacity, pre_range=pre_range)
 

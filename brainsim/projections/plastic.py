@@ -65,10 +65,7 @@ class PlasticProjection(AbstractEventDriven):
         else:
             self.operator = EventOperator.from_sparse(weights, capacity=capacity)
         check_plastic_operator(self.operator, type(rule).__name__)
-        self.delay = check_delay(delay, f"Projection {pre}->{post}")
-        if self.delay > 0 and self.per_synapse_delays:
-            raise ValueError(f"Projection {pre}->{post}: per-synapse delays (DelayedEventOperator) and a "
-                             f"homogeneous delay ({delay} ms) cannot be combined; put it into the per-synapse delays")
+        self.delay = check_delay(delay, f"Projection {pre}->{post}", per_synapse_delays=self.per_synapse_delays)
         self.rule, self.stp, self.pre_range = rule, stp, check_pre_range(pre_range)
         self.reverse = ReverseIndex(self.operator.targets, self.operator.n_post) if rule.needs_reverse else None
 

@@ -53,9 +53,13 @@ def delay_steps(delay: float, dt: float) -> int:
     return int(round(delay / dt))
 
 
-def check_delay(delay, owner: str) -> float:
+def check_delay(delay, owner: str, *, per_synapse_delays: bool = False) -> float:
+    """A homogeneous delay in ms (>= 0; 0 when the synapses carry per-synapse delays)."""
     if not delay >= 0:
         raise ValueError(f"{owner}: delay must be >= 0 ms, got {delay}")
+    if delay > 0 and per_synapse_delays:
+        raise ValueError(f"{owner}: per-synapse delays (DelayedEventOperator) and a homogeneous delay ({delay} ms) "
+                         "cannot be combined; put it into the per-synapse delays")
     return float(delay)
 
 
