@@ -17,17 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from brainsim.astrocytes import (AstroNetwork, LiRinzel, MultiRate, SICCoupling, SpikeCoupling,
-                                 tripartite_bernoulli_with_pool)
+from brainsim.astrocytes import LiRinzel, MultiRate, tripartite_bernoulli_with_pool
 from brainsim.connectivity import fixed_probability
 from brainsim.network import Network, Population, Projection
+from brainsim.networks.astrocytes import with_astrocytes
 from brainsim.neurons import LIF
 from brainsim.propagation import EventOperator
 from brainsim.simulate import SpikeMonitor, StateMonitor, simulate
 from brainsim.synapses import ConductanceOutput, Exponential, Receptor
 
 
-def build(n, dt, astro_dt, weight_sic, key):
+def build(n, dt, astro_dt, weight_sic, key, *, drives=(), ip3=0.4):
+    """The network without and with astrocytes (``drives`` added to both; ``ip3``: astrocytes' initial IP3, µM)."""
     n_exc = int(0.8 * n)
     p = min(1.0, 80 / n)
     k_t, k_i, k_v, k_e, k_g = jax.random.split(key, 5)
@@ -40,7 +41,7 @@ def build(n, dt, astro_dt, weight_sic, key):
                  "gi": Receptor(Exponential(10.0), ConductanceOutput(-80.0))}
     net = Network({"P": Population(neurons, receptors)},
                   {"exc": Projection("P", "P", "ge", w_exc, pre_range=(0, n_exc)),
-                   "inh": Projection("P", "P", "gi", w_inh, pre_range=(n_exc, n))})
+                   "inh": Projection("P", "P", "gi", w_inh, pre_range=(n_exc, n))}, drives)
     state = net.init(dt)
     state = state._replace(
         neurons={"P": neurons.init(v=jax.random.uniform(k_v, (n,), minval=-60.0, maxval=-50.0))},
@@ -49,8 +50,11 @@ def build(n, dt, astro_dt, weight_sic, key):
     pa = tri.pre_to_astro
     pre_to_astro = sparse.BCOO((pa.data, pa.indices), shape=(n, n))  # inhibitory rows: no astrocytic synapses
     astro = MultiRate.from_dt(LiRinzel(n), dt, astro_dt)  # NEST defaults
-    anet = AstroNetwork(net, astro, [SpikeCoupling("P", pre_to_astro)], [SICCoupling("P", tri.astro_to_post)])
-    astate = anet.init(dt, IP3=0.4)._replace(net=state)  # IP3(0) = 0.4 µM as NEST astrocyte_brunel
+    anet = with_astrocytes(net, astro, spike_couplings={"P": pre_to_astro}, sic_couplings={"P": tri.astro_to_post},
+                           initial={"IP3": ip3})  # IP3(0) = 0.4 µM as NEST astrocyte_brunel
+    astate = anet.init(dt)
+    astate = astate._replace(neurons={**astate.neurons, "P": state.neurons["P"]},  # the neurons' initial state
+                             receptors={**astate.receptors, "P": {**astate.receptors["P"], **state.receptors["P"]}})
     return net, state, anet, astate, tri
 
 

@@ -1,9 +1,10 @@
 """One population step (receptor input, model step, receptor decay), with a native fast path for LIF populations
-with exponential receptors.
+with exponential (or instant) receptors.
 
 ``step`` is what ``Population.step`` runs; it picks the native kernel when ``applicable`` and the pure path
 (``reference_step``) otherwise. The fast path serves only ``LIF`` (exponential or forward Euler) with
-``Exponential`` receptors and current/conductance outputs; every other population takes the pure path.
+``Exponential`` or ``Instant`` receptors (an exponential with decay factor 0) and current/conductance outputs;
+every other population takes the pure path.
 
 For such a population, one step is: the summed receptor input, the LIF membrane update (exponential
 or forward Euler), threshold and reset, and the decay of every receptor. XLA compiles these into several loops
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 from . import _kernels
 from .neurons import LIF
 from .core.contracts import SynapticInput
-from .synapses.kinetics import Exponential
+from .synapses.kinetics import Exponential, Instant
 from .synapses.outputs import ConductanceOutput, CurrentOutput
 
 _PARAMS = _kernels.LIF_PARAM_ORDER  # rows of the kernel's parameter array, checked against it at load
@@ -36,7 +37,8 @@ _MAX_RECEPTORS = 8
 def applicable(model, receptors) -> bool:
     """Whether ``population_step`` has a native kernel for this population (else callers use the pure path)."""
     return (type(model) is LIF and model.method in ("exp_euler", "euler") and len(receptors) <= _MAX_RECEPTORS
-            and all(type(rec.kinetics) is Exponential and jnp.ndim(rec.kinetics.tau) == 0
+            and all((type(rec.kinetics) is Instant
+                     or (type(rec.kinetics) is Exponential and jnp.ndim(rec.kinetics.tau) == 0))
                     and type(rec.output) in (ConductanceOutput, CurrentOutput) for rec in receptors.values())
             and _kernels.population_available())
 
@@ -51,11 +53,12 @@ def step(model, receptors, neuron_state, receptor_states, extra_current, dt, *, 
 def reference_step(model, receptors, neuron_state, receptor_states, extra_current, dt, *, key=None):
     """One population step in pure JAX: summed receptor input, ``model.step``, receptor decay.
 
-    Receptor outputs read the membrane potential ``neuron_state.v``; a population without receptors (a spike
-    source) never reads it."""
+    Receptor outputs read the model's membrane potential (``None`` for models without one, whose receptors are
+    voltage-independent)."""
     total = SynapticInput.zeros(model.size)
+    v = model.membrane_potential(neuron_state) if receptors else None
     for name, rec in receptors.items():
-        total = total + rec.output.input(rec.kinetics.value(receptor_states[name], dt), neuron_state.v)
+        total = total + rec.output.input(rec.kinetics.value(receptor_states[name], dt), v)
     total = total._replace(current=total.current + extra_current)
     neuron_state, spikes = model.step(neuron_state, total, dt, key=key)
     decayed = {name: rec.kinetics.decay(receptor_states[name], dt) for name, rec in receptors.items()}
@@ -88,7 +91,8 @@ def _native_step(model, receptors, neuron_state, receptor_states, extra_current,
     rows = []
     for name in names:
         rec = receptors[name]
-        decay = jnp.exp(-dt / rec.kinetics.tau)  # the same expression as Exponential.decay
+        # the same expression as Exponential.decay; Instant holds an arrival for one step: decay factor 0
+        decay = jnp.float32(0.0) if type(rec.kinetics) is Instant else jnp.exp(-dt / rec.kinetics.tau)
         if isinstance(rec.output, ConductanceOutput):
             rows.append(jnp.stack([decay, rec.output.E_rev, jnp.float32(1.0)]))
         else:

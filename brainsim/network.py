@@ -17,8 +17,13 @@ presynaptic population emitted earlier in the same step.
 
 The step is a plain loop over these components through their contracts (``brainsim.core.contracts``,
 ``brainsim.projections.AbstractProjection``); it never looks at their types. Extra inputs of a step that only
-some components read (the gliotransmitter at a tripartite synapse, ...) are given as
-``step(signals={component name: value})`` and reach the component through ``StepContext``.
+some components read (the gliotransmitter at a tripartite synapse, a neuromodulator, ...) reach the component
+through ``StepContext``: computed from the network's state by the network's signals (``AbstractSignal``, e.g.
+``StateSignal``), or given from outside as ``step(signals={component name: value})``.
+
+Astrocytes are populations too (``AbstractAstrocyte``): spikes reach them through projections into their
+receptors, their graded output (slow inward current) reaches neurons through a ``GradedProjection``, and their
+gliotransmitter reaches tripartite synapses as a ``StateSignal`` (``brainsim.networks.astrocytes``).
 
 Populations, receptors and projections are named by strings chosen by the user, as in Brian2.
 """
@@ -32,34 +37,52 @@ import jax.numpy as jnp
 
 from . import _population_step
 from ._types import Array
-from .core.contracts import AbstractDrive, AbstractNeuron, AbstractPopulationModel, StepContext
+from .core.contracts import (AbstractAstrocyte, AbstractDrive, AbstractNeuron, AbstractPopulationModel,
+                             AbstractSignal, StepContext)
 from .projections import AbstractProjection, Projection  # noqa: F401  (Projection re-exported)
+from .synapses.outputs import CurrentOutput
 from .synapses.receptors import Receptor
 
 
 class Population(eqx.Module):
-    """A neuron model (or spike source) with its named receptors.
+    """A neuron model (or spike source, or astrocytes) with its named receptors.
 
     Args:
-        model: a neuron model (``LIF``, ``HH``, ...: an ``AbstractNeuron``) or a spike source
-            (``PoissonSource``, ``SpikeTimes``: an ``AbstractSource``).
-        receptors: mapping from receptor name (e.g. ``"ge"``) to ``Receptor``; spike sources have none.
+        model: a neuron model (``LIF``, ``HH``, ...: an ``AbstractNeuron``), a spike source (``PoissonSource``,
+            ``SpikeTimes``: an ``AbstractSource``) or astrocytes (``LiRinzel``, ``GChI``, ``MultiRate``: an
+            ``AbstractAstrocyte``).
+        receptors: mapping from receptor name (e.g. ``"ge"``) to ``Receptor``; spike sources have none, and
+            astrocytes only voltage-independent ones (``CurrentOutput``).
+        initial: keyword arguments of ``model.init`` giving initial conditions (e.g. ``{"IP3": 0.4}`` µM for
+            ``LiRinzel``, ``{"v": -65.0}`` mV where the model's ``init`` takes it); used by ``Network.init``.
     """
 
     model: AbstractPopulationModel
     receptors: dict
+    initial: dict
 
-    def __init__(self, model, receptors: Optional[Mapping[str, Receptor]] = None):
+    def __init__(self, model, receptors: Optional[Mapping[str, Receptor]] = None, *,
+                 initial: Optional[Mapping[str, Any]] = None):
         if not isinstance(model, AbstractPopulationModel):
-            raise TypeError(f"Population: model must be a neuron model or spike source (AbstractNeuron / "
-                            f"AbstractSource), got {type(model).__name__}")
+            raise TypeError(f"Population: model must be a neuron model, spike source or astrocyte model "
+                            f"(AbstractNeuron / AbstractSource / AbstractAstrocyte), got {type(model).__name__}")
         self.model = model
         self.receptors = dict(receptors or {})
-        if self.receptors and not isinstance(model, AbstractNeuron):
+        self.initial = dict(initial or {})
+        if self.receptors and not isinstance(model, (AbstractNeuron, AbstractAstrocyte)):
             raise ValueError(f"Population: {type(model).__name__} has no membrane, it cannot have receptors")
         for name, rec in self.receptors.items():
             if not isinstance(rec, Receptor):
                 raise TypeError(f"Population: receptor {name!r} must be a Receptor, got {type(rec).__name__}")
+            if isinstance(model, AbstractAstrocyte) and not isinstance(rec.output, CurrentOutput):
+                raise ValueError(f"Population: receptor {name!r} of {type(model).__name__} must be voltage-"
+                                 f"independent (CurrentOutput): astrocytes have no membrane potential")
+        if self.initial:
+            try:
+                model.init(**self.initial)
+            except TypeError as e:
+                raise ValueError(f"Population: initial conditions {sorted(self.initial)} do not fit "
+                                 f"{type(model).__name__}.init ({e})") from None
 
     @property
     def size(self) -> int:
@@ -67,7 +90,7 @@ class Population(eqx.Module):
 
     def init(self, *, key=None) -> tuple[Any, dict]:
         """``(model state, {receptor name: empty kinetic state})``."""
-        return (self.model.init(key=key),
+        return (self.model.init(key=key, **self.initial),
                 {r: rec.kinetics.init(self.size) for r, rec in self.receptors.items()})
 
     def step(self, model_state, receptor_states: dict, current, dt: float, *, key):
@@ -93,17 +116,21 @@ class Network(eqx.Module):
         populations: name -> ``Population``.
         projections: name -> projection (``Projection(...)`` or any ``AbstractProjection``).
         drives: sequence of drives (``PoissonInput``, ``CurrentStep``: ``AbstractDrive``).
+        signals: sequence of signals computed from the state every step for the component they address
+            (``StateSignal``: ``AbstractSignal``).
     """
 
     populations: dict
     projections: dict
     drives: tuple
+    signals: tuple
 
     def __init__(self, populations: Mapping[str, Population], projections: Optional[Mapping[str, Any]] = None,
-                 drives=()):
+                 drives=(), signals=()):
         self.populations = dict(populations)
         self.projections = dict(projections or {})
         self.drives = tuple(drives)
+        self.signals = tuple(signals)
         if not self.populations:
             raise ValueError("Network: needs at least one population")
         for name, pop in self.populations.items():
@@ -130,6 +157,24 @@ class Network(eqx.Module):
                 raise TypeError(f"Network: drives must be AbstractDrive (PoissonInput, CurrentStep), "
                                 f"got {type(drive).__name__}")
             drive.check(self.populations)
+        addressed = set()
+        for sig in self.signals:
+            if not isinstance(sig, AbstractSignal):
+                raise TypeError(f"Network: signals must be AbstractSignal (StateSignal), got {type(sig).__name__}")
+            self._check_signal_target(sig.target, "Network")
+            if sig.target in addressed:
+                raise ValueError(f"Network: two signals address projection {sig.target!r}")
+            addressed.add(sig.target)
+            sig.check(self.populations, self.projections)
+
+    def _check_signal_target(self, target: str, owner: str) -> None:
+        proj = self.projections.get(target)
+        if proj is None:
+            raise ValueError(f"{owner}: signal given for unknown projection {target!r}; "
+                             f"known: {', '.join(self.projections) or 'none'}")
+        if not proj.reads_signal:
+            raise ValueError(f"{owner}: projection {target!r} reads no signal (no gliotransmitter-modulated "
+                             f"release; use stp=brainsim.astrocytes.TripartiteSynapse)")
 
     @property
     def n_neurons(self) -> int:
@@ -161,20 +206,18 @@ class Network(eqx.Module):
             currents: optional population name -> current (pA, shape ``(size,)`` or scalar) for this step.
             signals: optional component name -> extra input of this step for the component that reads it, e.g.
                 projection name -> gliotransmitter (µM, ``(n_pre,)`` or scalar) at the terminals of a projection
-                whose ``stp`` is a ``TripartiteSynapse`` (``AstroNetwork`` fills these).
+                whose ``stp`` is a ``TripartiteSynapse``; added to those of the network's own signals.
 
         Returns:
             ``(new_state, spikes)`` with ``spikes`` a dict population name -> float spike vector.
         """
         signals = dict(signals or {})
         for name in signals:
-            proj = self.projections.get(name)
-            if proj is None:
-                raise ValueError(f"Network.step: signal given for unknown projection {name!r}; "
-                                 f"known: {', '.join(self.projections) or 'none'}")
-            if not proj.reads_signal:
-                raise ValueError(f"Network.step: projection {name!r} reads no signal (no gliotransmitter-modulated "
-                                 f"release; use stp=brainsim.astrocytes.TripartiteSynapse)")
+            self._check_signal_target(name, "Network.step")
+        for sig in self.signals:
+            if sig.target in signals:
+                raise ValueError(f"Network.step: projection {sig.target!r} already has a signal of the network")
+            signals[sig.target] = sig.value(state.neurons)
         currents = dict(currents or {})
         keys = iter(jax.random.split(key, len(self.populations) + len(self.drives)))
         t = state.step * dt

@@ -102,9 +102,11 @@ def _validate_monitors(network: Network, state: NetworkState, monitors: Sequence
                              f"known: {', '.join(network.populations)}")
         if isinstance(m, StateMonitor):
             pop_state = state.neurons[m.population]
-            if m.variable not in pop_state._fields:
+            try:
+                getattr(pop_state, m.variable)  # a field, or a variable a wrapper's state passes through
+            except AttributeError:
                 raise ValueError(f"StateMonitor: population {m.population!r} has no variable {m.variable!r}; "
-                                 f"known: {', '.join(pop_state._fields)}")
+                                 f"known: {', '.join(pop_state._fields)}") from None
             size = network.populations[m.population].size
             if m.indices is not None and (min(m.indices) < 0 or max(m.indices) >= size):
                 raise ValueError(f"StateMonitor: indices out of range for population {m.population!r} of size {size}")

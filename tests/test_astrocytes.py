@@ -11,9 +11,11 @@ import pytest
 from jax.experimental import sparse
 from scipy.integrate import solve_ivp
 
-from brainsim.astrocytes import (AstroLIFLayer, AstroNetwork, AstroSTDP, GapJunctions, GChI, GlobalAstrocyte,
-                                 LiRinzel, MultiRate, SICCoupling, SpikeCoupling, TripartiteSynapse,
-                                 astrocyte_pools, branching_factor, run_multirate, tripartite_bernoulli_with_pool)
+from brainsim.astrocytes import (AstroSTDP, GapJunctions, GChI, GlobalAstrocyte, LiRinzel, MultiRate,
+                                 TripartiteSynapse, astrocyte_pools, branching_factor, run_multirate,
+                                 tripartite_bernoulli_with_pool)
+from brainsim.networks.astrocytes import with_astrocytes
+from brainsim.train import AstroLIFLayer
 
 DATA = Path(__file__).parent / "reference" / "data"
 NEST = json.loads((DATA / "nest_astrocyte.json").read_text())
@@ -166,11 +168,13 @@ def test_gliotransmission_release_matches_brian2():
     assert rel[:, 0].sum() >= 1 and rel[:, 1].sum() >= 1  # both astrocytes released gliotransmitter
 
 
+GLIO_WEIGHTS = sparse.BCOO((jnp.ones(2), jnp.array([[0, 1], [1, 2]])), shape=(2, 3))
+
+
 def _glio_network(alpha=0.0):
     """Three presynaptic neurons with the Brian2 spike train; neuron 0 has no astrocyte, 1 the weak one, 2 the
     stronger one (same GChI astrocytes as the standalone protocol). One-to-one unit weights onto a Delta receptor,
     so the receptor of post neuron i holds the release r_S of presynaptic neuron i in the step of its spike."""
-    from brainsim.astrocytes import GliotransmitterCoupling
     from brainsim.inputs import SpikeTimes
     from brainsim.network import Network, Population, Projection
     from brainsim.neurons import LIF
@@ -182,18 +186,18 @@ def _glio_network(alpha=0.0):
     net = Network({"pre": Population(pre), "post": Population(LIF(3), {"e": Receptor(Delta(), CurrentOutput())})},
                   {"syn": Projection("pre", "post", "e", one_to_one, stp=TripartiteSynapse(3, alpha=alpha))})
     astro = GChI(2, F_ex=2e-3, I_bias=jnp.asarray(BRIAN["I_bias_uM"]), O_beta=0.0)
-    glio = GliotransmitterCoupling("syn", sparse.BCOO((jnp.ones(2), jnp.array([[0, 1], [1, 2]])), shape=(2, 3)))
-    return AstroNetwork(net, astro, glio_couplings=[glio]), astro
+    initial = dict(I=BRIAN["I0_uM"], C=BRIAN["C0_uM"], h=BRIAN["h0"])
+    return with_astrocytes(net, astro, glio_couplings={"syn": GLIO_WEIGHTS}, initial=initial), net, astro
 
 
 def _glio_network_run(alpha=0.0):
-    anet, astro = _glio_network(alpha)
-    state = anet.init(1.0)._replace(astro=astro.init(I=BRIAN["I0_uM"], C=BRIAN["C0_uM"], h=BRIAN["h0"]))
+    anet, _, _ = _glio_network(alpha)
+    state = anet.init(1.0)
     keys = jax.random.split(jax.random.key(0), 17_100)
 
     def body(s, k):
         s, spk = anet.step(s, 1.0, key=k)
-        return s, (s.net.receptors["post"]["e"], spk["pre"])
+        return s, (s.receptors["post"]["e"], spk["pre"])
 
     _, (release, pre_spikes) = jax.lax.scan(body, state, keys)
     idx = np.round(np.asarray(BRIAN["spike_times_ms"])).astype(int)
@@ -214,27 +218,28 @@ def test_gliotransmission_in_network_matches_standalone_synapse():
 
 
 def test_gliotransmission_network_bad_input():
-    from brainsim.astrocytes import GliotransmitterCoupling
     from brainsim.network import Network, Projection
-    anet, astro = _glio_network()
-    net, glio = anet.network, anet.glio_couplings[0]
+    from brainsim.projections import StateSignal
+    anet, net, astro = _glio_network()
     w = sparse.BCOO((jnp.ones(1), jnp.array([[0, 0]])), shape=(2, 3))
     with pytest.raises(ValueError, match="unknown projection 'nope'"):
-        AstroNetwork(net, astro, glio_couplings=[GliotransmitterCoupling("nope", w)])
+        with_astrocytes(net, astro, glio_couplings={"nope": w})
     with pytest.raises(ValueError, match="shape"):
-        AstroNetwork(net, astro, glio_couplings=[GliotransmitterCoupling("syn", sparse.BCOO.fromdense(jnp.ones((2, 4))))])
-    with pytest.raises(ValueError, match="two gliotransmitter couplings"):
-        AstroNetwork(net, astro, glio_couplings=[glio, glio])
-    with pytest.raises(ValueError, match="G_A state variable"):
-        AstroNetwork(net, LiRinzel(2), glio_couplings=[glio])
+        with_astrocytes(net, astro, glio_couplings={"syn": sparse.BCOO.fromdense(jnp.ones((2, 4)))})
+    with pytest.raises(ValueError, match="two signals address projection 'syn'"):
+        Network(anet.populations, anet.projections, signals=[StateSignal("syn", "astro", "G_A", w)] * 2)
+    with pytest.raises(ValueError, match="no state variable 'G_A'"):
+        with_astrocytes(net, LiRinzel(2), glio_couplings={"syn": w})
     with pytest.raises(ValueError, match=">= 0"):
-        GliotransmitterCoupling("syn", sparse.BCOO((-jnp.ones(1), jnp.array([[0, 0]])), shape=(2, 3)))
+        with_astrocytes(net, astro, glio_couplings={"syn": sparse.BCOO((-jnp.ones(1), jnp.array([[0, 0]])), shape=(2, 3))})
     with pytest.raises(TypeError, match="BCOO/BCSR"):
-        GliotransmitterCoupling("syn", np.ones((2, 3)))
+        with_astrocytes(net, astro, glio_couplings={"syn": np.ones((2, 3))})
+    with pytest.raises(ValueError, match="already has a signal of the network"):
+        anet.step(anet.init(1.0), 1.0, key=jax.random.key(0), signals={"syn": jnp.zeros(3)})
     plain = eqx.tree_at(lambda n: n.projections["syn"].stp, net, None, is_leaf=lambda x: x is None)
     plain_state = plain.init(1.0)
     with pytest.raises(ValueError, match="no gliotransmitter-modulated release"):
-        AstroNetwork(plain, astro, glio_couplings=[glio])
+        with_astrocytes(plain, astro, glio_couplings={"syn": w})
     with pytest.raises(ValueError, match="no gliotransmitter-modulated release"):
         plain.step(plain_state, 1.0, key=jax.random.key(0), signals={"syn": jnp.zeros(3)})
     with pytest.raises(ValueError, match="unknown projection"):
@@ -367,34 +372,84 @@ def _small_astro_network(n=40, weight_sic=50.0):
     net = Network({"P": Population(LIF(n), {"e": Receptor(Exponential(5.0), CurrentOutput())})},
                   {"ee": Projection("P", "P", "e", EventOperator.from_sparse(tri.primary))})
     astro = MultiRate(LiRinzel(n // 2, delta_IP3=0.05), every=10)
-    return AstroNetwork(net, astro, [SpikeCoupling("P", tri.pre_to_astro)], [SICCoupling("P", tri.astro_to_post)]), tri
+    anet = with_astrocytes(net, astro, spike_couplings={"P": tri.pre_to_astro}, sic_couplings={"P": tri.astro_to_post},
+                           initial={"IP3": 0.4})
+    return anet, net, astro, tri
 
 
 def test_astro_network_simulates_with_monitors():
     from brainsim.simulate import SpikeMonitor, StateMonitor, simulate
-    anet, tri = _small_astro_network()
-    state = anet.init(0.1, IP3=0.4)
-    result = simulate(anet, 200.0, 0.1, key=jax.random.key(1), state=state,
+    anet, _, _, tri = _small_astro_network()
+    assert list(anet.populations) == ["P", "astro"] and set(anet.projections) == {"ee", "P->astro", "astro->P"}
+    result = simulate(anet, 200.0, 0.1, key=jax.random.key(1),
                       monitors=[SpikeMonitor("P"), StateMonitor("astro", "IP3", every=10)],
                       currents={"P": np.full((2000,), 400.0)})
     assert result.spikes["P"].mean_rate() > 1.0
     t, ip3 = result.traces["astro.IP3"]
     assert ip3.shape == (200, 20)
+    np.testing.assert_allclose(ip3[0], 0.4)  # the population's initial conditions
     assert float(ip3[-1].max()) > 0.4  # glutamate from paired synapses raised IP3
 
 
-def test_sic_coupling_current():
+def test_astro_network_matches_hand_coupled_loop():
+    """The astrocyte population and its couplings in one Network give the same trajectory as the coupling written
+    by hand around the neuronal network: spikes of step t raise IP3 in step t, the SIC of step t drives step t+1."""
+    anet, net, astro, tri = _small_astro_network(weight_sic=400.0)
+    dt, n_steps = 0.1, 3000
+    drive = jnp.full((40,), 400.0)
+    pre_to_astro, astro_to_post = tri.pre_to_astro.todense(), tri.astro_to_post.todense()
+
+    def hand(carry, key):
+        s, a, sic = carry
+        s, spikes = net.step(s, dt, key=key, currents={"P": drive + sic @ astro_to_post})
+        a, sic = astro.step(a, spikes["P"] @ pre_to_astro, dt)
+        return (s, a, sic), (spikes["P"], a.inner.IP3, sic)
+
+    def together(s, key):
+        s, spikes = anet.step(s, dt, key=key, currents={"P": drive})
+        return s, (spikes["P"], s.neurons["astro"].IP3, spikes["astro"])
+
+    keys = jax.random.split(jax.random.key(3), n_steps)
+    init = (net.init(dt), astro.init(IP3=0.4), jnp.zeros(20))
+    _, (spk_h, ip3_h, sic_h) = jax.lax.scan(hand, init, keys)
+    _, (spk_t, ip3_t, sic_t) = jax.lax.scan(together, anet.init(dt), keys)
+    assert float(spk_h.sum()) > 100 and float(sic_h.max()) > 0  # the coupling acts in both directions
+    first = int(np.argmax(np.asarray(spk_h != spk_t).any(1))) if bool((spk_h != spk_t).any()) else n_steps
+    assert first > n_steps // 2  # float summation order may flip a spike late in a chaotic run, not early
+    np.testing.assert_allclose(ip3_t[:first], ip3_h[:first], rtol=1e-5)
+    np.testing.assert_allclose(sic_t[:first], sic_h[:first], rtol=1e-5, atol=1e-4)
+
+
+def test_graded_projection_current():
+    from brainsim.projections import GradedProjection
+    from brainsim.core.contracts import StepContext
+    from brainsim.synapses.kinetics import Instant
     w = sparse.BCOO((jnp.array([1.0, 2.0, 0.5]), jnp.array([[0, 0], [1, 0], [1, 2]])), shape=(2, 3))
-    c = SICCoupling("P", w)
-    np.testing.assert_allclose(c(jnp.array([3.0, 4.0])), [3.0 + 8.0, 0.0, 2.0])
+    proj = GradedProjection("astro", "P", "sic", w)
+    ctx = StepContext(dt=0.1, step=jnp.int32(0), spikes={"astro": jnp.array([3.0, 4.0])}, signals={})
+    _, target = proj.deliver(None, jnp.zeros(3), Instant(), ctx)
+    np.testing.assert_allclose(target, [3.0 + 8.0, 0.0, 2.0])
+    assert proj.n_synapses == 3
 
 
 def test_astro_network_shape_errors():
-    anet, tri = _small_astro_network()
-    with pytest.raises(ValueError, match="spike coupling"):
-        AstroNetwork(anet.network, anet.astrocytes, [SpikeCoupling("P", sparse.BCOO.fromdense(jnp.ones((40, 7))))])
-    with pytest.raises(ValueError, match="unknown population"):
-        AstroNetwork(anet.network, anet.astrocytes, [], [SICCoupling("Q", tri.astro_to_post)])
+    from brainsim.network import Population
+    from brainsim.neurons import LIF
+    from brainsim.synapses import ConductanceOutput, Receptor
+    from brainsim.synapses.kinetics import Exponential
+    _, net, astro, tri = _small_astro_network()
+    with pytest.raises(ValueError, match=r"projection 'P->astro' has weights of shape \(40, 7\)"):
+        with_astrocytes(net, astro, spike_couplings={"P": sparse.BCOO.fromdense(jnp.ones((40, 7)))})
+    with pytest.raises(ValueError, match="SIC coupling to unknown population 'Q'"):
+        with_astrocytes(net, astro, sic_couplings={"Q": tri.astro_to_post})
+    with pytest.raises(ValueError, match="'astro' is already a population"):
+        with_astrocytes(with_astrocytes(net, astro), astro)
+    with pytest.raises(ValueError, match="must be voltage-independent"):
+        Population(astro, {"g": Receptor(Exponential(5.0), ConductanceOutput(0.0))})
+    with pytest.raises(ValueError, match=r"initial conditions \['v0'\] do not fit LiRinzel"):
+        Population(LiRinzel(2), initial={"v0": 1.0})
+    with pytest.raises(TypeError, match="astrocyte model"):
+        MultiRate(LIF(2), every=2)
 
 
 # ---------------------------------------------------------------- plasticity --------------------

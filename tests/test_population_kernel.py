@@ -1,4 +1,4 @@
-"""The native one-pass step of LIF populations with exponential receptors (``Network.step``'s fast path)
+"""The native one-pass step of LIF populations with exponential and instant receptors (``Network.step``'s fast path)
 against the pure-JAX computation it replaces, and gradients through it."""
 import jax
 import jax.numpy as jnp
@@ -7,6 +7,7 @@ import pytest
 
 from brainsim import _population_step
 from brainsim.neurons import LIF
+from brainsim.synapses import CurrentOutput, Instant, Receptor
 from brainsim.synapses.receptors import conductance_exp, current_exp
 
 pytestmark = pytest.mark.usefixtures("native_kernels")  # fails if a compiler is present but the kernel does not build
@@ -19,7 +20,8 @@ def _population(method, reset, per_neuron):
     tau = jax.random.uniform(k[0], (N,), minval=10.0, maxval=30.0) if per_neuron else 20.0
     model = LIF(N, tau_m=tau, C_m=200.0, v_rest=-60.0, v_th=-50.0, v_reset=-60.0, t_ref=0.5, reset=reset,
                 method=method)
-    receptors = {"ge": conductance_exp(5.0, 0.0), "gi": conductance_exp(10.0, -80.0), "ie": current_exp(3.0)}
+    receptors = {"ge": conductance_exp(5.0, 0.0), "gi": conductance_exp(10.0, -80.0), "ie": current_exp(3.0),
+                 "ii": Receptor(Instant(), CurrentOutput())}  # an arrival drives one step only
     return model, receptors
 
 
@@ -31,8 +33,9 @@ def _run(step_fn, model, receptors, extra):
     def body(carry, k):
         state, recs = carry
         state, spikes, recs = step_fn(model, receptors, state, recs, extra, DT)
-        kicks = jax.random.uniform(k, (3, N)) < 0.05  # random arrivals, as spike delivery would add
-        recs = {"ge": recs["ge"] + 3.0 * kicks[0], "gi": recs["gi"] + 5.0 * kicks[1], "ie": recs["ie"] + 40.0 * kicks[2]}
+        kicks = jax.random.uniform(k, (4, N)) < 0.05  # random arrivals, as spike delivery would add
+        recs = {"ge": recs["ge"] + 3.0 * kicks[0], "gi": recs["gi"] + 5.0 * kicks[1], "ie": recs["ie"] + 40.0 * kicks[2],
+                "ii": recs["ii"] + 300.0 * kicks[3]}
         return (state, recs), (spikes, state.v)
 
     return jax.jit(lambda: jax.lax.scan(body, (state, recs), jax.random.split(key, STEPS))[1])()

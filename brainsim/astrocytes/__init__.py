@@ -10,12 +10,12 @@ pure ``step(state, inputs, dt)``; units ms, µM, pA):
 * ``TripartiteSynapse``: gliotransmitter-modulated presynaptic release;
 * ``MultiRate`` / ``run_multirate``: astrocytes stepped at 1–50 ms inside 0.1 ms neuron steps;
 * ``tripartite_bernoulli_with_pool``: NEST's third-factor connectivity rule;
-* ``AstroNetwork``: a ``Network`` with astrocytes (glutamate -> IP3, SIC -> neurons, gliotransmitter ->
-  presynaptic release of a projection, ``GliotransmitterCoupling``);
-* ``plasticity``: astrocyte-modulated STDP (NALSM) and the branching factor;
-* ``AstroLIFLayer``: an astrocyte-modulated spiking layer for gradient training.
+* ``plasticity``: astrocyte-modulated STDP (NALSM) and the branching factor.
+
+The models are populations like neurons (``AbstractAstrocyte``); ``brainsim.networks.astrocytes.with_astrocytes``
+couples them to the neurons of a ``Network`` (spikes -> IP3, slow inward current -> neurons, gliotransmitter ->
+presynaptic release). The astrocyte-modulated training layer is ``brainsim.train.AstroLIFLayer``.
 """
-from .coupling import AstroNetwork, AstroNetworkState, GliotransmitterCoupling, SICCoupling, SpikeCoupling
 from .gap_junctions import GapJunctions
 from .gchi import GChI, GChIState
 from .li_rinzel import LiRinzel, LiRinzelState
@@ -23,12 +23,11 @@ from .multirate import MultiRate, MultiRateState, run_multirate
 from .pool import Tripartite, astrocyte_pools, tripartite_bernoulli_with_pool
 from .tripartite import TripartiteState, TripartiteSynapse
 from .plasticity import AstroSTDP, AstroSTDPState, GlobalAstrocyte, branching_factor
-from .layers import AstroLIFLayer, AstroLIFState
 
 __all__ = [
-    "AstroNetwork", "AstroNetworkState", "GliotransmitterCoupling", "SICCoupling", "SpikeCoupling", "GapJunctions",
+    "GapJunctions",
     "GChI", "GChIState",
     "LiRinzel", "LiRinzelState", "MultiRate", "MultiRateState", "run_multirate", "Tripartite",
     "astrocyte_pools", "tripartite_bernoulli_with_pool", "TripartiteState", "TripartiteSynapse",
-    "AstroSTDP", "AstroSTDPState", "GlobalAstrocyte", "branching_factor", "AstroLIFLayer", "AstroLIFState",
+    "AstroSTDP", "AstroSTDPState", "GlobalAstrocyte", "branching_factor",
 ]

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from .._checks import check_size
 from .._types import Array, ArrayLike
 from . import _smooth
+from ..core.contracts import AbstractAstrocyte, as_input
 from ..core.integrators import rk4
 from ._common import check_concentration, check_smooth, check_substeps, set_params
 from .gap_junctions import regenerative_flux
@@ -69,7 +70,7 @@ _PARAMS = (
 )
 
 
-class GChI(eqx.Module):
+class GChI(AbstractAstrocyte):
     """De Pittà G-ChI astrocyte with glutamate receptors and gliotransmitter release (see module docstring).
 
     Every parameter of the module docstring is a keyword argument (defaults: Stimberg et al. 2019, converted
@@ -161,18 +162,19 @@ class GChI(eqx.Module):
         return GChIState(Gamma_A=dGamma, I=dI, C=dC, h=dh, x_A=self.Omega_A * (1.0 - state.x_A),
                          G_A=-self.Omega_e * state.G_A)
 
-    def step(self, state: GChIState, inputs: Optional[ArrayLike] = None, dt: float = 1.0, *,
+    def step(self, state: GChIState, inputs: Optional[ArrayLike] = None, dt: float = 1.0, *, key=None,
              J_IP3=0.0) -> tuple[GChIState, Array]:
         """Advance by ``dt`` ms.
 
         Args:
-            inputs: synaptic glutamate ``Y_S`` (µM) seen by each astrocyte during the step (or None).
+            inputs: synaptic glutamate ``Y_S`` (µM) seen by each astrocyte during the step (or None; or the
+                ``current`` of a ``SynapticInput`` from the population's receptors).
             J_IP3: extra IP3 flux (µM/ms), e.g. gap-junction diffusion.
 
         Returns:
             ``(new_state, release)``: release events (float {0, 1}, surrogate derivative) of gliotransmitter.
         """
-        Y_S = 0.0 if inputs is None else inputs
+        Y_S = 0.0 if inputs is None else as_input(inputs, self.size).current
         new = rk4(lambda y: self.derivatives(y, Y_S, J_IP3), state, dt, self.substeps)
         crossed = _smooth.step_fn(new.C - self.C_Theta, self.smooth) * (
             1.0 - _smooth.step_fn(state.C - self.C_Theta, self.smooth))

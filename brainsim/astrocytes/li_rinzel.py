@@ -35,6 +35,7 @@ import numpy as np
 from .._checks import check_size
 from .._types import Array, ArrayLike
 from . import _smooth
+from ..core.contracts import AbstractAstrocyte, as_input
 from ..core.integrators import rk4
 from ._common import check_concentration, check_smooth, check_substeps, set_params
 
@@ -45,7 +46,7 @@ class LiRinzelState(NamedTuple):
     h: Array  # fraction of IP3 receptors not inactivated by Ca²⁺, dimensionless in [0, 1]
 
 
-class LiRinzel(eqx.Module):
+class LiRinzel(AbstractAstrocyte):
     """Li–Rinzel astrocyte (NEST ``astrocyte_lr_1994``), one per element of a population of ``size``.
 
     Args (NEST names, defaults of NEST 3.10; all > 0 unless marked >= 0):
@@ -150,14 +151,15 @@ class LiRinzel(eqx.Module):
             return self.SIC_scale * jnp.log1p(_smooth.relu(x - 1.0, self.smooth * 1000.0))
         return jnp.where(x > 1.0, jnp.log(jnp.maximum(x, 1.0)) * self.SIC_scale, 0.0)
 
-    def step(self, state: LiRinzelState, inputs: Optional[ArrayLike], dt: float, *, J_IP3=0.0,
+    def step(self, state: LiRinzelState, inputs: Optional[ArrayLike], dt: float, *, key=None, J_IP3=0.0,
              J_Ca=0.0) -> tuple[LiRinzelState, Array]:
         """Advance by ``dt`` ms.
 
         Args:
             state: current state.
             inputs: summed weight of the spikes arriving in this step (dimensionless, shape ``(size,)``,
-                scalar or None); each unit raises IP3 by ``delta_IP3`` µM at the end of the step.
+                scalar, None, or the ``current`` of a ``SynapticInput`` from the population's receptors); each
+                unit raises IP3 by ``delta_IP3`` µM at the end of the step.
             dt: step, ms.
             J_IP3, J_Ca: extra IP3 / Ca²⁺ fluxes (µM/ms), constant over the step.
 
@@ -167,5 +169,5 @@ class LiRinzel(eqx.Module):
         f = lambda y: self.derivatives(y, J_IP3, J_Ca)
         new = rk4(f, state, dt, self.substeps)
         if inputs is not None:
-            new = new._replace(IP3=new.IP3 + self.delta_IP3 * inputs)
+            new = new._replace(IP3=new.IP3 + self.delta_IP3 * as_input(inputs, self.size).current)
         return new, self.sic(new.Ca)

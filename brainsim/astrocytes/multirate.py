@@ -26,23 +26,34 @@ import jax.numpy as jnp
 
 from .._checks import check_choice
 from .._types import Array
+from ..core.contracts import AbstractAstrocyte, as_input
 
 
 class MultiRateState(NamedTuple):
+    """The wrapped model's state with the window's bookkeeping. The wrapped model's variables read through it
+    (``state.Ca`` is ``state.inner.Ca``), so monitors and signals name them as for the model alone."""
+
     inner: Any  # state of the wrapped (slow) model
     acc: Array  # inputs accumulated in the current slow window, shape (size,)
     phase: Array  # fast steps done in the current window (int32 scalar)
     output: Array  # output of the last slow step (held), shape (size,)
 
+    def __getattr__(self, name: str):  # only called for names that are not fields of this state
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
-class MultiRate(eqx.Module):
-    """Step ``model`` once every ``every`` fast steps (see module docstring)."""
 
-    model: Any
+class MultiRate(AbstractAstrocyte):
+    """Step ``model`` (an ``AbstractAstrocyte``) once every ``every`` fast steps (see module docstring)."""
+
+    model: AbstractAstrocyte
     every: int = eqx.field(static=True)
     reduce: str = eqx.field(static=True)
 
     def __init__(self, model, every: int, *, reduce: str = "sum"):
+        if not isinstance(model, AbstractAstrocyte):
+            raise TypeError(f"MultiRate: model must be an astrocyte model (AbstractAstrocyte), got {type(model).__name__}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"MultiRate: every must be a positive integer number of fast steps, got {every!r}")
         self.model, self.every = model, every
@@ -67,8 +78,9 @@ class MultiRate(eqx.Module):
         return MultiRateState(inner, z, jnp.zeros((), jnp.int32), z)
 
     def step(self, state: MultiRateState, inputs, dt: float, **kwargs):
-        """One fast step of ``dt`` ms. Returns ``(state, held output)``."""
-        x = jnp.zeros((self.model.size,)) if inputs is None else jnp.broadcast_to(inputs, (self.model.size,))
+        """One fast step of ``dt`` ms (``inputs``: array, ``SynapticInput`` or None). Returns ``(state, held
+        output)``."""
+        x = as_input(inputs, self.model.size).current
         acc = state.acc + x
         phase = state.phase + 1
 

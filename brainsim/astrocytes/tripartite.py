@@ -19,9 +19,9 @@ the postsynaptic effect.
 
 Inside a ``Network``: pass ``TripartiteSynapse(n_pre)`` as the ``stp`` of a ``Projection`` (one release state
 per presynaptic neuron, shared by its synapses in that projection, like ``TsodyksMarkram``); the
-gliotransmitter ``G_A`` reaching each presynaptic terminal is the projection's signal of the step,
-``Network.step(signals={projection: G_A})``, which ``AstroNetwork`` fills every step from its astrocytes
-through a ``GliotransmitterCoupling``.
+gliotransmitter ``G_A`` reaching each presynaptic terminal is the projection's signal of the step: a
+``StateSignal`` of the network reading the astrocytes' ``G_A`` (``brainsim.networks.astrocytes.with_astrocytes``
+adds it), or ``Network.step(signals={projection: G_A})`` from outside.
 """
 from __future__ import annotations
 

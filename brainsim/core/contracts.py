@@ -12,6 +12,7 @@ kind                   ``init``                         one step of ``dt`` ms
 =====================  ===============================  =====================================================
 ``AbstractNeuron``     ``init(*, key=None)``            ``step(state, inputs, dt, *, key=None) -> (state, spikes)``
 ``AbstractSource``     ``init(*, key=None)``            ``step(state, inputs, dt, *, key=None) -> (state, spikes)``
+``AbstractAstrocyte``  ``init(*, key=None)``            ``step(state, inputs, dt, *, key=None) -> (state, output)``
 ``AbstractKinetics``   ``init(size)``                   ``decay(state, dt)``, ``arrive(state, amount)``,
                                                         ``arrive_into(state, deliver)``, ``value(state, dt)``
 ``AbstractOutput``     (stateless)                      ``input(g, v) -> SynapticInput``
@@ -19,6 +20,7 @@ kind                   ``init``                         one step of ``dt`` ms
 ``AbstractRule``       ``init_state(weights, n_pre,     ``update(...)``, ``deliver_and_update(...)``
                        n_post)``
 ``AbstractDrive``      (stateless)                      ``current(t, dt)``, ``arrive(population, receptors, dt, key)``
+``AbstractSignal``     (stateless)                      ``value(states) -> signal`` of the component ``target``
 =====================  ===============================  =====================================================
 
 Projections (``brainsim.projections.AbstractProjection``) compose these; ``brainsim.network.Network`` loops
@@ -125,17 +127,40 @@ class AbstractPopulationModel(eqx.Module):
     def step(self, state, inputs, dt: float, *, key=None):
         ...
 
+    @abc.abstractmethod
+    def membrane_potential(self, state) -> Optional[Array]:
+        """The membrane potential (mV) that receptor outputs read, or ``None`` for models without a membrane."""
+
 
 class AbstractNeuron(AbstractPopulationModel):
     """A neuron model: its state is a ``NamedTuple`` whose field ``v`` is the membrane potential (mV), read
     by conductance-based receptors. Parameters are array leaves (trainable by default) in the units their
     docstrings give; static configuration (size, method, surrogate) is ``eqx.field(static=True)``."""
 
+    def membrane_potential(self, state) -> Array:
+        return state.v
+
 
 class AbstractSource(AbstractPopulationModel):
     """A spike source without a membrane (Poisson trains, given spike times, a modulatory signal).
 
     Sources ignore ``inputs`` and cannot have receptors."""
+
+    def membrane_potential(self, state) -> None:
+        return None
+
+
+class AbstractAstrocyte(AbstractPopulationModel):
+    """A population of glial cells (astrocytes) without a membrane potential, emitting a graded output.
+
+    ``step(state, inputs, dt, *, key=None) -> (state, output)``: ``inputs.current`` (a ``SynapticInput``, or a
+    plain array) carries what arrived at its receptors in this step in the unit the model documents (summed
+    spike weights, glutamate µM); ``output`` is a float ``(size,)`` signal (slow inward current in pA,
+    gliotransmitter release events), read by projections of graded values (``GradedProjection``).
+    Its receptors must be voltage-independent (``CurrentOutput``)."""
+
+    def membrane_potential(self, state) -> None:
+        return None
 
 
 # ------------------------------------------------------------------------------------------------ synapses
@@ -264,4 +289,25 @@ class AbstractDrive(eqx.Module):
 
     @abc.abstractmethod
     def check(self, populations: Mapping[str, Any]) -> None:
+        ...
+
+
+class AbstractSignal(eqx.Module):
+    """A per-step signal computed from the network's state and addressed to one component (``target``, the
+    name of a projection that reads a signal), e.g. the gliotransmitter of astrocytes at the terminals of a
+    tripartite projection, or a neuromodulator read by a learning rule.
+
+    ``value(states)``: the signal of this step from ``states`` (population name -> model state at the start
+    of the step, i.e. as the previous step left it). ``check(populations, projections)`` raises
+    ``ValueError`` when the signal does not fit the network (called once by ``Network``).
+    """
+
+    target: eqx.AbstractVar[str]
+
+    @abc.abstractmethod
+    def value(self, states: Mapping[str, Any]) -> Any:
+        ...
+
+    @abc.abstractmethod
+    def check(self, populations: Mapping[str, Any], projections: Mapping[str, Any]) -> None:
         ...

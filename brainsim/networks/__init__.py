@@ -1,4 +1,6 @@
-"""Built-in networks: each function returns a ready ``Prepared`` network (network, state, dt, groups)."""
+"""Built-in networks: each function returns a ready ``Prepared`` network (network, state, dt, groups); network
+builders (``with_astrocytes``) and trained-network tasks (``evidence``)."""
+from .astrocytes import with_astrocytes
 from .base import Prepared
 from .brette2007 import coba, cobahh, cuba
 
@@ -12,4 +14,4 @@ def build(name: str, **kwargs) -> Prepared:
     return BUILTINS[name](**kwargs)
 
 
-__all__ = ["Prepared", "coba", "cuba", "cobahh", "build", "BUILTINS"]
+__all__ = ["Prepared", "coba", "cuba", "cobahh", "build", "BUILTINS", "with_astrocytes"]

@@ -38,6 +38,10 @@ class DelayedProjection(AbstractEventDriven):
     receptor: str = eqx.field(static=True)
     pre_range: Optional[tuple] = eqx.field(static=True)
 
+    @property
+    def same_step(self) -> bool:  # delivered at the end of the step
+        return False
+
     def __init__(self, pre: str, post: str, receptor: str, operator: DelayedEventOperator, *,
                  stp: Optional[AbstractSTP] = None, pre_range=None):
         if not isinstance(operator, DelayedEventOperator):

@@ -29,6 +29,8 @@ class EventProjection(AbstractEventDriven):
             gliotransmitter-modulated release, whose gliotransmitter is this projection's signal).
         capacity: batch size of the portable event loop (default ~1.5 % of the presynaptic neurons).
         pre_range: optional ``(start, stop)``: only neurons ``start <= i < stop`` of ``pre`` project.
+        same_step: deliver this step's spikes of ``pre`` before ``post`` steps (``pre`` must come before ``post``
+            in the network; ``delay`` must be 0), e.g. spikes reaching astrocytes that step after the neurons.
     """
 
     operator: EventOperator
@@ -38,10 +40,15 @@ class EventProjection(AbstractEventDriven):
     receptor: str = eqx.field(static=True)
     delay: float = eqx.field(static=True)
     pre_range: Optional[tuple] = eqx.field(static=True)
+    same_step: bool = eqx.field(static=True)
 
     def __init__(self, pre: str, post: str, receptor: str, weights, *, delay: float = 0.0,
-                 stp: Optional[AbstractSTP] = None, capacity: Optional[int] = None, pre_range=None):
-        self.pre, self.post, self.receptor = pre, post, receptor
+                 stp: Optional[AbstractSTP] = None, capacity: Optional[int] = None, pre_range=None,
+                 same_step: bool = False):
+        self.pre, self.post, self.receptor, self.same_step = pre, post, receptor, bool(same_step)
+        if self.same_step and delay > 0:
+            raise ValueError(f"Projection {pre}->{post}: same_step delivers this step's spikes, it cannot have a "
+                             f"delay (got {delay} ms)")
         self.operator = weights if isinstance(weights, EventOperator) else EventOperator.from_sparse(weights, capacity=capacity)
         self.delay = check_delay(delay, f"Projection {pre}->{post}")
         self.stp = stp

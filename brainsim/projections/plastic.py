@@ -53,6 +53,10 @@ class PlasticProjection(AbstractEventDriven):
     pre_range: Optional[tuple] = eqx.field(static=True)
     per_synapse_delays: bool = eqx.field(static=True)
 
+    @property
+    def same_step(self) -> bool:  # delivered at the end of the step
+        return False
+
     def __init__(self, pre: str, post: str, receptor: str, weights, rule: AbstractRule, *, delay: float = 0.0,
                  stp: Optional[AbstractSTP] = None, capacity: Optional[int] = None, pre_range=None):
         if not isinstance(rule, AbstractRule):

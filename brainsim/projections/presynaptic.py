@@ -23,8 +23,7 @@ from .base import AbstractProjection
 
 
 class AbstractEventDriven(AbstractProjection):
-    """What the event-driven kinds share: an ELL ``operator``, an optional ``stp`` and ``pre_range``, delivered at the
-    end of the step."""
+    """What the event-driven kinds share: an ELL ``operator``, an optional ``stp`` and ``pre_range``."""
 
     operator: eqx.AbstractVar[Any]
     stp: eqx.AbstractVar[Optional[AbstractSTP]]
@@ -33,10 +32,6 @@ class AbstractEventDriven(AbstractProjection):
     @property
     def n_synapses(self) -> int:
         return self.operator.n_synapses
-
-    @property
-    def same_step(self) -> bool:
-        return False
 
     @property
     def reads_signal(self) -> bool:

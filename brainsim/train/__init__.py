@@ -2,8 +2,9 @@
 ML layers, encoders, losses, regularizers, an Optax ``fit`` loop and memory modes for BPTT.
 
 Modules: ``surrogates`` (re-export of ``brainsim.spikes``), ``bijections``, ``layers``, ``encoders``,
-``losses``, ``regularizers``, ``bptt``, ``fit``, ``nnx`` (Flax NNX adapter, imported on demand).
+``losses``, ``regularizers``, ``bptt``, ``fit``, ``astro_layer`` (``AstroLIFLayer``), ``nnx`` (Flax NNX adapter, imported on demand).
 """
+from .astro_layer import AstroLIFLayer, AstroLIFState
 from . import bijections, bptt, encoders, losses, regularizers, surrogates
 from .bijections import (Bijection, Bounded, Constrained, DaleSign, Exp, Identity, Positive, constrain, freeze,
                          resolve, trainable)

@@ -1,7 +1,9 @@
 """An astrocyte-modulated spiking layer for gradient training.
 
 ``AstroLIFLayer`` is a ``brainsim.train.SpikingLayer`` whose neurons receive, besides their input current,
-a slow astrocytic current driven by the layer's own activity::
+a slow astrocytic current driven by the layer's own activity (an abstraction of astrocytic modulation for
+training; the biophysical astrocyte models are ``brainsim.astrocytes``, coupled to neurons in a ``Network`` by
+``brainsim.networks.astrocytes.with_astrocytes``)::
 
     tau_astro da/dt = -a + r(t),    r(t) = spikes of the previous step (local: per neuron; global: mean)
     I_total = I_in - gain_astro * a                                      (pA, C_m = 1 pF ML units)
@@ -20,7 +22,7 @@ import numpy as np
 
 from .._types import Array
 from ..core.parameters import Constrained, Positive, resolve
-from ..train.layers import LayerState, SpikingLayer
+from .layers import LayerState, SpikingLayer
 
 
 class AstroLIFState(NamedTuple):
