@@ -20,6 +20,11 @@ def native_kernels():
     assert expected == names, f"C++ sources without a library or libraries without a source: {sorted(expected ^ names)}"
     broken = {lib.source.name: lib.why_unavailable() for lib in _kernels.LIBRARIES if not lib.available()}
     if not broken:
+        generic = {lib.source.name: lib.generic_build() for lib in _kernels.LIBRARIES if lib.generic_build()}
+        if generic and _accepts_march_native(_kernels.find_compiler()):
+            pytest.fail("native kernels built without -march=native (slow generic code) because the source does not "
+                        "compile for this CPU:\n" + "\n".join(f"{n}: {msg[:2000]}" for n, msg in generic.items()),
+                        pytrace=False)
         return
     if os.environ.get("BRAINSIM_NATIVE", "1") == "0":
         pytest.skip("native kernels disabled by BRAINSIM_NATIVE=0")
@@ -28,6 +33,19 @@ def native_kernels():
         pytest.skip("no C++ compiler ($CXX, g++, c++ or clang++) to build the native kernels")
     pytest.fail(f"a C++ compiler is present ({compiler}) but native kernels did not build:\n"
                 + "\n".join(f"{name}: {why}" for name, why in broken.items()), pytrace=False)
+
+
+def _accepts_march_native(compiler) -> bool:
+    """Whether the compiler builds a trivial C++ file with -march=native (some compilers or CPUs refuse it)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "t.cc"
+        src.write_text("int f() { return 0; }\n")
+        cmd = [compiler, "-march=native", "-O1", "-c", str(src), "-o", str(Path(tmp) / "t.o")]
+        return subprocess.run(cmd, capture_output=True).returncode == 0
 
 
 @pytest.fixture(scope="session")

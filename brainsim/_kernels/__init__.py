@@ -93,6 +93,7 @@ class NativeLibrary:
         out = _cache_dir() / f"{self.source.stem}_{tag}.so"
         if out.exists():
             return out
+        generic_note = out.with_suffix(".generic.txt")
         compiler = find_compiler()
         if compiler is None:
             raise RuntimeError("no C++ compiler found")
@@ -104,6 +105,7 @@ class NativeLibrary:
             native = subprocess.run(cmd[:1] + ["-march=native"] + cmd[1:], capture_output=True, text=True, timeout=300)
             if native.returncode != 0:
                 subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+                generic_note.write_text(native.stderr)  # why the library is not tuned (see generic_build)
             os.replace(tmp_out, out)  # atomic: concurrent processes never load a half-written library
         return out
 
@@ -141,6 +143,15 @@ class NativeLibrary:
     def why_unavailable(self) -> str:
         self.available()
         return self._state.get("why", "")
+
+    def generic_build(self) -> str:
+        """The compiler's messages when the library had to be built without ``-march=native`` (slower: no AVX on
+        x86), else "". A source that does not compile for this CPU's instruction set falls back silently
+        otherwise; the tests fail on it where the compiler accepts ``-march=native``."""
+        if not self.available():
+            return ""
+        note = Path(self._state["lib"]._name).with_suffix(".generic.txt")
+        return note.read_text() if note.exists() else ""
 
 
 _TARGET = "brainsim_event_deliver"

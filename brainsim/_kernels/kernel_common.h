@@ -14,7 +14,7 @@
 #include <type_traits>
 #include <new>
 #include <vector>
-#if defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -64,14 +64,28 @@ inline void axpy(float* __restrict acc, float a, const float* __restrict row, in
   for (int64_t j = 0; j < n; ++j) acc[j] += a * row[j];
 }
 
-// Sixteen floats as one vector (GCC/Clang vector extension): one AVX-512 register, two AVX ones.
-typedef float v16 __attribute__((vector_size(64)));
-inline v16 load16(const float* p) {
-  v16 v;
+// One vector register of floats (GCC/Clang vector extension) at the width the library is compiled for: 16 lanes
+// with AVX-512, 8 otherwise (AVX2; narrower instruction sets split it). Register blocks are sized to the register
+// file (AVX-512 has 32 vector registers, AVX2 16): a block that keeps more accumulators than fit, or a vector type
+// wider than the registers (which GCC moves through memory in 64-bit pieces), made the AVX2 backward pass of the
+// LIF layer ~3x slower than its pure-JAX reference. Blocking never changes the order in which an output element
+// is summed, so results do not depend on it.
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+constexpr int kGemmRows = 8, kGemmVecs = 2;  // 8 x 32 outputs: 16 accumulators
+constexpr int kRowVecs = 16;                 // row sums 256 columns at a time: 16 accumulators
+#else
+constexpr int kLanes = 8;
+constexpr int kGemmRows = 6, kGemmVecs = 2;  // 6 x 16 outputs: 12 accumulators, 2 registers for a row of Bm
+constexpr int kRowVecs = 8;                  // row sums 64 columns at a time: 8 accumulators
+#endif
+typedef float vf __attribute__((vector_size(4 * kLanes)));
+inline vf loadv(const float* p) {
+  vf v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
+inline void storev(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
 
 // Writes the positions (and values) of the nonzero entries of x[0:n] to idx (and vals, if not null) in
 // increasing order; returns how many there are. With AVX-512 sixteen entries are tested per compare;
@@ -102,35 +116,35 @@ inline int64_t collect_nonzero(const float* x, int64_t n, int32_t* idx, float* v
   return count;
 }
 
-// out[j] = base[j] + sum_i vals[i] * rows[idx[i] * ld + j] for j < NV * 16, accumulated in NV vector
+// out[j] = base[j] + sum_i vals[i] * rows[idx[i] * ld + j] for j < NV kLanes, accumulated in NV vector
 // registers (each row is loaded once; out is written once). base may be null (zero), vals null (ones).
 template <int NV>
 inline void accumulate_rows_block(float* out, const float* base, const int32_t* idx, const float* vals,
                                   int64_t count, const float* rows, int64_t ld) {
-  v16 acc[NV];
-  for (int j = 0; j < NV; ++j) acc[j] = base ? load16(base + 16 * j) : v16{};
+  vf acc[NV];
+  for (int j = 0; j < NV; ++j) acc[j] = base ? loadv(base + kLanes * j) : vf{};
   for (int64_t i = 0; i < count; ++i) {
     const float* r = rows + static_cast<int64_t>(idx[i]) * ld;
     if (vals) {
       const float a = vals[i];
-      for (int j = 0; j < NV; ++j) acc[j] += a * load16(r + 16 * j);
+      for (int j = 0; j < NV; ++j) acc[j] += a * loadv(r + kLanes * j);
     } else {
-      for (int j = 0; j < NV; ++j) acc[j] += load16(r + 16 * j);
+      for (int j = 0; j < NV; ++j) acc[j] += loadv(r + kLanes * j);
     }
   }
-  for (int j = 0; j < NV; ++j) store16(out + 16 * j, acc[j]);
+  for (int j = 0; j < NV; ++j) storev(out + kLanes * j, acc[j]);
 }
 
 // out[0:n] = base[0:n] + sum_i vals[i] * rows[idx[i] * ld + 0:n]: a weighted sum of selected rows of a
-// row-major matrix (spikes times weights), 256 columns at a time in registers.
+// row-major matrix (spikes times weights), kRowVecs registers of columns at a time.
 inline void accumulate_rows(float* out, const float* base, const int32_t* idx, const float* vals, int64_t count,
                             const float* rows, int64_t ld, int64_t n) {
   int64_t j = 0;
-  for (; j + 256 <= n; j += 256)
-    accumulate_rows_block<16>(out + j, base ? base + j : nullptr, idx, vals, count, rows + j, ld);
-  for (; j + 64 <= n; j += 64)
+  for (; j + kLanes * kRowVecs <= n; j += kLanes * kRowVecs)
+    accumulate_rows_block<kRowVecs>(out + j, base ? base + j : nullptr, idx, vals, count, rows + j, ld);
+  for (; j + kLanes * 4 <= n; j += kLanes * 4)
     accumulate_rows_block<4>(out + j, base ? base + j : nullptr, idx, vals, count, rows + j, ld);
-  for (; j + 16 <= n; j += 16)
+  for (; j + kLanes <= n; j += kLanes)
     accumulate_rows_block<1>(out + j, base ? base + j : nullptr, idx, vals, count, rows + j, ld);
   for (; j < n; ++j) {
     float sum = base ? base[j] : 0.0f;
@@ -139,17 +153,17 @@ inline void accumulate_rows(float* out, const float* base, const int32_t* idx, c
   }
 }
 
-// rows[idx[i] * ld + j] += vals[i] * src[j] for j < NV * 16 and every i: src is held in NV vector
+// rows[idx[i] * ld + j] += vals[i] * src[j] for j < NV kLanes and every i: src is held in NV vector
 // registers, so each selected row is read and written once.
 template <int NV>
 inline void scatter_rows_block(float* rows, int64_t ld, const int32_t* idx, const float* vals, int64_t count,
                                const float* src) {
-  v16 x[NV];
-  for (int j = 0; j < NV; ++j) x[j] = load16(src + 16 * j);
+  vf x[NV];
+  for (int j = 0; j < NV; ++j) x[j] = loadv(src + kLanes * j);
   for (int64_t i = 0; i < count; ++i) {
     float* r = rows + static_cast<int64_t>(idx[i]) * ld;
     const float a = vals ? vals[i] : 1.0f;
-    for (int j = 0; j < NV; ++j) store16(r + 16 * j, load16(r + 16 * j) + a * x[j]);
+    for (int j = 0; j < NV; ++j) storev(r + kLanes * j, loadv(r + kLanes * j) + a * x[j]);
   }
 }
 
@@ -158,9 +172,10 @@ inline void scatter_rows_block(float* rows, int64_t ld, const int32_t* idx, cons
 inline void scatter_rows(float* rows, int64_t ld, const int32_t* idx, const float* vals, int64_t count,
                          const float* src, int64_t n) {
   int64_t j = 0;
-  for (; j + 256 <= n; j += 256) scatter_rows_block<16>(rows + j, ld, idx, vals, count, src + j);
-  for (; j + 64 <= n; j += 64) scatter_rows_block<4>(rows + j, ld, idx, vals, count, src + j);
-  for (; j + 16 <= n; j += 16) scatter_rows_block<1>(rows + j, ld, idx, vals, count, src + j);
+  for (; j + kLanes * kRowVecs <= n; j += kLanes * kRowVecs)
+    scatter_rows_block<kRowVecs>(rows + j, ld, idx, vals, count, src + j);
+  for (; j + kLanes * 4 <= n; j += kLanes * 4) scatter_rows_block<4>(rows + j, ld, idx, vals, count, src + j);
+  for (; j + kLanes <= n; j += kLanes) scatter_rows_block<1>(rows + j, ld, idx, vals, count, src + j);
   if (j < n) {
     for (int64_t i = 0; i < count; ++i) {
       float* r = rows + static_cast<int64_t>(idx[i]) * ld;
@@ -170,33 +185,34 @@ inline void scatter_rows(float* rows, int64_t ld, const int32_t* idx, const floa
   }
 }
 
-// C[0:MR, 0:16 NV] = A[0:MR, :] * Bm[:, 0:16 NV], A(i, k) = A[i * a_rs + k * a_cs], Bm row stride N,
+// C[0:MR, 0:NV kLanes] = A[0:MR, :] * Bm[:, 0:NV kLanes], A(i, k) = A[i * a_rs + k * a_cs], Bm row stride N,
 // accumulated in MR x NV vector registers over the whole K loop: each row of Bm is loaded once per block
 // and used for MR rows of A.
 template <int MR, int NV>
 inline void gemm_block(const float* A, int64_t a_rs, int64_t a_cs, const float* Bm, int64_t K, int64_t N, float* C,
                        int64_t ldc) {
-  v16 c[MR][NV];
+  vf c[MR][NV];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NV; ++j) c[i][j] = v16{};
+    for (int j = 0; j < NV; ++j) c[i][j] = vf{};
   for (int64_t k = 0; k < K; ++k) {
-    v16 b[NV];
-    for (int j = 0; j < NV; ++j) b[j] = load16(Bm + k * N + 16 * j);
+    vf b[NV];
+    for (int j = 0; j < NV; ++j) b[j] = loadv(Bm + k * N + kLanes * j);
     for (int i = 0; i < MR; ++i) {
       const float a = A[i * a_rs + k * a_cs];
       for (int j = 0; j < NV; ++j) c[i][j] += a * b[j];
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NV; ++j) store16(C + i * ldc + 16 * j, c[i][j]);
+    for (int j = 0; j < NV; ++j) storev(C + i * ldc + kLanes * j, c[i][j]);
 }
 
 template <int MR>
 inline void gemm_rows(const float* A, int64_t a_rs, int64_t a_cs, const float* Bm, int64_t K, int64_t N, float* C,
                       int64_t ldc) {
   int64_t j0 = 0;
-  for (; j0 + 32 <= N; j0 += 32) gemm_block<MR, 2>(A, a_rs, a_cs, Bm + j0, K, N, C + j0, ldc);
-  for (; j0 + 16 <= N; j0 += 16) gemm_block<MR, 1>(A, a_rs, a_cs, Bm + j0, K, N, C + j0, ldc);
+  for (; j0 + kLanes * kGemmVecs <= N; j0 += kLanes * kGemmVecs)
+    gemm_block<MR, kGemmVecs>(A, a_rs, a_cs, Bm + j0, K, N, C + j0, ldc);
+  for (; j0 + kLanes <= N; j0 += kLanes) gemm_block<MR, 1>(A, a_rs, a_cs, Bm + j0, K, N, C + j0, ldc);
   for (int i = 0; i < MR; ++i)
     for (int64_t j = j0; j < N; ++j) {
       float sum = 0.0f;
@@ -206,12 +222,12 @@ inline void gemm_rows(const float* A, int64_t a_rs, int64_t a_cs, const float* B
 }
 
 // C (M x N, row stride ldc) = A (M x K; A(i, k) = A[i * a_rs + k * a_cs]) * Bm (K x N, row-major):
-// blocks of 8 rows x 32 columns (16 accumulators, which fit the 32 AVX-512 registers), then 4- and
-// 1-row and 16-column edges, then scalars. A dense product small enough that W stays in cache.
+// blocks of kGemmRows rows x kGemmVecs registers of columns, then 4- and 1-row and one-register edges, then
+// scalars. A dense product small enough that W stays in cache.
 inline void gemm(const float* A, int64_t a_rs, int64_t a_cs, int64_t M, const float* Bm, int64_t K, int64_t N,
                  float* C, int64_t ldc) {
   int64_t i0 = 0;
-  for (; i0 + 8 <= M; i0 += 8) gemm_rows<8>(A + i0 * a_rs, a_rs, a_cs, Bm, K, N, C + i0 * ldc, ldc);
+  for (; i0 + kGemmRows <= M; i0 += kGemmRows) gemm_rows<kGemmRows>(A + i0 * a_rs, a_rs, a_cs, Bm, K, N, C + i0 * ldc, ldc);
   for (; i0 + 4 <= M; i0 += 4) gemm_rows<4>(A + i0 * a_rs, a_rs, a_cs, Bm, K, N, C + i0 * ldc, ldc);
   for (; i0 < M; ++i0) gemm_rows<1>(A + i0 * a_rs, a_rs, a_cs, Bm, K, N, C + i0 * ldc, ldc);
 }

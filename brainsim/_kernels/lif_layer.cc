@@ -207,14 +207,21 @@ inline void transpose(const float* src, int64_t rows, int64_t cols, float* dst) 
         for (int64_t c = c0; c < std::min(c0 + kTile, cols); ++c) dst[c * rows + r] = src[r * cols + c];
 }
 
-// gemm with the column slabs outermost: each 32-column slab of Bm (K x 32 floats, 32 kB for K = 256) is
-// used for all row blocks of A while it is in the L1 cache, instead of streaming all of Bm per row block
+// gemm with the column slabs outermost: each slab of kGemmVecs registers of columns of Bm (K x 32 floats,
+// 32 kB for K = 256, with AVX-512) is used for all row blocks of A while it is in the L1 cache, instead of
+// streaming all of Bm per row block
 inline void gemm_slabs(const float* A, int64_t a_rs, int64_t a_cs, int64_t M, const float* Bm, int64_t K,
                        int64_t N, float* C, int64_t ldc) {
-  if (M % 8 != 0 || N % 32 != 0) return gemm(A, a_rs, a_cs, M, Bm, K, N, C, ldc);
-  for (int64_t j0 = 0; j0 < N; j0 += 32)
-    for (int64_t i0 = 0; i0 < M; i0 += 8)
-      brainsim::gemm_block<8, 2>(A + i0 * a_rs, a_rs, a_cs, Bm + j0, K, N, C + i0 * ldc + j0, ldc);
+  using brainsim::gemm_block;
+  constexpr int kRows = brainsim::kGemmRows, kVecs = brainsim::kGemmVecs;
+  constexpr int64_t kCols = brainsim::kLanes * kVecs;
+  if (N % kCols != 0) return gemm(A, a_rs, a_cs, M, Bm, K, N, C, ldc);
+  for (int64_t j0 = 0; j0 < N; j0 += kCols) {
+    int64_t i0 = 0;
+    for (; i0 + kRows <= M; i0 += kRows) gemm_block<kRows, kVecs>(A + i0 * a_rs, a_rs, a_cs, Bm + j0, K, N, C + i0 * ldc + j0, ldc);
+    for (; i0 + 4 <= M; i0 += 4) gemm_block<4, kVecs>(A + i0 * a_rs, a_rs, a_cs, Bm + j0, K, N, C + i0 * ldc + j0, ldc);
+    for (; i0 < M; ++i0) gemm_block<1, kVecs>(A + i0 * a_rs, a_rs, a_cs, Bm + j0, K, N, C + i0 * ldc + j0, ldc);
+  }
 }
 
 // Per-neuron constants of the adjoint update (see LifBackwardImpl).
@@ -365,7 +372,7 @@ static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x,
 inline int64_t mask_words(int64_t K) { return (K + 31) / 32; }
 
 // Sets mask row m (mask_words(K) words) to the bit mask of the nonzero entries of x[0:K]; returns whether they
-// are all 1 (then the mask stands for the row). 16 entries per compare where AVX-512 is available. Used for the
+// are all 1 (then the mask stands for the row). 16 entries per compare with AVX-512, 8 with AVX. Used for the
 // rows of x and for the spikes (the backward pass's copy of S: 32 times smaller than S).
 inline bool mask_of_row(const float* x, int64_t K, uint32_t* m) {
   std::memset(m, 0, sizeof(uint32_t) * mask_words(K));
@@ -379,6 +386,16 @@ inline bool mask_of_row(const float* x, int64_t K, uint32_t* m) {
     const __mmask16 nonzero = _mm512_mask_cmp_ps_mask(live, v, zero, _CMP_NEQ_UQ);
     const __mmask16 not_one = _mm512_mask_cmp_ps_mask(nonzero, v, one, _CMP_NEQ_UQ);
     m[k >> 5] |= static_cast<uint32_t>(nonzero) << (k & 31);
+    ones &= not_one == 0;
+  }
+#elif defined(__AVX__)
+  // 8 entries per compare (a branch per entry mispredicts on sparse inputs and took most of the forward pass)
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  for (; k + 8 <= K; k += 8) {
+    const __m256 v = _mm256_loadu_ps(x + k);
+    const uint32_t nonzero = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ)));
+    const uint32_t not_one = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, one, _CMP_NEQ_UQ))) & nonzero;
+    m[k >> 5] |= nonzero << (k & 31);  // k & 31 is 0, 8, 16 or 24: the 8 bits stay in one word
     ones &= not_one == 0;
   }
 #endif
