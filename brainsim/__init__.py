@@ -14,7 +14,8 @@ from .projections import (AbstractProjection, DelayedProjection, EventProjection
 from .propagation import EventOperator
 from .delays import DelayedEventOperator
 from .adjoints import AbstractAdjoint, Checkpointed, Direct, Truncated
-from .simulate import CountMonitor, RateMonitor, SimulationResult, SpikeMonitor, StateMonitor, run, simulate
+from .simulate import (CountMonitor, NonFiniteError, RateMonitor, SimulationResult, SpikeMonitor, StateMonitor, run,
+                       simulate)
 from .spikes import spike
 from .synapses import (AMPA, GABA_A, NMDA, Alpha, ConductanceOutput, CurrentOutput, Delta, DualExponential,
                        Exponential, NMDAOutput, Receptor, TsodyksMarkram)
@@ -32,7 +33,7 @@ __all__ = [
     "AbstractProjection", "DelayedProjection", "EventProjection", "PlasticProjection", "Projection",
     "EventOperator", "DelayedEventOperator",
     "AbstractAdjoint", "Checkpointed", "Direct", "Truncated",
-    "CountMonitor", "RateMonitor", "SimulationResult", "SpikeMonitor", "StateMonitor", "run", "simulate",
+    "CountMonitor", "NonFiniteError", "RateMonitor", "SimulationResult", "SpikeMonitor", "StateMonitor", "run", "simulate",
     "spike",
     "AMPA", "GABA_A", "NMDA", "Alpha", "ConductanceOutput", "CurrentOutput", "Delta", "DualExponential",
     "Exponential", "NMDAOutput", "Receptor", "TsodyksMarkram",

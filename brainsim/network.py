@@ -220,7 +220,7 @@ class Network(eqx.Module):
             signals[sig.target] = sig.value(state.neurons)
         currents = dict(currents or {})
         keys = iter(jax.random.split(key, len(self.populations) + len(self.drives)))
-        t = state.step * dt
+        t = state.step.astype(jnp.result_type(float)) * dt  # ms
         neurons, spikes, projections = {}, {}, {}
         receptors = {name: dict(states) for name, states in state.receptors.items()}
         ctx = StepContext(dt=dt, step=state.step, spikes=spikes, signals=signals)

@@ -9,11 +9,17 @@ progress bar, moves each chunk's records to the host (so device memory stays bou
 returns a ``SimulationResult`` with spike trains, traces and population rates as NumPy arrays.
 
 Per-step randomness uses ``fold_in(key, step)``, so results do not depend on the chunk size.
+
+``simulate`` checks after every chunk that the network state is finite (one reduction over the state per
+chunk). When it is not, it re-runs that chunk step by step from its start to find the first step whose state
+holds a NaN or infinity, and raises ``NonFiniteError`` naming the variable, the step and the time, with the last
+finite state and the records up to it (``nonfinite="warn"`` warns and goes on instead).
 """
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -25,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._checks import check_dt
+from ._types import Array
 from . import _kernels
 from .adjoints import AbstractAdjoint, Direct
 from .network import Network, NetworkState
@@ -203,6 +210,7 @@ class SpikeTrains:
     indices: np.ndarray
     size: int
     duration: float  # ms
+    start: float = 0.0  # ms: the recording covers [start, start + duration)
 
     def counts(self) -> np.ndarray:
         """Spike count of every neuron."""
@@ -319,9 +327,32 @@ def _chunk_cache_key(static, args, n: int, dt: float, recorded: tuple):
     return key
 
 
+class NonFiniteError(FloatingPointError):
+    """A simulation's state became NaN or infinite. ``where`` names the state variable (e.g. ``neurons['E'].v``),
+    ``step``/``time_ms`` the first step that produced it; ``state`` is the last finite state (at the start of that
+    step) and ``result`` the ``SimulationResult`` recorded up to it."""
+
+    def __init__(self, message: str, *, where: str, step: int, time_ms: float, state, result):
+        super().__init__(message)
+        self.where, self.step, self.time_ms, self.state, self.result = where, step, time_ms, state, result
+
+
+def _finite_flags(state) -> Array:
+    """One bool per floating-point leaf of ``state``: whether all its entries are finite."""
+    leaves = [x for x in jax.tree_util.tree_leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]) if leaves else jnp.ones((0,), bool)
+
+
+def _float_names(state) -> list:
+    """Readable names of the floating-point leaves of ``state``, in ``_finite_flags`` order."""
+    paths = jax.tree_util.tree_flatten_with_path(state)[0]
+    return [jax.tree_util.keystr(path).lstrip(".") for path, x in paths if jnp.issubdtype(x.dtype, jnp.floating)]
+
+
 def simulate(network: Network, duration: float, dt: float, *, key, state: Optional[NetworkState] = None,
              monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None,
-             chunk_steps: Optional[int] = None, progress: Optional[bool] = None) -> SimulationResult:
+             chunk_steps: Optional[int] = None, progress: Optional[bool] = None,
+             nonfinite: str = "raise") -> SimulationResult:
     """Simulate ``network`` for ``duration`` ms with step ``dt`` ms.
 
     Args:
@@ -334,9 +365,16 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
         currents: population name -> injected current (pA), shape ``(n_steps,)`` or ``(n_steps, size)``.
         chunk_steps: steps per compiled chunk (default: bounded by record memory).
         progress: show a tqdm progress bar (default: when there is more than one chunk).
+        nonfinite: what to do when the state becomes NaN or infinite: ``"raise"`` a ``NonFiniteError`` (with the
+            last finite state and the records up to it), ``"warn"`` once and go on, or ``"ignore"``.
+
+    Times in the result continue from the state's own step: a run continued from ``previous.state`` has spike and
+    trace times after those of the previous run.
     """
     dt = check_dt(dt, "simulate")
     n_steps = _n_steps(duration, dt)
+    if nonfinite not in ("raise", "warn", "ignore"):
+        raise ValueError(f"simulate: nonfinite must be 'raise', 'warn' or 'ignore', got {nonfinite!r}")
     if state is None:
         state = network.init(dt)
     monitors = _validate_monitors(network, state, monitors)
@@ -351,7 +389,9 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     dynamic, static = eqx.partition(network, eqx.is_array)
 
     def chunk_fn(dynamic, state, key, chunk_currents, n):
-        return run(eqx.combine(dynamic, static), state, n, dt, key=key, monitors=recorded, currents=chunk_currents)
+        state, records = run(eqx.combine(dynamic, static), state, n, dt, key=key, monitors=recorded,
+                             currents=chunk_currents)
+        return state, records, _finite_flags(state)
 
     compiled, compile_s = {}, 0.0
 
@@ -372,48 +412,98 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
                     _COMPILED_CHUNKS.popitem(last=False)
         return compiled[n]
 
+    def run_chunk(state, first, n):
+        """Dispatch ``n`` steps from ``state`` (steps ``first ...`` of this call); compilation is timed apart."""
+        nonlocal run_s, t0
+        args = (dynamic, state, key, {k: jnp.asarray(v[first:first + n]) for k, v in currents.items()})
+        if n not in compiled:
+            jax.block_until_ready(state)
+            run_s += time.perf_counter() - t0
+            get_compiled(n, args)
+            t0 = time.perf_counter()
+        return compiled[n](*args)  # dispatched asynchronously
+
+    offset = int(state.step)  # steps before this call: times continue from them
     collected = [[] for _ in monitors]
-    run_s, done, pending = 0.0, 0, None
+    run_s, done, pending, warned = 0.0, 0, None, False
     show = progress if progress is not None else n_steps > chunk
     with tqdm(total=n_steps, disable=not show, unit="step", desc="simulate", leave=False) as bar:
         t0 = time.perf_counter()
         while done < n_steps:
             n = min(chunk, n_steps - done)
-            chunk_currents = {k: jnp.asarray(v[done:done + n]) for k, v in currents.items()}
-            args = (dynamic, state, key, chunk_currents)
-            if n not in compiled:  # compilation is timed apart from the run
-                jax.block_until_ready(state)
-                run_s += time.perf_counter() - t0
-                get_compiled(n, args)
-                t0 = time.perf_counter()
-            state, records = compiled[n](*args)  # dispatched asynchronously
+            new_state, records, flags = run_chunk(state, done, n)
             if pending is not None:  # decode the previous chunk on the host while this one runs
-                _collect(collected, recorded, *pending, dt)
+                warned = _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, network, monitors,
+                                       offset, dt)
+                _collect(collected, recorded, *pending[:3], dt, offset)
                 bar.update(pending[2])
-            pending = (records, done, n)
+            pending = (records, done, n, flags, state)
+            state = new_state
             done += n
-        _collect(collected, recorded, *pending, dt)
+        warned = _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, network, monitors, offset, dt)
+        _collect(collected, recorded, *pending[:3], dt, offset)
         bar.update(pending[2])
         jax.block_until_ready(state)
         run_s += time.perf_counter() - t0
+    return _result(network, monitors, collected, state, dt, offset, n_steps, compile_s, run_s)
 
+
+def _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, network, monitors, offset, dt) -> bool:
+    """After a chunk: if its final state is not finite, find the first step whose state is not (re-running the
+    chunk one step at a time from its start) and raise ``NonFiniteError`` or warn. Returns whether it warned."""
+    records, first, n, flags, start = pending
+    flags = np.asarray(flags)
+    if nonfinite == "ignore" or warned or flags.all():
+        return warned
+    state = start
+    for i in range(n):
+        stepped, _, step_flags = run_chunk(state, first + i, 1)
+        step_flags = np.asarray(step_flags)
+        if not step_flags.all():
+            break
+        state = stepped
+    else:  # only the whole chunk's rounding differs from single steps: report its end
+        i, step_flags = n - 1, flags
+    where = _float_names(start)[int(np.argmin(step_flags))]
+    step = offset + first + i
+    message = (f"simulate: {where} became non-finite in step {step} (from t = {step * dt:g} ms); "
+               f"the last finite state is the one at t = {step * dt:g} ms")
+    if nonfinite == "warn":
+        warnings.warn(message + "; simulating on (nonfinite='warn')", RuntimeWarning, stacklevel=3)
+        return True
+    if i > 0:  # the records of this chunk up to the last finite state
+        _, partial, _ = run_chunk(start, first, i)
+        _collect(collected, recorded, partial, first, i, dt, offset)
+    result = _result(network, monitors, collected, state, dt, offset, first + i, 0.0, 0.0)
+    raise NonFiniteError(message + "; it and the records up to it are in this error's .state and .result "
+                         "(simulate(..., nonfinite='warn') goes on instead)",
+                         where=where, step=step, time_ms=round(step * dt, 9), state=state, result=result)
+
+
+def _result(network, monitors, collected, state, dt, offset, n_steps, compile_s, run_s) -> SimulationResult:
     result = SimulationResult(state=state, dt=dt, duration=n_steps * dt, compile_s=compile_s, run_s=run_s)
     for m, parts in zip(monitors, collected):
         if isinstance(m, SpikeMonitor):
-            times = np.concatenate([p[0] for p in parts])
-            indices = np.concatenate([p[1] for p in parts])
+            times = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0,))
+            indices = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0,), np.int32)
             result.spikes[m.population] = SpikeTrains(times, indices, network.populations[m.population].size,
-                                                      n_steps * dt)
+                                                      n_steps * dt, start=offset * dt)
         elif isinstance(m, StateMonitor):
-            result.traces[m.name] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+            result.traces[m.name] = _joined(parts)
         else:
-            result.rates[m.population] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+            result.rates[m.population] = _joined(parts)
     return result
 
 
-def _collect(collected, monitors, records, first_step, n, dt) -> None:
+def _joined(parts) -> tuple:
+    if not parts:
+        return np.zeros((0,)), np.zeros((0, 0))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _collect(collected, monitors, records, first_step, n, dt, offset=0) -> None:
     for j, rec in enumerate(records):
-        collected[j].append(_to_host(monitors[j], rec, first_step, dt))
+        collected[j].append(_to_host(monitors[j], rec, offset + first_step, dt))
 
 
 def _decode_spikes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
