@@ -73,7 +73,8 @@ def fit_rates(prepared, *, iters=80, lr=0.05, n_steps=2500, record_from=500, tar
             raise FloatingPointError(f"fit_rates: loss became {value} at iteration {it}")
         if value < best[0]:
             best = (value, theta)
-        updates, state = opt.update(g, state)
+        with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int32 step count with float arrays
+            updates, state = opt.update(g, state)
         theta = optax.apply_updates(theta, updates)
     return best[1], history
 

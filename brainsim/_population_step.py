@@ -29,6 +29,34 @@ from .neurons import LIF
 from .core.contracts import SynapticInput
 from .synapses.kinetics import Exponential, Instant
 from .synapses.outputs import ConductanceOutput, CurrentOutput
+import numpy as np
+
+
+# Native binding: the one-pass population step (brainsim/_kernels/population.cc).
+_POPULATION_TARGET = "brainsim_lif_population_step"
+_POPULATION = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "population.cc", {_POPULATION_TARGET: "BrainsimLifPopulationStep"},
+                            {"BrainsimLifParamOrder": ",".join(_kernels.LIF_PARAM_ORDER)})
+
+
+def population_available() -> bool:
+    """Whether the fused LIF-population step kernel is compiled and registered (compiles it on first call)."""
+    return _POPULATION.available()
+
+
+def lif_population_step_native(v, ref, p, r, i_ext, gs, *, dt: float, subtract: bool, euler: bool):
+    """One in-place step of a LIF population with exponential receptors (see ``population.cc``).
+
+    Returns ``(v, refractory, spikes, [g_k after decay])``.
+    """
+    n = len(gs)
+    out = jax.ShapeDtypeStruct(v.shape, jnp.float32)
+    aliases = {0: 0, 1: 1, **{5 + k: 3 + k for k in range(n)}}
+    results = jax.ffi.ffi_call(_POPULATION_TARGET, (out,) * (3 + n), input_output_aliases=aliases,
+                               vmap_method="sequential")(v, ref, p, r, i_ext, *gs, dt=np.float32(dt),
+                                                         subtract=np.int64(subtract), euler=np.int64(euler))
+    return results[0], results[1], results[2], list(results[3:])
+
+
 
 _PARAMS = _kernels.LIF_PARAM_ORDER  # rows of the kernel's parameter array, checked against it at load
 _MAX_RECEPTORS = 8
@@ -40,7 +68,7 @@ def applicable(model, receptors) -> bool:
             and all((type(rec.kinetics) is Instant
                      or (type(rec.kinetics) is Exponential and jnp.ndim(rec.kinetics.tau) == 0))
                     and type(rec.output) in (ConductanceOutput, CurrentOutput) for rec in receptors.values())
-            and _kernels.population_available())
+            and population_available())
 
 
 def step(model, receptors, neuron_state, receptor_states, extra_current, dt, *, key=None):
@@ -74,7 +102,7 @@ def population_step(model, receptors, neuron_state, receptor_states, extra_curre
     args = (model, receptors, neuron_state, receptor_states, extra_current)
     all_float32 = all(jnp.asarray(x).dtype == jnp.float32 for x in jax.tree_util.tree_leaves(args))
     return _kernels.cpu_or_pure(functools.partial(_native_step, dt=dt), lambda *a: reference_step(*a, dt), *args,
-                                usable=all_float32 and _kernels.population_available())
+                                usable=all_float32 and population_available())
 
 
 @population_step.defjvp
@@ -100,7 +128,7 @@ def _native_step(model, receptors, neuron_state, receptor_states, extra_current,
     table = jnp.stack(rows).astype(jnp.float32) if rows else jnp.zeros((0, 3), jnp.float32)
     extra = jnp.asarray(extra_current, jnp.float32)
     extra = extra.reshape(-1) if extra.size in (1, n) else jnp.broadcast_to(extra, (n,))
-    v, ref, spikes, decayed = _kernels.lif_population_step_native(
+    v, ref, spikes, decayed = lif_population_step_native(
         neuron_state.v, neuron_state.refractory, params, table, extra, [receptor_states[r] for r in names],
         dt=dt, subtract=model.reset == "subtract", euler=model.method == "euler")
     return neuron_state._replace(v=v, refractory=ref), spikes, dict(zip(names, decayed))

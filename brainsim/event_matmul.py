@@ -28,6 +28,35 @@ from jax.interpreters import ad, batching
 
 from . import _kernels
 from ._primitives import register, zero_tangent
+import numpy as np
+
+
+# Native binding: the event matmul kernels (brainsim/_kernels/event_matmul.cc).
+_MATMUL_TARGET = "brainsim_event_matmul"
+_MATMUL_T_TARGET = "brainsim_event_matmul_t"
+_MATMUL = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "event_matmul.cc",
+                        {_MATMUL_TARGET: "BrainsimEventMatmul", _MATMUL_T_TARGET: "BrainsimEventMatmulT"})
+
+
+def event_matmul_available() -> bool:
+    """Whether the native event-matmul kernels are compiled and registered (compiles them on first call)."""
+    return _MATMUL.available()
+
+
+def event_matmul_native(x, w, max_density: float = 1.0):
+    """``x @ w`` for float32 ``x (M, K)``, ``w (K, N)``, visiting only the nonzero entries of x (CPU only);
+    a dense product if a sample of x is denser than ``max_density``."""
+    return jax.ffi.ffi_call(_MATMUL_TARGET, jax.ShapeDtypeStruct((x.shape[0], w.shape[1]), jnp.float32),
+                            vmap_method="sequential")(x, w, max_density=np.float32(max_density))
+
+
+def event_matmul_t_native(x, g, max_density: float = 1.0):
+    """``x.T @ g`` for float32 ``x (M, K)``, ``g (M, N)``, visiting only the nonzero entries of x (CPU only);
+    a dense product if a sample of x is denser than ``max_density``."""
+    return jax.ffi.ffi_call(_MATMUL_T_TARGET, jax.ShapeDtypeStruct((x.shape[1], g.shape[1]), jnp.float32),
+                            vmap_method="sequential")(x, g, max_density=np.float32(max_density))
+
+
 
 DEFAULT_MAX_DENSITY = 0.25
 
@@ -62,7 +91,7 @@ def event_matmul(x, w, *, max_density: float = DEFAULT_MAX_DENSITY):
 
 def _use_native(*arrays) -> bool:
     return (all(a.dtype == jnp.float32 for a in arrays) and all(a.size > 0 for a in arrays)
-            and _kernels.event_matmul_available())
+            and event_matmul_available())
 
 
 def _choose(max_density, native_fn, dense_fn, *args):
@@ -73,11 +102,11 @@ def _choose(max_density, native_fn, dense_fn, *args):
 
 
 def _matmul_impl(x, w, *, max_density):
-    return _choose(max_density, _kernels.event_matmul_native, lambda a, b: jnp.matmul(a, b), x, w)
+    return _choose(max_density, event_matmul_native, lambda a, b: jnp.matmul(a, b), x, w)
 
 
 def _matmul_t_impl(x, g, *, max_density):
-    return _choose(max_density, _kernels.event_matmul_t_native, lambda a, b: jnp.matmul(a.T, b), x, g)
+    return _choose(max_density, event_matmul_t_native, lambda a, b: jnp.matmul(a.T, b), x, g)
 
 
 for _p, _impl in ((event_matmul_p, _matmul_impl), (event_matmul_t_p, _matmul_t_impl)):

@@ -102,6 +102,11 @@ class Population(eqx.Module):
         return _population_step.step(self.model, self.receptors, model_state, receptor_states, current, dt, key=key)
 
 
+def _start_time(step: Array, dt: float) -> Array:
+    """Start time (ms) of the step with index ``step`` (int32), in the default float dtype."""
+    return step.astype(jnp.result_type(float)) * dt
+
+
 class NetworkState(NamedTuple):
     step: Array  # index of the next step (int32 scalar); its start time is step * dt ms
     neurons: dict  # population name -> model state
@@ -220,7 +225,7 @@ class Network(eqx.Module):
             signals[sig.target] = sig.value(state.neurons)
         currents = dict(currents or {})
         keys = iter(jax.random.split(key, len(self.populations) + len(self.drives)))
-        t = state.step.astype(jnp.result_type(float)) * dt  # ms
+        t = _start_time(state.step, dt)
         neurons, spikes, projections = {}, {}, {}
         receptors = {name: dict(states) for name, states in state.receptors.items()}
         ctx = StepContext(dt=dt, step=state.step, spikes=spikes, signals=signals)

@@ -39,6 +39,65 @@ from jax.experimental import sparse
 
 from . import _kernels
 from ._types import Array
+import ctypes
+import sys
+
+
+# Native binding: the event-delivery, spike-packing and spike-decoding kernels (brainsim/_kernels/event_deliver.cc).
+_TARGET = "brainsim_event_deliver"
+_PACK_TARGET = "brainsim_pack_spikes"
+_EVENTS = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "event_deliver.cc",
+                        {_TARGET: "BrainsimEventDeliver", _PACK_TARGET: "BrainsimPackSpikes"})
+
+
+def native_available() -> bool:
+    """Whether the native event kernels are compiled and registered (compiles them on the first call)."""
+    return _EVENTS.available()
+
+
+def why_unavailable() -> str:
+    return _EVENTS.why_unavailable()
+
+
+def decode_spikes_native(packed):
+    """``(rows, neurons)`` of the set bits of a ``numpy.packbits`` raster ``(n_rows, n_bytes)`` (host numpy),
+    through the compiled library; None if it is not available or the host is big-endian."""
+    lib = _EVENTS.library()
+    if sys.byteorder != "little" or lib is None:
+        return None
+    decode = lib.brainsim_decode_spikes
+    decode.restype = ctypes.c_int64
+    n_rows, n_bytes = packed.shape
+    pad = (-n_bytes) % 8
+    if pad == 0:
+        words = np.ascontiguousarray(packed).view(np.uint64)
+    else:
+        words = np.zeros((n_rows, (n_bytes + pad) // 8), np.uint64)
+        words.view(np.uint8)[:, :n_bytes] = packed
+    ptr = words.ctypes.data_as(ctypes.c_void_p)
+    count = decode(ptr, ctypes.c_int64(n_rows), ctypes.c_int64(words.shape[1]), None, None)
+    steps, neurons = np.empty(count, np.int64), np.empty(count, np.int32)
+    decode(ptr, ctypes.c_int64(n_rows), ctypes.c_int64(words.shape[1]), steps.ctypes.data_as(ctypes.c_void_p),
+           neurons.ctypes.data_as(ctypes.c_void_p))
+    return steps, neurons
+
+
+def event_deliver_native(g, spikes, targets, weights, row_offset: int = 0):
+    """``g + spikes[row_offset:row_offset + n_pre] @ W`` through the native kernel, in place on ``g``.
+
+    CPU only; call ``native_available()`` first.
+    """
+    return jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct(g.shape, g.dtype), input_output_aliases={0: 0},
+                            vmap_method="sequential")(g, spikes, targets, weights, row_offset=np.int64(row_offset))
+
+
+def pack_spikes_native(spikes):
+    """``numpy.packbits(spikes != 0)`` of a float32 spike vector through the native kernel (CPU only)."""
+    n_bytes = -(-spikes.shape[-1] // 8)
+    return jax.ffi.ffi_call(_PACK_TARGET, jax.ShapeDtypeStruct((n_bytes,), jnp.uint8),
+                            vmap_method="sequential")(spikes)
+
+
 
 
 def compact(active: Array, capacity: int, block: int = 16) -> Array:
@@ -126,9 +185,9 @@ def deliver_jax(g, spikes, targets, weights, row_offset: int = 0, capacity: int 
 def _deliver_forward(g, spikes, targets, weights, row_offset: int, capacity: int, native: bool):
     pure = functools.partial(deliver_jax, row_offset=row_offset, capacity=capacity)
     dtypes_ok = g.dtype == spikes.dtype == weights.dtype == jnp.float32
-    kernel = functools.partial(_kernels.event_deliver_native, row_offset=row_offset)
+    kernel = functools.partial(event_deliver_native, row_offset=row_offset)
     return _kernels.cpu_or_pure(kernel, pure, g, spikes, targets, weights,
-                                usable=native and dtypes_ok and _kernels.native_available())
+                                usable=native and dtypes_ok and native_available())
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
@@ -183,8 +242,8 @@ def pack_spikes(spikes: Array) -> Array:
     On CPU with the native kernel the spike vector is read once (and shared with event delivery rather
     than recomputed); elsewhere it is ``jnp.packbits``.
     """
-    return _kernels.cpu_or_pure(_kernels.pack_spikes_native, lambda s: jnp.packbits(s != 0), spikes,
-                                usable=spikes.dtype == jnp.float32 and _kernels.native_available())
+    return _kernels.cpu_or_pure(pack_spikes_native, lambda s: jnp.packbits(s != 0), spikes,
+                                usable=spikes.dtype == jnp.float32 and native_available())
 
 
 class EllLayout(NamedTuple):
@@ -298,7 +357,7 @@ class EventOperator(eqx.Module):
         return self.weights.ndim == 0
 
     def _synapse_weights(self) -> Array:
-        return jnp.broadcast_to(self.weights, self.targets.shape) * (self.targets < self.n_post)
+        return jnp.where(self.targets < self.n_post, jnp.broadcast_to(self.weights, self.targets.shape), 0.0)
 
     def to_bcoo(self) -> sparse.BCOO:
         """Reference form: ``(n_pre, n_post)`` BCOO with the current weights."""

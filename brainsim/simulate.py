@@ -32,10 +32,9 @@ from tqdm.auto import tqdm
 
 from ._checks import check_dt
 from ._types import Array
-from . import _kernels
 from .adjoints import AbstractAdjoint, Direct
 from .network import Network, NetworkState
-from .propagation import pack_spikes
+from .propagation import decode_spikes_native, pack_spikes
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,7 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
                 outputs.append(None)
         return (state, buffers), outputs
 
-    steps = jnp.arange(n_steps)
+    steps = jnp.arange(n_steps, dtype=jnp.int32)  # the dtype of NetworkState.step
     (state, buffers), outputs = adjoint.scan(body, (state, buffers), (steps, currents or None), unroll=unroll)
     records = tuple(buffers[j] if isinstance(m, (StateMonitor, CountMonitor)) else outputs[j]
                     for j, m in enumerate(monitors))
@@ -511,7 +510,7 @@ def _decode_spikes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Only the nonzero bytes are expanded, so the cost follows the number of spikes, not steps × neurons.
     """
-    native = _kernels.decode_spikes_native(packed)
+    native = decode_spikes_native(packed)
     if native is not None:
         return native
     packed = np.ascontiguousarray(packed)

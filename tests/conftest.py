@@ -3,7 +3,12 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+# Implicit promotion between different dtypes (int32 + float32 arrays, bfloat16 + float32, ...) raises in the tests:
+# brainsim casts where it means to. Python scalars still adapt to the array they meet (weak types).
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
 @pytest.fixture(scope="session")
@@ -12,6 +17,7 @@ def native_kernels():
     itself: every native kernel library must build and register. Where a C++ compiler is present (the one
     the loader in ``brainsim._kernels`` uses) and a library does not build, the test FAILS with the loader's
     reason; without a compiler (or with ``BRAINSIM_NATIVE=0``) it is skipped."""
+    import brainsim.train  # noqa: F401  (every op module that defines a NativeLibrary, e.g. train.fused_lif)
     from brainsim import _kernels
     from brainsim.plasticity import _native  # noqa: F401  (creates the STDP library)
 

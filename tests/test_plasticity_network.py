@@ -49,7 +49,8 @@ def test_local_rule_and_optax_in_the_same_step():
             return jnp.mean((v[50:].mean(0) - target) ** 2), final
 
         (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(diff)
-        updates, opt_state = opt.update(grads, opt_state, diff)
+        with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int32 step count with float arrays
+            updates, opt_state = opt.update(grads, opt_state, diff)
         return eqx.apply_updates(net, updates), final, opt_state, loss
 
     state = net.init(DT)

@@ -33,7 +33,7 @@ def _run(step_fn, model, receptors, extra):
     def body(carry, k):
         state, recs = carry
         state, spikes, recs = step_fn(model, receptors, state, recs, extra, DT)
-        kicks = jax.random.uniform(k, (4, N)) < 0.05  # random arrivals, as spike delivery would add
+        kicks = (jax.random.uniform(k, (4, N)) < 0.05).astype(jnp.float32)  # random arrivals, as spike delivery would add
         recs = {"ge": recs["ge"] + 3.0 * kicks[0], "gi": recs["gi"] + 5.0 * kicks[1], "ie": recs["ie"] + 40.0 * kicks[2],
                 "ii": recs["ii"] + 300.0 * kicks[3]}
         return (state, recs), (spikes, state.v)

@@ -54,7 +54,7 @@ def test_homogeneous_weights(native):
     np.testing.assert_allclose(np.asarray(op(spikes)), np.asarray(spikes @ mat.todense()), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(np.asarray(op.to_dense()), np.asarray(mat.todense()))
     g = jax.grad(lambda w: jnp.sum(eqx.tree_at(lambda o: o.weights, op, w)(spikes) ** 2))(op.weights)
-    g_dense = jax.grad(lambda w: jnp.sum((spikes @ (w * (mat.todense() != 0))) ** 2))(op.weights)
+    g_dense = jax.grad(lambda w: jnp.sum((spikes @ jnp.where(mat.todense() != 0, w, 0.0)) ** 2))(op.weights)
     np.testing.assert_allclose(float(g), float(g_dense), rtol=1e-4)
     with pytest.raises(ValueError, match="homogeneous=True needs all weights equal"):
         EventOperator.from_sparse(connectivity.from_indices([0, 1], [0, 0], 2, 1, [1.0, 2.0]), homogeneous=True)

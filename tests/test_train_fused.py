@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("native_kernels")
 
 def _sparse_input(key, shape, density=0.05):
     k1, k2 = jax.random.split(key)
-    return (jax.random.uniform(k1, shape) < density) * jax.random.normal(k2, shape)
+    return jnp.where(jax.random.uniform(k1, shape) < density, jax.random.normal(k2, shape), 0.0)
 
 
 def _rel(a, b):
@@ -305,7 +305,7 @@ def _projected_case(kind, seed=3):
     elif kind == "binary":  # spikes (0/1): the backward pass reads the forward pass's bit mask, not x
         x = (jax.random.uniform(k[1], (T, K)) < 0.2).astype(jnp.float32)
     else:  # sparse: a few nonzero inputs per step, some of them not 1 (the backward pass reads x again)
-        x = _sparse_input(k[0], (T, K), density=0.15) + (jax.random.uniform(k[1], (T, K)) < 0.1)
+        x = _sparse_input(k[0], (T, K), density=0.15) + (jax.random.uniform(k[1], (T, K)) < 0.1).astype(jnp.float32)
     w_in = 0.3 * jax.random.normal(k[2], (K, H))
     b_in = jnp.linspace(0.0, 0.2, H)
     return neuron, x, w_in, b_in, w, v0, ref0, s0

@@ -1,9 +1,14 @@
-"""Optional native CPU kernels, compiled on first use and registered as XLA FFI custom calls.
+"""The loader of brainsim's optional native CPU kernels, compiled on first use and registered as XLA FFI custom calls.
 
-The C++ source ships with the package; the first call compiles it with the system C++ compiler into a
-per-user cache (``$BRAINSIM_CACHE`` or ``~/.cache/brainsim``), keyed by the source, jaxlib version
-and machine. If no compiler is available, or ``BRAINSIM_NATIVE=0`` is set, ``native_available()``
-returns False and callers use their pure-JAX path (which is also what runs on GPU).
+Every C++ source is in this folder (with the shared ``kernel_common.h``); ``NativeLibrary`` compiles one with the
+system C++ compiler into a per-user cache (``$BRAINSIM_CACHE`` or ``~/.cache/brainsim``), keyed by the source,
+jaxlib version and machine, and registers its targets. Each op's binding (its ``NativeLibrary`` and ``ffi_call``
+wrappers) lives in the op's own module beside its pure-JAX reference and gradient: ``brainsim.propagation`` (event
+delivery, spike packing), ``brainsim.event_matmul``, ``brainsim._population_step``, ``brainsim.train.fused_lif``,
+``brainsim.plasticity._native`` (STDP). ``cpu_or_pure`` is the one switch between native and pure code; without a
+compiler, or with ``BRAINSIM_NATIVE=0``, every op uses its pure-JAX path (which is also what runs on GPU).
+Constants shared with C++ (``LIF_PARAM_ORDER``, ``NATIVE_SURROGATES``) are defined here once and checked against
+the compiled library when it loads.
 """
 from __future__ import annotations
 
@@ -13,15 +18,12 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from typing import Optional
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from ..spikes import SURROGATES
 
@@ -154,12 +156,6 @@ class NativeLibrary:
         return note.read_text() if note.exists() else ""
 
 
-_TARGET = "brainsim_event_deliver"
-_PACK_TARGET = "brainsim_pack_spikes"
-_EVENTS = NativeLibrary(Path(__file__).with_name("event_deliver.cc"),
-                        {_TARGET: "BrainsimEventDeliver", _PACK_TARGET: "BrainsimPackSpikes"})
-
-
 def cpu_or_pure(native, pure, *args, usable: bool):
     """``native(*args)`` where the computation is lowered for CPU, ``pure(*args)`` elsewhere, and ``pure``
     everywhere if ``usable`` is false (kernel not compiled, unsupported dtypes...). The one switch every
@@ -167,172 +163,3 @@ def cpu_or_pure(native, pure, *args, usable: bool):
     if not usable:
         return pure(*args)
     return jax.lax.platform_dependent(*args, cpu=native, default=pure)
-
-
-def native_available() -> bool:
-    """Whether the native event kernels are compiled and registered (compiles them on the first call)."""
-    return _EVENTS.available()
-
-
-def why_unavailable() -> str:
-    return _EVENTS.why_unavailable()
-
-
-def decode_spikes_native(packed):
-    """``(rows, neurons)`` of the set bits of a ``numpy.packbits`` raster ``(n_rows, n_bytes)`` (host numpy),
-    through the compiled library; None if it is not available or the host is big-endian."""
-    lib = _EVENTS.library()
-    if sys.byteorder != "little" or lib is None:
-        return None
-    decode = lib.brainsim_decode_spikes
-    decode.restype = ctypes.c_int64
-    n_rows, n_bytes = packed.shape
-    pad = (-n_bytes) % 8
-    if pad == 0:
-        words = np.ascontiguousarray(packed).view(np.uint64)
-    else:
-        words = np.zeros((n_rows, (n_bytes + pad) // 8), np.uint64)
-        words.view(np.uint8)[:, :n_bytes] = packed
-    ptr = words.ctypes.data_as(ctypes.c_void_p)
-    count = decode(ptr, ctypes.c_int64(n_rows), ctypes.c_int64(words.shape[1]), None, None)
-    steps, neurons = np.empty(count, np.int64), np.empty(count, np.int32)
-    decode(ptr, ctypes.c_int64(n_rows), ctypes.c_int64(words.shape[1]), steps.ctypes.data_as(ctypes.c_void_p),
-           neurons.ctypes.data_as(ctypes.c_void_p))
-    return steps, neurons
-
-
-def event_deliver_native(g, spikes, targets, weights, row_offset: int = 0):
-    """``g + spikes[row_offset:row_offset + n_pre] @ W`` through the native kernel, in place on ``g``.
-
-    CPU only; call ``native_available()`` first.
-    """
-    return jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct(g.shape, g.dtype), input_output_aliases={0: 0},
-                            vmap_method="sequential")(g, spikes, targets, weights, row_offset=np.int64(row_offset))
-
-
-def pack_spikes_native(spikes):
-    """``numpy.packbits(spikes != 0)`` of a float32 spike vector through the native kernel (CPU only)."""
-    n_bytes = -(-spikes.shape[-1] // 8)
-    return jax.ffi.ffi_call(_PACK_TARGET, jax.ShapeDtypeStruct((n_bytes,), jnp.uint8),
-                            vmap_method="sequential")(spikes)
-
-
-_MATMUL_TARGET = "brainsim_event_matmul"
-_MATMUL_T_TARGET = "brainsim_event_matmul_t"
-_MATMUL = NativeLibrary(Path(__file__).with_name("event_matmul.cc"),
-                        {_MATMUL_TARGET: "BrainsimEventMatmul", _MATMUL_T_TARGET: "BrainsimEventMatmulT"})
-
-
-def event_matmul_available() -> bool:
-    """Whether the native event-matmul kernels are compiled and registered (compiles them on first call)."""
-    return _MATMUL.available()
-
-
-def event_matmul_native(x, w, max_density: float = 1.0):
-    """``x @ w`` for float32 ``x (M, K)``, ``w (K, N)``, visiting only the nonzero entries of x (CPU only);
-    a dense product if a sample of x is denser than ``max_density``."""
-    return jax.ffi.ffi_call(_MATMUL_TARGET, jax.ShapeDtypeStruct((x.shape[0], w.shape[1]), jnp.float32),
-                            vmap_method="sequential")(x, w, max_density=np.float32(max_density))
-
-
-def event_matmul_t_native(x, g, max_density: float = 1.0):
-    """``x.T @ g`` for float32 ``x (M, K)``, ``g (M, N)``, visiting only the nonzero entries of x (CPU only);
-    a dense product if a sample of x is denser than ``max_density``."""
-    return jax.ffi.ffi_call(_MATMUL_T_TARGET, jax.ShapeDtypeStruct((x.shape[1], g.shape[1]), jnp.float32),
-                            vmap_method="sequential")(x, g, max_density=np.float32(max_density))
-
-
-_LIF_FWD_TARGET = "brainsim_lif_forward"
-_LIF_BWD_TARGET = "brainsim_lif_backward"
-_LIF_LAYER = NativeLibrary(KERNEL_DIR / "lif_layer.cc",
-                           {_LIF_FWD_TARGET: "BrainsimLifForward", _LIF_BWD_TARGET: "BrainsimLifBackward"},
-                           {"BrainsimLifParamOrder": ",".join(LIF_PARAM_ORDER),
-                            "BrainsimLifSurrogates": ",".join(NATIVE_SURROGATES)})
-
-
-def lif_layer_available() -> bool:
-    """Whether the fused LIF-layer kernels are compiled and registered (compiles them on first call)."""
-    return _LIF_LAYER.available()
-
-
-def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs):
-    """Fused LIF-layer forward sweep (see ``lif_layer.cc``) over ``x``: the input currents ``(B, T, H)``, or
-    with ``projected=1`` the layer input ``(B, T, K)`` projected by ``w_in`` ``(K, H)`` and ``b_in`` ``(H,)``
-    inside the kernel; with ``readout=1`` a leaky-integrator readout with parameters ``r`` ``(H + 2, O)``
-    (W_out rows, b_out, tau) runs behind the layer. Returns (S, V, u, frozen, x_mask, flags): S and V
-    (B, T, H); u, the readout's membrane (B, T, O) (see ``lif_u_shape``); frozen (the refractory mask,
-    uint8) (B, T, H); and residuals for the backward pass: the bit mask of the projected input's nonzero
-    entries (see ``lif_x_mask_shape``), per-example flags (are all nonzero x 1; can no neuron ever be
-    refractory: then the refractory mask is left unwritten) and the bit mask of S (see ``lif_s_bits_shape``),
-    which the backward pass reads instead of S."""
-    shape = x.shape[:2] + (p.shape[1],)
-    out = jax.ShapeDtypeStruct(shape, jnp.float32)
-    u = jax.ShapeDtypeStruct(lif_u_shape(x.shape, r.shape, bool(attrs["readout"])), jnp.float32)
-    frozen = jax.ShapeDtypeStruct(shape, jnp.uint8)
-    x_mask = jax.ShapeDtypeStruct(lif_x_mask_shape(x.shape, bool(attrs["projected"])), jnp.uint32)
-    flags = jax.ShapeDtypeStruct(x.shape[:1], jnp.uint32)
-    s_bits = jax.ShapeDtypeStruct(lif_s_bits_shape(shape), jnp.uint32)
-    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, u, frozen, x_mask, flags, s_bits), vmap_method="sequential")(
-        x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs)
-
-
-def lif_u_shape(x_shape, r_shape, readout: bool):
-    """Shape of the fused readout's membrane: ``(B, T, O)`` with a readout, a ``(B, 1, 1)`` placeholder
-    otherwise."""
-    return (x_shape[0], x_shape[1], r_shape[1]) if readout else (x_shape[0], 1, 1)
-
-
-def lif_x_mask_shape(x_shape, projected: bool):
-    """Shape of the fused LIF layer's bit mask of nonzero inputs: ``(B, T, ceil(K / 32))`` uint32 words
-    when the projection is fused in, a ``(B, 1, 1)`` placeholder otherwise."""
-    b, t, k = x_shape
-    return (b, t, (k + 31) // 32) if projected else (b, 1, 1)
-
-
-def lif_s_bits_shape(s_shape):
-    """Shape of the bit mask of the fused LIF layer's spikes S ``(B, T, H)``: ``(B, T, ceil(H / 32))`` uint32 words."""
-    b, t, h = s_shape
-    return (b, t, (h + 31) // 32)
-
-
-def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
-                        **attrs):
-    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP, dR). dI (the cotangent
-    of the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
-    otherwise); dW_in and db_in only with ``projected=1``, dW only with ``recurrent=1``, dW_in and dW as the
-    two threads' parts ``(2, K, H)`` and ``(2, H, H)`` (the caller sums them); dR (the readout's ``(H + 2, O)``) only with
-    ``readout=1``. With ``ct_s_zero=1`` / ``ct_v_zero=1`` the cotangent of S / V is zero and ``ct_s`` /
-    ``ct_v`` may be any float32 placeholder."""
-    f32 = jnp.float32
-    projected = bool(attrs["projected"])
-    shapes = (v.shape if attrs["write_di"] else (1,), (2,) + w_in.shape if projected else (1, 1),
-              b_in.shape if projected else (1,), v0.shape, s0.shape, (2,) + w.shape if attrs["recurrent"] else (1, 1),
-              p.shape,
-              r.shape if attrs["readout"] else (1, 1))
-    return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
-                            vmap_method="sequential")(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in,
-                                                      b_in, v0, s0, w, p, r, **attrs)
-
-
-_POPULATION_TARGET = "brainsim_lif_population_step"
-_POPULATION = NativeLibrary(KERNEL_DIR / "population.cc", {_POPULATION_TARGET: "BrainsimLifPopulationStep"},
-                            {"BrainsimLifParamOrder": ",".join(LIF_PARAM_ORDER)})
-
-
-def population_available() -> bool:
-    """Whether the fused LIF-population step kernel is compiled and registered (compiles it on first call)."""
-    return _POPULATION.available()
-
-
-def lif_population_step_native(v, ref, p, r, i_ext, gs, *, dt: float, subtract: bool, euler: bool):
-    """One in-place step of a LIF population with exponential receptors (see ``population.cc``).
-
-    Returns ``(v, refractory, spikes, [g_k after decay])``.
-    """
-    n = len(gs)
-    out = jax.ShapeDtypeStruct(v.shape, jnp.float32)
-    aliases = {0: 0, 1: 1, **{5 + k: 3 + k for k in range(n)}}
-    results = jax.ffi.ffi_call(_POPULATION_TARGET, (out,) * (3 + n), input_output_aliases=aliases,
-                               vmap_method="sequential")(v, ref, p, r, i_ext, *gs, dt=np.float32(dt),
-                                                         subtract=np.int64(subtract), euler=np.int64(euler))
-    return results[0], results[1], results[2], list(results[3:])

@@ -114,7 +114,7 @@ def make_trials(key, n_trials: int, task: EvidenceTask = EvidenceTask()):
     rates = rates.at[:, :, 0].set(jnp.where(on & (side_now == 0), task.cue_hz, 0.0))
     rates = rates.at[:, :, 1].set(jnp.where(on & (side_now == 1), task.cue_hz, 0.0))
     p = jnp.repeat(rates, g, axis=2) * (task.dt / 1000.0)
-    spikes = (jax.random.uniform(k_spikes, p.shape) < p).astype(jnp.float32)
+    spikes = (jax.random.uniform(k_spikes, p.shape, p.dtype) < p).astype(jnp.float32)
     return spikes, labels
 
 
@@ -217,7 +217,8 @@ def train(key, task: EvidenceTask = EvidenceTask(), *, steps: int = 300, batch: 
     @jax.jit
     def update(params, opt_state, x, y):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, template, x, y, task, adjoint=adjoint)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int32 step count with float arrays
+            updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, aux
 
     @jax.jit

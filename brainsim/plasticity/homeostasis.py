@@ -34,7 +34,7 @@ from .base import deliver_then_update, check_bounds, check_scalar
 
 def rate_trace(r: Array, spikes: Array, dt: float, tau: float) -> Array:
     """Exponential rate estimate in Hz (tau in ms)."""
-    return r * math.exp(-dt / tau) + (spikes != 0) * (1000.0 / tau)
+    return r * math.exp(-dt / tau) + jnp.where(spikes != 0, 1000.0 / tau, 0.0)
 
 
 class ThresholdState(NamedTuple):
@@ -76,7 +76,7 @@ class HomeostaticThreshold(eqx.Module):
 
     def step(self, state: ThresholdState, spikes: Array, dt: float) -> ThresholdState:
         rate = rate_trace(state.rate, spikes, dt, self.tau_rate)
-        theta = state.theta + dt * self.eta * (rate - self.target_rate) + self.delta_theta * (spikes != 0)
+        theta = state.theta + dt * self.eta * (rate - self.target_rate) + jnp.where(spikes != 0, self.delta_theta, 0.0)
         return ThresholdState(theta=theta, rate=rate)
 
 

@@ -329,7 +329,7 @@ def _stdp_deliver_bwd(rule, dt, residuals, cotangents):
     weights, targets, slots, pre_spikes, post_spikes, pre_trace, post_trace = residuals
     d_g, d_w, _, _ = cotangents
     n_post = slots.shape[0]
-    d_at = jnp.take(d_g, targets, mode="fill", fill_value=0) * (targets < n_post)  # (n_pre, K)
+    d_at = jnp.where(targets < n_post, jnp.take(d_g, targets, mode="fill", fill_value=0), 0.0)  # (n_pre, K)
     d_pre, d_delivered = row_cotangents(d_at, pre_spikes, weights)
     d_weights = d_w + d_delivered
     float0 = lambda a: np.zeros(a.shape, dtype=jax.dtypes.float0)  # noqa: E731

@@ -110,7 +110,7 @@ class RewardModulatedSTDP(AbstractRule):
             return c.at[rows].add(-self.A_minus * yt, mode="drop")
 
         c = for_each_event(pre_spikes, default_event_capacity(n_pre), depress, c)
-        x = x + (pre_spikes != 0)
+        x = x + jnp.where(pre_spikes != 0, 1.0, 0.0)
 
         def potentiate(cf, cols):
             slots = jnp.take(reverse.slots, cols, axis=0, mode="fill", fill_value=n_pre * width)
@@ -118,7 +118,7 @@ class RewardModulatedSTDP(AbstractRule):
             return cf.at[slots].add(self.A_plus * xs, mode="drop")
 
         c = for_each_event(post_spikes, default_event_capacity(n_post), potentiate, c.reshape(-1)).reshape(n_pre, width)
-        y = y + (post_spikes != 0)
+        y = y + jnp.where(post_spikes != 0, 1.0, 0.0)
         c = jnp.where(targets < n_post, c, 0.0)
         m = 0.0 if modulator is None else jnp.sum(modulator)
         d = state.dopamine * math.exp(-dt / self.tau_d) + self.release * m
@@ -173,7 +173,7 @@ class ModulatedHebbian(AbstractRule):
     def update(self, state: HebbianState, targets: Array, reverse, pre_spikes: Array, post_spikes: Array,
                dt: float, *, modulator=None) -> HebbianState:
         n_post = post_spikes.shape[0]
-        x = state.pre_trace * math.exp(-dt / self.tau_pre) + (pre_spikes != 0)
+        x = state.pre_trace * math.exp(-dt / self.tau_pre) + jnp.where(pre_spikes != 0, 1.0, 0.0)
         if modulator is None:
             return HebbianState(state.weights, x)
         m = jnp.broadcast_to(jnp.asarray(modulator, state.weights.dtype).reshape(-1), (n_post,)) \
@@ -200,4 +200,4 @@ def attention_gated_signal(reward: Array, expected: Array, chosen: Array, n_out:
                            feedback: float = 1.0) -> Array:
     """AGREL modulator ``M_j = (reward - expected) * feedback * [j == chosen]`` (Roelfsema & van Ooyen 2005)."""
     delta = jnp.asarray(reward) - jnp.asarray(expected)
-    return delta * feedback * (jnp.arange(n_out) == chosen)
+    return jnp.where(jnp.arange(n_out) == chosen, delta * feedback, 0.0)

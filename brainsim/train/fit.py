@@ -163,7 +163,8 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     def step(params, static, opt_state, xb, yb, key):
         keys = jax.random.split(key, batch_size)
         (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, static, xb, yb, keys)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int32 step count with float arrays
+            updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, metrics
 
     traced_step = eqx.debug.assert_max_traces(step, max_traces=max_traces)  # counts traces over all structures

@@ -49,6 +49,81 @@ from ..neurons import LIF
 from ..core.integrators import exp_euler_linear
 from ..neurons.lif import LIFState
 
+
+# Native binding: the forward and backward sweeps (brainsim/_kernels/lif_layer.cc).
+_LIF_FWD_TARGET = "brainsim_lif_forward"
+_LIF_BWD_TARGET = "brainsim_lif_backward"
+_LIF_LAYER = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "lif_layer.cc",
+                           {_LIF_FWD_TARGET: "BrainsimLifForward", _LIF_BWD_TARGET: "BrainsimLifBackward"},
+                           {"BrainsimLifParamOrder": ",".join(_kernels.LIF_PARAM_ORDER),
+                            "BrainsimLifSurrogates": ",".join(_kernels.NATIVE_SURROGATES)})
+
+
+def lif_layer_available() -> bool:
+    """Whether the fused LIF-layer kernels are compiled and registered (compiles them on first call)."""
+    return _LIF_LAYER.available()
+
+
+def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs):
+    """Fused LIF-layer forward sweep (see ``lif_layer.cc``) over ``x``: the input currents ``(B, T, H)``, or
+    with ``projected=1`` the layer input ``(B, T, K)`` projected by ``w_in`` ``(K, H)`` and ``b_in`` ``(H,)``
+    inside the kernel; with ``readout=1`` a leaky-integrator readout with parameters ``r`` ``(H + 2, O)``
+    (W_out rows, b_out, tau) runs behind the layer. Returns (S, V, u, frozen, x_mask, flags): S and V
+    (B, T, H); u, the readout's membrane (B, T, O) (see ``lif_u_shape``); frozen (the refractory mask,
+    uint8) (B, T, H); and residuals for the backward pass: the bit mask of the projected input's nonzero
+    entries (see ``lif_x_mask_shape``), per-example flags (are all nonzero x 1; can no neuron ever be
+    refractory: then the refractory mask is left unwritten) and the bit mask of S (see ``lif_s_bits_shape``),
+    which the backward pass reads instead of S."""
+    shape = x.shape[:2] + (p.shape[1],)
+    out = jax.ShapeDtypeStruct(shape, jnp.float32)
+    u = jax.ShapeDtypeStruct(lif_u_shape(x.shape, r.shape, bool(attrs["readout"])), jnp.float32)
+    frozen = jax.ShapeDtypeStruct(shape, jnp.uint8)
+    x_mask = jax.ShapeDtypeStruct(lif_x_mask_shape(x.shape, bool(attrs["projected"])), jnp.uint32)
+    flags = jax.ShapeDtypeStruct(x.shape[:1], jnp.uint32)
+    s_bits = jax.ShapeDtypeStruct(lif_s_bits_shape(shape), jnp.uint32)
+    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, u, frozen, x_mask, flags, s_bits), vmap_method="sequential")(
+        x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs)
+
+
+def lif_u_shape(x_shape, r_shape, readout: bool):
+    """Shape of the fused readout's membrane: ``(B, T, O)`` with a readout, a ``(B, 1, 1)`` placeholder
+    otherwise."""
+    return (x_shape[0], x_shape[1], r_shape[1]) if readout else (x_shape[0], 1, 1)
+
+
+def lif_x_mask_shape(x_shape, projected: bool):
+    """Shape of the fused LIF layer's bit mask of nonzero inputs: ``(B, T, ceil(K / 32))`` uint32 words
+    when the projection is fused in, a ``(B, 1, 1)`` placeholder otherwise."""
+    b, t, k = x_shape
+    return (b, t, (k + 31) // 32) if projected else (b, 1, 1)
+
+
+def lif_s_bits_shape(s_shape):
+    """Shape of the bit mask of the fused LIF layer's spikes S ``(B, T, H)``: ``(B, T, ceil(H / 32))`` uint32 words."""
+    b, t, h = s_shape
+    return (b, t, (h + 31) // 32)
+
+
+def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
+                        **attrs):
+    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP, dR). dI (the cotangent
+    of the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
+    otherwise); dW_in and db_in only with ``projected=1``, dW only with ``recurrent=1``, dW_in and dW as the
+    two threads' parts ``(2, K, H)`` and ``(2, H, H)`` (the caller sums them); dR (the readout's ``(H + 2, O)``) only with
+    ``readout=1``. With ``ct_s_zero=1`` / ``ct_v_zero=1`` the cotangent of S / V is zero and ``ct_s`` /
+    ``ct_v`` may be any float32 placeholder."""
+    f32 = jnp.float32
+    projected = bool(attrs["projected"])
+    shapes = (v.shape if attrs["write_di"] else (1,), (2,) + w_in.shape if projected else (1, 1),
+              b_in.shape if projected else (1,), v0.shape, s0.shape, (2,) + w.shape if attrs["recurrent"] else (1, 1),
+              p.shape,
+              r.shape if attrs["readout"] else (1, 1))
+    return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
+                            vmap_method="sequential")(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in,
+                                                      b_in, v0, s0, w, p, r, **attrs)
+
+
+
 PARAM_NAMES = _kernels.LIF_PARAM_ORDER  # rows of the packed parameters, checked against the kernel at load
 NATIVE_SURROGATES = _kernels.NATIVE_SURROGATES  # order of the kernel's switch, checked at load
 
@@ -184,10 +259,10 @@ def _reference(x, w_in, b_in, v0, ref0, s0, w, p, r, *, dt, subtract, recurrent,
         return jax.lax.scan(step, (v, ref, s), i_seq)[1]
 
     s, v, frozen = jax.vmap(one)(i_ext, v0, ref0, s0)
-    u = _readout_reference(s, r, dt) if readout else jnp.zeros(_kernels.lif_u_shape(x.shape, r.shape, False), s.dtype)
+    u = _readout_reference(s, r, dt) if readout else jnp.zeros(lif_u_shape(x.shape, r.shape, False), s.dtype)
     # the kernel's input residuals, unused by this path's own (autodiff) backward pass
-    return [s, v, u, frozen, jnp.zeros(_kernels.lif_x_mask_shape(x.shape, projected), jnp.uint32),
-            jnp.zeros(x.shape[:1], jnp.uint32), jnp.zeros(_kernels.lif_s_bits_shape(s.shape), jnp.uint32)]
+    return [s, v, u, frozen, jnp.zeros(lif_x_mask_shape(x.shape, projected), jnp.uint32),
+            jnp.zeros(x.shape[:1], jnp.uint32), jnp.zeros(lif_s_bits_shape(s.shape), jnp.uint32)]
 
 
 def _reference_outputs(primals, params):
@@ -197,7 +272,7 @@ def _reference_outputs(primals, params):
 # --- evaluation -----------------------------------------------------------------------------------------
 
 def _native_ok(*arrays) -> bool:
-    return all(a.dtype == jnp.float32 for a in arrays) and _kernels.lif_layer_available()
+    return all(a.dtype == jnp.float32 for a in arrays) and lif_layer_available()
 
 
 def _kernel_attrs(params):
@@ -208,7 +283,7 @@ def _kernel_attrs(params):
 
 def _forward_impl(*primals, **params):
     def native(*a):
-        return list(_kernels.lif_forward_native(*a, **_kernel_attrs(params)))
+        return list(lif_forward_native(*a, **_kernel_attrs(params)))
 
     return _kernels.cpu_or_pure(native, functools.partial(_reference, **params), *primals, usable=_native_ok(*primals))
 
@@ -233,7 +308,7 @@ def _backward(cts, primals, outs, params, needed):
         projected = params["projected"]
         write_di = needed[0]  # the currents' cotangent: x's own gradient, or needed to form it
         surrogate = np.int64(NATIVE_SURROGATES.index(params["surrogate"]))
-        d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p, d_r = _kernels.lif_backward_native(
+        d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p, d_r = lif_backward_native(
             ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
             surrogate=surrogate, slope=np.float32(params["slope"]), ct_s_zero=np.int64(zero[0]),
             ct_v_zero=np.int64(zero[1]), write_di=np.int64(write_di), **_kernel_attrs(params))
@@ -267,11 +342,11 @@ register(lif_layer_lin_p, _lin_impl, _PARAMS, multiple_results=True)
 def _forward_abstract(x, w_in, b_in, v0, ref0, s0, w, p, r, **params):
     shape = x.shape[:2] + (p.shape[1],)  # (B, T, H)
     return [jax.core.ShapedArray(shape, x.dtype), jax.core.ShapedArray(shape, x.dtype),
-            jax.core.ShapedArray(_kernels.lif_u_shape(x.shape, r.shape, params["readout"]), x.dtype),
+            jax.core.ShapedArray(lif_u_shape(x.shape, r.shape, params["readout"]), x.dtype),
             jax.core.ShapedArray(shape, jnp.uint8),
-            jax.core.ShapedArray(_kernels.lif_x_mask_shape(x.shape, params["projected"]), jnp.uint32),
+            jax.core.ShapedArray(lif_x_mask_shape(x.shape, params["projected"]), jnp.uint32),
             jax.core.ShapedArray(x.shape[:1], jnp.uint32),
-            jax.core.ShapedArray(_kernels.lif_s_bits_shape(shape), jnp.uint32)]
+            jax.core.ShapedArray(lif_s_bits_shape(shape), jnp.uint32)]
 
 
 @lif_layer_lin_p.def_abstract_eval
