@@ -30,10 +30,21 @@ def as_param(value: ArrayLike, size: int, name: str, owner: str) -> Array:
     return jnp.broadcast_to(jnp.asarray(arr, dtype=jnp.result_type(float)), (size,))
 
 
-def check_positive(value: ArrayLike, name: str, owner: str, *, allow_zero: bool = False) -> None:
-    """Raise ``ValueError`` if any element of a concrete ``value`` is <= 0 (or < 0 with ``allow_zero``)."""
+def check_finite(value: ArrayLike, name: str, owner: str) -> None:
+    """Raise ``ValueError`` if a concrete ``value`` contains NaN or an infinity."""
     if not _is_concrete(value):
         return
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+
+
+def check_positive(value: ArrayLike, name: str, owner: str, *, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` if any element of a concrete ``value`` is NaN, infinite, or <= 0 (< 0 with
+    ``allow_zero``)."""
+    if not _is_concrete(value):
+        return
+    check_finite(value, name, owner)
     arr = np.asarray(value)
     bad = arr < 0 if allow_zero else arr <= 0
     if np.any(bad):
@@ -64,3 +75,20 @@ def check_choice(value: str, choices: tuple[str, ...], name: str, owner: str) ->
     if value not in choices:
         raise ValueError(f"{owner}: unknown {name} {value!r}; choose one of {', '.join(choices)}")
     return value
+
+
+def check_key(key, owner: str):
+    """A JAX PRNG key: a typed key (``jax.random.key(seed)``) or a raw ``uint32[2]`` one (``jax.random.PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+                              or (dtype == np.uint32 and np.shape(key)[-1:] == (2,))):
+        return key
+    raise TypeError(f"{owner}: key must be a JAX PRNG key such as jax.random.key(0), got {key!r}")
+
+
+def check_steps(n_steps, owner: str) -> int:
+    """A number of steps: a Python/NumPy integer >= 0."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
+        raise ValueError(f"{owner}: n_steps must be an integer >= 0, got {n_steps!r}")
+    return int(n_steps)
+

@@ -159,6 +159,13 @@ def from_indices(pre, post, n_pre: int, n_post: int, weight: WeightSpec = 1.0) -
     pre, post = np.asarray(pre), np.asarray(post)
     if pre.shape != post.shape or pre.ndim != 1:
         raise ValueError(f"{owner}: pre and post must be 1-D arrays of equal length, got {pre.shape} and {post.shape}")
+    for name, idx in (("pre", pre), ("post", post)):
+        if idx.dtype == bool or not (np.issubdtype(idx.dtype, np.integer) or np.issubdtype(idx.dtype, np.floating)):
+            raise ValueError(f"{owner}: {name} must be an array of integer neuron indices, got dtype {idx.dtype}")
+        if np.issubdtype(idx.dtype, np.floating) and not np.all(np.isfinite(idx) & (idx == np.round(idx))):
+            raise ValueError(f"{owner}: {name} indices must be whole numbers (they would be truncated), got "
+                             f"{idx[~(np.isfinite(idx) & (idx == np.round(idx)))][:3].tolist()}")
+    pre, post = pre.astype(np.int64), post.astype(np.int64)
     if len(pre) and (pre.min() < 0 or pre.max() >= n_pre or post.min() < 0 or post.max() >= n_post):
         raise ValueError(f"{owner}: indices out of range for shape ({n_pre}, {n_post})")
     if len(np.unique(pre.astype(np.int64) * n_post + post)) != len(pre):

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._checks import check_dt
+from ._checks import check_dt, check_key, check_steps
 from ._types import Array
 from .adjoints import AbstractAdjoint, Direct
 from .network import Network, NetworkState
@@ -156,6 +156,9 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
         ``(final_state, records)``: records is a tuple aligned with ``monitors``: spikes ``(n_steps, size)``
         bool, state traces ``(ceil(n_steps / every), n_recorded)``, rates ``(n_steps,)`` Hz, counts ``(size,)``.
     """
+    dt = check_dt(dt, "run")
+    n_steps = check_steps(n_steps, "run")
+    key = check_key(key, "run")
     if not isinstance(adjoint, AbstractAdjoint):
         raise TypeError(f"run: adjoint must be an AbstractAdjoint (Direct(), Checkpointed(), Truncated(window)), "
                         f"got {type(adjoint).__name__}")
@@ -277,6 +280,10 @@ def _n_steps(duration, dt) -> int:
     n = int(round(duration / dt))
     if n < 1:
         raise ValueError(f"simulate: duration {duration} ms is shorter than one step of dt = {dt} ms")
+    if abs(duration / dt - n) > 1e-6 * n:
+        lower, upper = math.floor(duration / dt), math.ceil(duration / dt)
+        raise ValueError(f"simulate: duration {duration} ms is not a whole number of steps of dt = {dt} ms "
+                         f"({duration / dt:.4g} steps); use {lower * dt:g} or {upper * dt:g} ms")
     return n
 
 
@@ -372,6 +379,7 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     trace times after those of the previous run.
     """
     dt = check_dt(dt, "simulate")
+    key = check_key(key, "simulate")
     n_steps = _n_steps(duration, dt)
     if nonfinite not in ("raise", "warn", "ignore"):
         raise ValueError(f"simulate: nonfinite must be 'raise', 'warn' or 'ignore', got {nonfinite!r}")

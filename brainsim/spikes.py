@@ -6,6 +6,8 @@ neuron models serve exact simulation and surrogate-gradient training.
 """
 from __future__ import annotations
 
+import math
+
 from functools import partial
 from typing import Callable
 
@@ -58,6 +60,17 @@ def _spike_jvp(surrogate, slope, primals, tangents):
     (x,), (dx,) = primals, tangents
     out = spike(x, surrogate, slope)
     return out, _SURROGATES[surrogate](x, slope) * dx
+
+
+def check_slope(slope, owner: str) -> float:
+    """The surrogate's steepness: a finite number > 0 (NaN would make every gradient NaN)."""
+    try:
+        value = float(slope)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: slope must be a number, got {slope!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{owner}: slope (the surrogate's steepness) must be a finite number > 0, got {slope!r}")
+    return value
 
 
 def check_surrogate(name: str, owner: str) -> str:

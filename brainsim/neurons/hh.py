@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from .._checks import as_param, check_choice, check_positive, check_size
 from .._types import Array, ArrayLike
-from ..spikes import check_surrogate, spike
+from ..spikes import check_slope, check_surrogate, spike
 from ..core.integrators import rk4
 from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear
 
@@ -96,7 +96,7 @@ class _HHBase(AbstractNeuron):
         self.v_spike = as_param(v_spike, size, "v_spike", owner)
         self.method = check_choice(method, HH_METHODS, "method", owner)
         self.surrogate = check_surrogate(surrogate, owner)
-        self.slope = float(slope)
+        self.slope = check_slope(slope, type(self).__name__)
 
     @abc.abstractmethod
     def rates(self, v: Array) -> tuple[Array, Array, Array, Array, Array, Array]:

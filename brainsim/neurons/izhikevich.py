@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from .._checks import as_param, check_choice, check_positive, check_size
 from .._types import Array, ArrayLike
-from ..spikes import check_surrogate, spike
+from ..spikes import check_slope, check_surrogate, spike
 from .base import AbstractNeuron, SynapticInput, as_input
 
 IZHIKEVICH_METHODS = ("euler",)
@@ -82,7 +82,7 @@ class Izhikevich(AbstractNeuron):
         self.v_peak = as_param(v_peak, size, "v_peak", owner)
         self.method = check_choice(method, IZHIKEVICH_METHODS, "method", owner)
         self.surrogate = check_surrogate(surrogate, owner)
-        self.slope = float(slope)
+        self.slope = check_slope(slope, type(self).__name__)
 
     def init(self, *, key=None, v: ArrayLike | None = None, u: ArrayLike | None = None) -> IzhikevichState:
         """v = -65 mV (or ``v``), u = b v (or ``u``), as in Izhikevich's (2003) reference code."""

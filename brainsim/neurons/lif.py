@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from .._checks import as_param, check_choice, check_positive, check_size
 from .._types import Array, ArrayLike
-from ..spikes import check_surrogate, spike
+from ..spikes import check_slope, check_surrogate, spike
 from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear, refractory_countdown
 
 RESETS = ("value", "subtract")
@@ -87,7 +87,7 @@ def _set_lif_params(module, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, rese
     module.reset = check_choice(reset, RESETS, "reset", owner)
     module.method = check_choice(method, LIF_METHODS, "method", owner)
     module.surrogate = check_surrogate(surrogate, owner)
-    module.slope = float(slope)
+    module.slope = check_slope(slope, owner)
 
 
 class LIF(AbstractLIF):

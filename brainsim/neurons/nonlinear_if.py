@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from .._checks import as_param, check_choice, check_positive, check_size
 from .._types import Array, ArrayLike
-from ..spikes import check_surrogate, spike
+from ..spikes import check_slope, check_surrogate, spike
 from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear, refractory_countdown
 
 NONLINEAR_IF_METHODS = ("euler", "exp_euler")
@@ -110,7 +110,7 @@ def _set_expif_params(self, size, C_m, g_L, E_L, V_T, delta_T, v_reset, v_peak, 
     self.t_ref = as_param(t_ref, size, "t_ref", owner)
     self.method = check_choice(method, NONLINEAR_IF_METHODS, "method", owner)
     self.surrogate = check_surrogate(surrogate, owner)
-    self.slope = float(slope)
+    self.slope = check_slope(slope, type(self).__name__)
 
 
 class ExpIF(AbstractExpIF):
@@ -317,7 +317,7 @@ class QIF(AbstractNeuron):
         self.t_ref = as_param(t_ref, size, "t_ref", owner)
         self.method = check_choice(method, NONLINEAR_IF_METHODS, "method", owner)
         self.surrogate = check_surrogate(surrogate, owner)
-        self.slope = float(slope)
+        self.slope = check_slope(slope, type(self).__name__)
 
     def init(self, *, key=None, v: ArrayLike | None = None) -> ExpIFState:
         """Resting state v = v_rest (or ``v`` in mV), not refractory."""

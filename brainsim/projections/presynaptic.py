@@ -11,6 +11,7 @@ In a step the presynaptic spike vector of population ``pre`` goes, in this order
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple, Optional
 
 import jax.numpy as jnp
@@ -44,8 +45,16 @@ class PresynapticState(NamedTuple):
 
 
 def delay_steps(delay: float, dt: float) -> int:
-    """Whole steps of ``dt`` ms in a homogeneous delay of ``delay`` ms (rounded)."""
-    return int(round(delay / dt))
+    """Whole steps of ``dt`` ms in a homogeneous delay of ``delay`` ms, rounded to the nearest step (with a warning
+    when the delay is off the grid of steps); a nonzero delay that would round to no delay raises."""
+    d = int(round(delay / dt))
+    if delay > 0 and d == 0:
+        raise ValueError(f"a delay of {delay} ms is less than half a step of dt = {dt} ms and would be no delay; "
+                         f"use delay=0 or a smaller dt")
+    if abs(delay / dt - d) > 1e-6 * max(d, 1):
+        warnings.warn(f"a delay of {delay} ms is not a whole number of steps of dt = {dt} ms; it is rounded to "
+                      f"{d * dt:g} ms", stacklevel=3)
+    return d
 
 
 def check_delay(delay, owner: str, *, per_synapse_delays: bool = False) -> float:

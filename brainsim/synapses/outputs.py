@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .._checks import check_positive
+from .._checks import check_finite, check_positive
 from .._types import Array
 from ..core.contracts import AbstractOutput, SynapticInput
 
@@ -26,6 +26,7 @@ class ConductanceOutput(AbstractOutput):
     E_rev: Array  # mV
 
     def __init__(self, E_rev: float = 0.0):
+        check_finite(E_rev, "E_rev (mV)", "ConductanceOutput")
         self.E_rev = jnp.asarray(E_rev, dtype=jnp.result_type(float))
 
     def input(self, g: Array, v: Array) -> SynapticInput:
@@ -47,6 +48,7 @@ class NMDAOutput(AbstractOutput):
     mg: Array  # mM
 
     def __init__(self, E_rev: float = 0.0, mg: float = 1.0):
+        check_finite(E_rev, "E_rev (mV)", "NMDAOutput")
         check_positive(mg, "mg (mM)", "NMDAOutput", allow_zero=True)
         self.E_rev = jnp.asarray(E_rev, dtype=jnp.result_type(float))
         self.mg = jnp.asarray(mg, dtype=jnp.result_type(float))
