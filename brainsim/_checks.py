@@ -58,17 +58,20 @@ def check_size(size: int, owner: str) -> int:
     return int(size)
 
 
-def check_dt(dt: float, owner: str = "brainsim") -> float:
-    """Time step in ms: must be a finite number > 0."""
-    if not _is_concrete(dt):
-        return dt
+def positive_number(value, name: str, unit: str, owner: str) -> float:
+    """A concrete finite number > 0 as a float, else ``ValueError`` naming ``name`` and its ``unit``."""
     try:
-        value = float(dt)
+        number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{owner}: dt must be a number in ms, got {dt!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}: dt must be > 0 ms, got {dt!r}")
-    return value
+        raise ValueError(f"{owner}: {name} must be a number{' in ' + unit if unit else ''}, got {value!r}") from None
+    if not np.isfinite(number) or number <= 0:
+        raise ValueError(f"{owner}: {name} must be > 0{' ' + unit if unit else ''} and finite, got {value!r}")
+    return number
+
+
+def check_dt(dt: float, owner: str = "brainsim") -> float:
+    """Time step in ms: must be a finite number > 0 (a traced dt passes unchecked)."""
+    return positive_number(dt, "dt", "ms", owner) if _is_concrete(dt) else dt
 
 
 def check_choice(value: str, choices: tuple[str, ...], name: str, owner: str) -> str:

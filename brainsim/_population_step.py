@@ -34,8 +34,9 @@ import numpy as np
 
 # Native binding: the one-pass population step (brainsim/_kernels/population.cc).
 _POPULATION_TARGET = "brainsim_lif_population_step"
-_POPULATION = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "population.cc", {_POPULATION_TARGET: "BrainsimLifPopulationStep"},
-                            {"BrainsimLifParamOrder": ",".join(_kernels.LIF_PARAM_ORDER)})
+_POPULATION = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "population.cc",
+                                     {_POPULATION_TARGET: "BrainsimLifPopulationStep"},
+                                     {"BrainsimLifParamOrder": ",".join(_kernels.LIF_PARAM_ORDER)})
 
 
 def population_available() -> bool:

@@ -35,7 +35,7 @@ import numpy as np
 _MATMUL_TARGET = "brainsim_event_matmul"
 _MATMUL_T_TARGET = "brainsim_event_matmul_t"
 _MATMUL = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "event_matmul.cc",
-                        {_MATMUL_TARGET: "BrainsimEventMatmul", _MATMUL_T_TARGET: "BrainsimEventMatmulT"})
+                                 {_MATMUL_TARGET: "BrainsimEventMatmul", _MATMUL_T_TARGET: "BrainsimEventMatmulT"})
 
 
 def event_matmul_available() -> bool:

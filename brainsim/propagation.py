@@ -47,7 +47,7 @@ import sys
 _TARGET = "brainsim_event_deliver"
 _PACK_TARGET = "brainsim_pack_spikes"
 _EVENTS = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "event_deliver.cc",
-                        {_TARGET: "BrainsimEventDeliver", _PACK_TARGET: "BrainsimPackSpikes"})
+                                 {_TARGET: "BrainsimEventDeliver", _PACK_TARGET: "BrainsimPackSpikes"})
 
 
 def native_available() -> bool:

@@ -6,14 +6,13 @@ neuron models serve exact simulation and surrogate-gradient training.
 """
 from __future__ import annotations
 
-import math
-
 from functools import partial
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
+from ._checks import positive_number
 from ._types import Array
 
 def _membrane_gaussian(x: Array, k: float) -> Array:
@@ -64,13 +63,7 @@ def _spike_jvp(surrogate, slope, primals, tangents):
 
 def check_slope(slope, owner: str) -> float:
     """The surrogate's steepness: a finite number > 0 (NaN would make every gradient NaN)."""
-    try:
-        value = float(slope)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: slope must be a number, got {slope!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}: slope (the surrogate's steepness) must be a finite number > 0, got {slope!r}")
-    return value
+    return positive_number(slope, "slope (the surrogate's steepness)", "", owner)
 
 
 def check_surrogate(name: str, owner: str) -> str:

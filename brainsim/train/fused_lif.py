@@ -54,9 +54,9 @@ from ..neurons.lif import LIFState
 _LIF_FWD_TARGET = "brainsim_lif_forward"
 _LIF_BWD_TARGET = "brainsim_lif_backward"
 _LIF_LAYER = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "lif_layer.cc",
-                           {_LIF_FWD_TARGET: "BrainsimLifForward", _LIF_BWD_TARGET: "BrainsimLifBackward"},
-                           {"BrainsimLifParamOrder": ",".join(_kernels.LIF_PARAM_ORDER),
-                            "BrainsimLifSurrogates": ",".join(_kernels.NATIVE_SURROGATES)})
+                                    {_LIF_FWD_TARGET: "BrainsimLifForward", _LIF_BWD_TARGET: "BrainsimLifBackward"},
+                                    {"BrainsimLifParamOrder": ",".join(_kernels.LIF_PARAM_ORDER),
+                                     "BrainsimLifSurrogates": ",".join(_kernels.NATIVE_SURROGATES)})
 
 
 def lif_layer_available() -> bool:
