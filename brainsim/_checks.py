@@ -36,7 +36,8 @@ def check_finite(value: ArrayLike, name: str, owner: str) -> None:
         return
     arr = np.asarray(value, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+        parameter = name.split(" (")[0]  # the name without its unit, as as_param words it
+        raise ValueError(f"{owner}: parameter {parameter!r} contains NaN or infinite values, got {value!r}")
 
 
 def check_positive(value: ArrayLike, name: str, owner: str, *, allow_zero: bool = False) -> None:

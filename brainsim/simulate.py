@@ -411,6 +411,7 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
                 return compiled[n]
             t0 = time.perf_counter()
             compiled[n] = jax.jit(chunk_fn, static_argnums=4).lower(*args, n).compile()
+            jax.block_until_ready(_finite_flags(args[1]))  # compiles the finiteness check too (cached by jit)
             compile_s += time.perf_counter() - t0
             if cache_key is not None:
                 _COMPILED_CHUNKS[cache_key] = compiled[n]
@@ -420,15 +421,12 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
 
     def run_chunk(state, first, n):
         """Dispatch ``n`` steps from ``state`` (steps ``first ...`` of this call); compilation is timed apart."""
-        nonlocal run_s, t0, compile_s
+        nonlocal run_s, t0
         args = (dynamic, state, key, {k: jnp.asarray(v[first:first + n]) for k, v in currents.items()})
         if n not in compiled:
             jax.block_until_ready(state)
             run_s += time.perf_counter() - t0
             get_compiled(n, args)
-            t1 = time.perf_counter()
-            jax.block_until_ready(_finite_flags(state))  # compiles the check (with the chunk, not the run)
-            compile_s += time.perf_counter() - t1
             t0 = time.perf_counter()
         state, records = compiled[n](*args)  # dispatched asynchronously
         return state, records, _finite_flags(state)  # a program of its own: the chunk's stays as it was

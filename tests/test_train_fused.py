@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brainsim import _kernels
 from brainsim.event_matmul import event_matmul
 from brainsim.neurons import LIF
 from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
@@ -373,7 +372,7 @@ def test_fused_projection_batched_and_reference_path(monkeypatch):
     per_f = jax.jit(jax.vmap(jax.grad(lambda wi, xx: _projected_loss(True, neuron, xx, wi, b_in, w, v0, ref0, s0)[0]),
                              (None, 0)))(w_in, batch)
     assert per_f.shape == (3, K, H) and _rel(per_f.mean(0), g_r[0]) < 2e-3
-    monkeypatch.setattr(_kernels, "lif_layer_available", lambda: False)  # the pure-JAX path of the same op
+    monkeypatch.setattr(fused_lif, "lif_layer_available", lambda: False)  # the pure-JAX path of the same op
     g_p = jax.jit(jax.grad(mean_loss(True), (0, 1)))(w_in, b_in)
     assert _rel(g_p[0], g_r[0]) < 2e-3 and _rel(g_p[1], g_r[1]) < 2e-3
 
@@ -382,7 +381,7 @@ def test_fused_lif_reference_path_without_native_kernels(monkeypatch):
     """With the native kernels unavailable (BRAINSIM_NATIVE=0, other platforms) the same op runs in JAX."""
     neuron, i_ext, w, v0, ref0, s0 = _case(CONFIGS[1])
     g_native = jax.jit(jax.grad(lambda w: _loss(_fused, neuron, i_ext, w, v0, ref0, s0)))(w)
-    monkeypatch.setattr(_kernels, "lif_layer_available", lambda: False)
+    monkeypatch.setattr(fused_lif, "lif_layer_available", lambda: False)
     g_ref = jax.jit(jax.grad(lambda w: _loss(_fused, neuron, i_ext, w, v0, ref0, s0)))(w)
     assert _rel(g_native, g_ref) < 2e-3
 
@@ -511,7 +510,7 @@ def test_fused_readout_reference_path_and_bad_input(monkeypatch):
     x = (jax.random.uniform(jax.random.key(9), (T, 30)) < 0.2).astype(jnp.float32)
     loss = lambda m: losses.ce_max_membrane(m(x)[0], 1)  # noqa: E731
     g_native = eqx.filter_jit(eqx.filter_grad(loss))(net)
-    monkeypatch.setattr(_kernels, "lif_layer_available", lambda: False)  # the pure-JAX path of the same op
+    monkeypatch.setattr(fused_lif, "lif_layer_available", lambda: False)  # the pure-JAX path of the same op
     g_ref = eqx.filter_jit(eqx.filter_grad(loss))(net)
     for a, b in zip(jax.tree_util.tree_leaves(g_native), jax.tree_util.tree_leaves(g_ref)):
         assert _rel(a, b) < 2e-3
