@@ -10,11 +10,8 @@ inside 0.1 ms neuron steps. Prints one JSON line per variant (same connectivity,
 """
 import argparse
 import json
-import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from jax.experimental import sparse
 
 from brainsim.astrocytes import LiRinzel, MultiRate, tripartite_bernoulli_with_pool
