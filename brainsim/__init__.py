@@ -3,19 +3,21 @@
 Units everywhere: ms, mV, pA, nS, pF, µM, Hz. The public API is re-exported here; ``docs/architecture.md``
 describes the layers and the contracts between components.
 """
-from . import (adjoints, connectivity, core, inputs, neurons, networks, plasticity, projections, synapses)
+from . import (adjoints, connectivity, core, evaluation, inputs, monitors, neurons, networks, plasticity, projections,
+               synapses)
 from .core import (AbstractDrive, AbstractKinetics, AbstractNeuron, AbstractOutput, AbstractRule, AbstractSource,
                    AbstractSTP, StepContext, SynapticInput)
 from .inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
 from .network import Network, NetworkState, Population
-from .neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, ExpIF, Izhikevich, TraubMilesHH
+from .neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, ExpIF, Izhikevich, LeakyIntegrator, TraubMilesHH
 from .projections import (AbstractProjection, DelayedProjection, EventProjection, PlasticProjection,
                           Projection)
 from .propagation import EventOperator
 from .delays import DelayedEventOperator
 from .adjoints import AbstractAdjoint, Checkpointed, Direct, Truncated
-from .simulate import (CountMonitor, NonFiniteError, RateMonitor, SimulationResult, SpikeMonitor, StateMonitor, run,
-                       simulate)
+from .evaluation import AbstractOrder, LayerByLayer, StepByStep
+from .monitors import AbstractMonitor, CountMonitor, MeanMonitor, RateMonitor, SpikeMonitor, StateMonitor
+from .simulate import NonFiniteError, SimulationResult, run, simulate
 from .spikes import spike
 from .synapses import (AMPA, GABA_A, NMDA, Alpha, ConductanceOutput, CurrentOutput, Delta, DualExponential,
                        Exponential, NMDAOutput, Receptor, TsodyksMarkram)
@@ -24,16 +26,18 @@ __version__ = "0.1.0"
 from . import train  # noqa: E402  (train builds on everything above)
 
 __all__ = [
-    "adjoints", "connectivity", "core", "inputs", "neurons", "networks", "plasticity", "projections", "synapses", "train",
+    "adjoints", "connectivity", "core", "evaluation", "inputs", "monitors", "neurons", "networks", "plasticity", "projections", "synapses", "train",
     "AbstractDrive", "AbstractKinetics", "AbstractNeuron", "AbstractOutput", "AbstractRule", "AbstractSource",
     "AbstractSTP", "StepContext", "SynapticInput",
     "CurrentStep", "PoissonInput", "PoissonSource", "SpikeTimes",
     "Network", "NetworkState", "Population",
-    "HH", "LIF", "QIF", "AdaptiveLIF", "AdEx", "ExpIF", "Izhikevich", "TraubMilesHH",
+    "HH", "LIF", "QIF", "AdaptiveLIF", "AdEx", "ExpIF", "Izhikevich", "LeakyIntegrator", "TraubMilesHH",
     "AbstractProjection", "DelayedProjection", "EventProjection", "PlasticProjection", "Projection",
     "EventOperator", "DelayedEventOperator",
     "AbstractAdjoint", "Checkpointed", "Direct", "Truncated",
-    "CountMonitor", "NonFiniteError", "RateMonitor", "SimulationResult", "SpikeMonitor", "StateMonitor", "run", "simulate",
+    "AbstractOrder", "LayerByLayer", "StepByStep",
+    "AbstractMonitor", "CountMonitor", "MeanMonitor", "RateMonitor", "SpikeMonitor", "StateMonitor",
+    "NonFiniteError", "SimulationResult", "run", "simulate",
     "spike",
     "AMPA", "GABA_A", "NMDA", "Alpha", "ConductanceOutput", "CurrentOutput", "Delta", "DualExponential",
     "Exponential", "NMDAOutput", "Receptor", "TsodyksMarkram",

@@ -108,7 +108,11 @@ def population_step(model, receptors, neuron_state, receptor_states, extra_curre
 
 @population_step.defjvp
 def _population_step_jvp(dt, primals, tangents):
-    return jax.jvp(lambda *a: reference_step(*a, dt), primals, tangents)
+    _, t_out = jax.jvp(lambda *a: reference_step(*a, dt), primals, tangents)
+    # the primal output is the step's own (the native kernel's where it runs): the reference's would differ from
+    # it under vmap in which outputs carry a batch axis (an Instant receptor's decay is a constant in the
+    # reference, a batched array from the kernel), which vmap of grad of a scan over the step does not accept
+    return population_step(*primals, dt), t_out
 
 
 def _native_step(model, receptors, neuron_state, receptor_states, extra_current, *, dt):

@@ -1,4 +1,4 @@
-"""Small helpers shared by brainsim's own JAX primitives (``event_matmul``, ``train.fused_lif``)."""
+"""Small helpers shared by brainsim's own JAX primitives (``event_matmul``, ``fused_lif``)."""
 from __future__ import annotations
 
 import jax

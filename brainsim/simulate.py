@@ -21,8 +21,8 @@ import math
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Optional, Sequence, Union
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
 
 import equinox as eqx
 import jax
@@ -33,108 +33,15 @@ from tqdm.auto import tqdm
 from ._checks import check_dt, check_key, check_steps
 from ._types import Array
 from .adjoints import AbstractAdjoint, Direct
+from .evaluation import AbstractOrder, LayerByLayer, StepByStep  # noqa: F401  (LayerByLayer re-exported)
+from .monitors import (AbstractMonitor, CountMonitor, MeanMonitor, Monitor, RateMonitor,  # noqa: F401  (re-exported)
+                       SpikeMonitor, SpikeTrains, StateMonitor, check_monitors, decode_spikes)
 from .network import Network, NetworkState
-from .propagation import decode_spikes_native, pack_spikes
-
-
-@dataclass(frozen=True)
-class SpikeMonitor:
-    """Record every spike of population ``population`` as (time ms, neuron index) pairs.
-
-    In ``run`` the record is a ``(n_steps, size)`` bool raster, or with ``packed=True`` the same raster
-    bit-packed along neurons (``jnp.packbits``: ``(n_steps, ceil(size / 8))`` uint8, 8× less memory;
-    ``simulate`` always packs and decodes on the host).
-    """
-
-    population: str
-    packed: bool = False
-
-
-@dataclass(frozen=True)
-class StateMonitor:
-    """Record state variable ``variable`` of ``population`` every ``every`` steps, at the start of the step.
-
-    ``indices``: neurons to record (default all).
-    """
-
-    population: str
-    variable: str
-    every: int = 1
-    indices: Optional[tuple] = None
-
-    def __post_init__(self):
-        if not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(f"StateMonitor: every must be a positive integer number of steps, got {self.every!r}")
-        if self.indices is not None:
-            object.__setattr__(self, "indices", tuple(int(i) for i in np.atleast_1d(self.indices)))
-
-    @property
-    def name(self) -> str:
-        return f"{self.population}.{self.variable}"
-
-
-@dataclass(frozen=True)
-class RateMonitor:
-    """Record the instantaneous population rate (Hz) of ``population`` at every step."""
-
-    population: str
-
-
-@dataclass(frozen=True)
-class CountMonitor:
-    """Count every neuron's spikes of ``population`` over the steps ``i >= start`` of the run (``start`` counted
-    from the run's first step): a float ``(size,)`` array, differentiable (surrogate gradients), O(size) memory
-    whatever the run's length."""
-
-    population: str
-    start: int = 0
-
-    def __post_init__(self):
-        if isinstance(self.start, bool) or not isinstance(self.start, int) or self.start < 0:
-            raise ValueError(f"CountMonitor: start must be a non-negative integer number of steps, got {self.start!r}")
-
-
-Monitor = Union[SpikeMonitor, StateMonitor, RateMonitor, CountMonitor]
-_MONITORS = (SpikeMonitor, StateMonitor, RateMonitor, CountMonitor)
-
-
-def _validate_monitors(network: Network, state: NetworkState, monitors: Sequence[Monitor]) -> tuple:
-    monitors = tuple(monitors)
-    for m in monitors:
-        if not isinstance(m, _MONITORS):
-            raise TypeError(f"unknown monitor {m!r}; use SpikeMonitor, StateMonitor, RateMonitor or CountMonitor")
-        if m.population not in network.populations:
-            raise ValueError(f"{type(m).__name__}: unknown population {m.population!r}; "
-                             f"known: {', '.join(network.populations)}")
-        if isinstance(m, StateMonitor):
-            pop_state = state.neurons[m.population]
-            try:
-                getattr(pop_state, m.variable)  # a field, or a variable a wrapper's state passes through
-            except AttributeError:
-                raise ValueError(f"StateMonitor: population {m.population!r} has no variable {m.variable!r}; "
-                                 f"known: {', '.join(pop_state._fields)}") from None
-            size = network.populations[m.population].size
-            if m.indices is not None and (min(m.indices) < 0 or max(m.indices) >= size):
-                raise ValueError(f"StateMonitor: indices out of range for population {m.population!r} of size {size}")
-    return monitors
-
-
-def _record_buffers(network: Network, monitors: tuple, n_steps: int):
-    buffers = []
-    for m in monitors:
-        if isinstance(m, StateMonitor):
-            width = len(m.indices) if m.indices is not None else network.populations[m.population].size
-            buffers.append(jnp.zeros((-(-n_steps // m.every), width)))
-        elif isinstance(m, CountMonitor):
-            buffers.append(jnp.zeros((network.populations[m.population].size,)))
-        else:
-            buffers.append(None)
-    return buffers
 
 
 def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
         monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None, unroll: int = 1,
-        adjoint: AbstractAdjoint = Direct()):
+        adjoint: AbstractAdjoint = Direct(), order: AbstractOrder = StepByStep()):
     """Advance ``network`` by ``n_steps`` steps of ``dt`` ms. Pure: jit-, vmap- and grad-compatible.
 
     The one time loop of brainsim, for simulation and training alike; ``adjoint`` chooses how it is
@@ -146,15 +53,20 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
         n_steps: number of steps (Python int).
         dt: time step, ms.
         key: PRNG key; step i uses ``fold_in(key, state.step + i)``.
-        monitors: what to record (see ``SpikeMonitor``, ``StateMonitor``, ``RateMonitor``).
+        monitors: what to record (``brainsim.monitors``: ``SpikeMonitor``, ``StateMonitor``, ``RateMonitor``,
+            ``CountMonitor``, ``MeanMonitor``, or an ``AbstractMonitor`` of your own).
         currents: optional population name -> current array (pA) of shape ``(n_steps, size)`` or
             ``(n_steps,)``, injected step by step.
         unroll: steps unrolled per iteration of the scan.
         adjoint: how gradients flow through the loop (default ``Direct()``, full BPTT).
+        order: in which order the steps are computed (``brainsim.evaluation``: ``StepByStep()``, default, or
+            ``LayerByLayer()`` for feed-forward networks of layers, with fused sequence operations); the result
+            is the same.
 
     Returns:
         ``(final_state, records)``: records is a tuple aligned with ``monitors``: spikes ``(n_steps, size)``
-        bool, state traces ``(ceil(n_steps / every), n_recorded)``, rates ``(n_steps,)`` Hz, counts ``(size,)``.
+        bool, state traces ``(ceil(n_steps / every), n_recorded)``, rates ``(n_steps,)`` Hz, counts and means
+        ``(size,)``.
     """
     dt = check_dt(dt, "run")
     n_steps = check_steps(n_steps, "run")
@@ -162,82 +74,11 @@ def run(network: Network, state: NetworkState, n_steps: int, dt: float, *, key,
     if not isinstance(adjoint, AbstractAdjoint):
         raise TypeError(f"run: adjoint must be an AbstractAdjoint (Direct(), Checkpointed(), Truncated(window)), "
                         f"got {type(adjoint).__name__}")
-    monitors = tuple(monitors)
+    if not isinstance(order, AbstractOrder):
+        raise TypeError(f"run: order must be an AbstractOrder (StepByStep(), LayerByLayer()), got {type(order).__name__}")
+    monitors = check_monitors(network, state, monitors)
     currents = dict(currents or {})
-    buffers = _record_buffers(network, monitors, n_steps)
-    first_step = state.step
-
-    def body(carry, xs):
-        state, buffers = carry
-        i, step_currents = xs
-        buffers = list(buffers)
-        for j, m in enumerate(monitors):
-            if isinstance(m, StateMonitor):
-                value = getattr(state.neurons[m.population], m.variable)
-                if m.indices is not None:
-                    value = value[jnp.asarray(m.indices)]
-                row = i // m.every
-                keep = jax.lax.dynamic_index_in_dim(buffers[j], row, keepdims=False)
-                value = jnp.where(i % m.every == 0, value.astype(buffers[j].dtype), keep)
-                buffers[j] = jax.lax.dynamic_update_index_in_dim(buffers[j], value, row, 0)
-        step_key = jax.random.fold_in(key, first_step + i)
-        state, spikes = network.step(state, dt, key=step_key, currents=step_currents)
-        for j, m in enumerate(monitors):
-            if isinstance(m, CountMonitor):
-                counted = spikes[m.population] if m.start == 0 else jnp.where(i >= m.start, spikes[m.population], 0.0)
-                buffers[j] = buffers[j] + counted
-        outputs = []
-        for m in monitors:
-            if isinstance(m, SpikeMonitor):
-                fired = spikes[m.population] > 0
-                outputs.append(pack_spikes(spikes[m.population].astype(jnp.float32)) if m.packed else fired)
-            elif isinstance(m, RateMonitor):
-                outputs.append(jnp.mean(spikes[m.population]) * (1000.0 / dt))
-            else:
-                outputs.append(None)
-        return (state, buffers), outputs
-
-    steps = jnp.arange(n_steps, dtype=jnp.int32)  # the dtype of NetworkState.step
-    (state, buffers), outputs = adjoint.scan(body, (state, buffers), (steps, currents or None), unroll=unroll)
-    records = tuple(buffers[j] if isinstance(m, (StateMonitor, CountMonitor)) else outputs[j]
-                    for j, m in enumerate(monitors))
-    return state, records
-
-
-@dataclass
-class SpikeTrains:
-    """Spikes of one population: ``times`` (ms) and ``indices`` (neuron), sorted by time."""
-
-    times: np.ndarray
-    indices: np.ndarray
-    size: int
-    duration: float  # ms
-    start: float = 0.0  # ms: the recording covers [start, start + duration)
-
-    def counts(self) -> np.ndarray:
-        """Spike count of every neuron."""
-        return np.bincount(self.indices, minlength=self.size)
-
-    def mean_rate(self) -> float:
-        """Mean firing rate over neurons and time, Hz."""
-        return float(len(self.times) / self.size / (self.duration / 1000.0))
-
-    def cv_isi(self, min_spikes: int = 3) -> float:
-        """Mean coefficient of variation of inter-spike intervals over neurons with >= ``min_spikes`` spikes
-        (NaN if there are none)."""
-        order = np.lexsort((self.times, self.indices))
-        t, i = self.times[order], self.indices[order]
-        same = i[1:] == i[:-1]
-        isi, owner = np.diff(t)[same], i[1:][same]
-        n_isi = np.bincount(owner, minlength=self.size)
-        ok = n_isi >= max(min_spikes - 1, 2)
-        if not ok.any():
-            return float("nan")
-        s1 = np.bincount(owner, weights=isi, minlength=self.size)
-        s2 = np.bincount(owner, weights=isi**2, minlength=self.size)
-        mean = s1[ok] / n_isi[ok]
-        var = np.maximum(s2[ok] / n_isi[ok] - mean**2, 0.0)
-        return float(np.mean(np.sqrt(var) / mean))
+    return order.run(network, state, n_steps, dt, key, monitors, currents, unroll, adjoint)
 
 
 @dataclass
@@ -304,10 +145,10 @@ def _check_currents(network: Network, currents, n_steps: int) -> dict:
 
 
 def _chunk_steps(network: Network, monitors: tuple, n_steps: int, chunk_steps: Optional[int]) -> int:
-    unit = math.lcm(*[m.every for m in monitors if isinstance(m, StateMonitor)] or [1])
+    unit = math.lcm(*[m.period for m in monitors] or [1])
     if chunk_steps is None:
         # bound the per-chunk records: ~64 MB of spike rasters, and at most 10 000 steps per chunk
-        bytes_per_step = sum(network.populations[m.population].size for m in monitors if isinstance(m, SpikeMonitor))
+        bytes_per_step = sum(m.bytes_per_step(network.populations[m.population].size) for m in monitors)
         chunk_steps = min(10_000, max(100, (64 << 20) // max(bytes_per_step, 1)))
     chunk = max(unit, (min(chunk_steps, n_steps) // unit) * unit)
     return chunk
@@ -385,12 +226,8 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
         raise ValueError(f"simulate: nonfinite must be 'raise', 'warn' or 'ignore', got {nonfinite!r}")
     if state is None:
         state = network.init(dt)
-    monitors = _validate_monitors(network, state, monitors)
-    for m in monitors:
-        if isinstance(m, CountMonitor):
-            raise ValueError("simulate: CountMonitor is for run() (differentiable counts); with simulate use "
-                             f"SpikeMonitor({m.population!r}) and result.spikes[{m.population!r}].counts()")
-    recorded = tuple(replace(m, packed=True) if isinstance(m, SpikeMonitor) else m for m in monitors)
+    monitors = check_monitors(network, state, monitors)
+    recorded = tuple(m.for_simulate() for m in monitors)
     currents = _check_currents(network, currents, n_steps)
     chunk = _chunk_steps(network, monitors, n_steps, chunk_steps)
 
@@ -491,58 +328,13 @@ def _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, ne
 def _result(network, monitors, collected, state, dt, offset, n_steps, compile_s, run_s) -> SimulationResult:
     result = SimulationResult(state=state, dt=dt, duration=n_steps * dt, compile_s=compile_s, run_s=run_s)
     for m, parts in zip(monitors, collected):
-        if isinstance(m, SpikeMonitor):
-            times = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0,))
-            indices = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0,), np.int32)
-            result.spikes[m.population] = SpikeTrains(times, indices, network.populations[m.population].size,
-                                                      n_steps * dt, start=offset * dt)
-        elif isinstance(m, StateMonitor):
-            result.traces[m.name] = _joined(parts)
-        else:
-            result.rates[m.population] = _joined(parts)
+        size = network.populations[m.population].size
+        getattr(result, m.section)[m.name] = m.join(parts, size, offset * dt, n_steps * dt)
     return result
-
-
-def _joined(parts) -> tuple:
-    if not parts:
-        return np.zeros((0,)), np.zeros((0, 0))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _collect(collected, monitors, records, first_step, n, dt, offset=0) -> None:
     for j, rec in enumerate(records):
-        collected[j].append(_to_host(monitors[j], rec, offset + first_step, dt))
+        collected[j].append(monitors[j].to_host(rec, offset + first_step, dt))
 
 
-def _decode_spikes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(step, neuron) of every set bit of a ``packbits`` raster, in step-then-neuron order.
-
-    Only the nonzero bytes are expanded, so the cost follows the number of spikes, not steps × neurons.
-    """
-    native = decode_spikes_native(packed)
-    if native is not None:
-        return native
-    packed = np.ascontiguousarray(packed)
-    n_steps, n_bytes = packed.shape
-    if n_bytes % 8:  # pad rows to whole 64-bit words (zeros decode to nothing)
-        packed = np.concatenate([packed, np.zeros((n_steps, 8 - n_bytes % 8), np.uint8)], axis=1)
-    words = packed.view(np.uint64)  # scanning 8 bytes at a time: spikes are rare, most words are zero
-    per_row = words.shape[1]
-    hit = np.flatnonzero(words)  # nonzero words
-    hit_bytes = words.reshape(-1)[hit].view(np.uint8).reshape(-1, 8)
-    w, b = np.nonzero(hit_bytes)  # nonzero bytes within them
-    bits = np.unpackbits(hit_bytes[w, b][:, None], axis=1)  # (m, 8), most significant bit first
-    which, bit = np.nonzero(bits)
-    word = hit[w[which]]
-    return word // per_row, (word % per_row) * 64 + b[which] * 8 + bit
-
-
-def _to_host(monitor: Monitor, record, first_step: int, dt: float):
-    record = np.asarray(record)
-    if isinstance(monitor, SpikeMonitor):
-        steps, indices = _decode_spikes(record) if monitor.packed else np.nonzero(record)
-        return ((steps + first_step) * dt).astype(np.float64), indices.astype(np.int32)
-    if isinstance(monitor, StateMonitor):
-        times = (first_step + np.arange(record.shape[0]) * monitor.every) * dt
-        return times, record
-    return (first_step + np.arange(record.shape[0])) * dt, record

@@ -17,7 +17,7 @@ def native_kernels():
     itself: every native kernel library must build and register. Where a C++ compiler is present (the one
     the loader in ``brainsim._kernels`` uses) and a library does not build, the test FAILS with the loader's
     reason; without a compiler (or with ``BRAINSIM_NATIVE=0``) it is skipped."""
-    import brainsim.train  # noqa: F401  (every op module that defines a NativeLibrary, e.g. train.fused_lif)
+    import brainsim.train  # noqa: F401  (every op module that defines a NativeLibrary, e.g. fused_lif)
     from brainsim import _kernels
     from brainsim.plasticity import _native  # noqa: F401  (creates the STDP library)
 

@@ -521,5 +521,5 @@ def test_astro_lif_layer_trains():
         return jnp.mean((out[-1] - jnp.array([1.0, -1.0])) ** 2)
 
     grads = eqx.filter_grad(loss)(net)
-    g_gain = grads.layers[0].gain_astro
+    g_gain = grads.layers[0].neuron.gain_astro
     assert np.all(np.isfinite(np.asarray(g_gain))) and float(jnp.abs(g_gain).sum()) > 0

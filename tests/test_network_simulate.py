@@ -194,7 +194,7 @@ def test_bad_inputs_give_clear_errors():
 
 
 def test_packed_spike_records_decode_to_the_raster():
-    from brainsim.simulate import _decode_spikes
+    from brainsim.monitors import decode_spikes as _decode_spikes
 
     rng = np.random.default_rng(0)
     raster = rng.random((37, 21)) < 0.1

@@ -23,7 +23,7 @@ import pytest
 from brainsim.event_matmul import event_matmul
 from brainsim.neurons import LIF
 from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
-from brainsim.train import fused_lif
+from brainsim import fused_lif
 
 # native-vs-reference tests: fail (not skip) where a C++ compiler is present but a kernel does not build
 pytestmark = pytest.mark.usefixtures("native_kernels")
@@ -156,8 +156,28 @@ def _scan_lif(neuron, i_ext, v0, ref0, s0, w, dt):
     return jax.lax.scan(step, (state0, s0), i_ext)[1]
 
 
+def _i0(s0, w):
+    """The current the spikes s0 of the step before the sequence send through w: the op's ``i0``."""
+    return s0 @ w if w is not None else jnp.zeros_like(s0)
+
+
 def _fused(neuron, i_ext, v0, ref0, s0, w, dt):
-    return fused_lif.lif_sequence(neuron, i_ext, v0, ref0, s0, w, dt=dt)
+    return fused_lif.lif_sequence(neuron, i_ext, v0, ref0, _i0(s0, w), w, dt=dt)
+
+
+def _lif_sequences(fn, *args):
+    """The parameters of every fused LIF sequence in the program of ``fn(*args)`` (sub-programs included)."""
+    found = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive is fused_lif.lif_layer_p:
+                found.append(eqn.params)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
 
 
 CONFIGS = [
@@ -312,7 +332,7 @@ def _projected_case(kind, seed=3):
 
 def _projected_loss(fused, neuron, x, w_in, b_in, w, v0, ref0, s0):
     if fused:
-        s, v = fused_lif.lif_sequence(neuron, x, v0, ref0, s0, w, dt=1.0, w_in=w_in, b_in=b_in)
+        s, v = fused_lif.lif_sequence(neuron, x, v0, ref0, _i0(s0, w), w, dt=1.0, w_in=w_in, b_in=b_in)
     else:
         s, v = _scan_lif(neuron, x @ w_in + b_in, v0, ref0, s0, w, 1.0)
     return jnp.sum(s * jnp.linspace(0.0, 1.0, T)[:, None]) + 0.1 * jnp.sum(v ** 2) / T, (s, v)
@@ -515,11 +535,13 @@ def test_fused_readout_reference_path_and_bad_input(monkeypatch):
     for a, b in zip(jax.tree_util.tree_leaves(g_native), jax.tree_util.tree_leaves(g_ref)):
         assert _rel(a, b) < 2e-3
     hidden, readout = net.layers
-    assert fused_lif.fusable_readout(hidden, readout)
-    assert not fused_lif.fusable_readout(hidden, LeakyReadout(H, 5, key=jax.random.key(0), dt=0.5))
-    assert not fused_lif.fusable_readout(hidden, SpikingLayer(H, 5, key=jax.random.key(0)))
-    with pytest.raises(ValueError, match="LeakyReadout with a Linear projection"):
-        hidden.run_fused(x, readout=LeakyReadout(H, 5, key=jax.random.key(0), dt=0.5))
+    # recognised on the network form: the layer and its readout in one operation; a spiking layer behind it
+    # is not a readout, a readout of another dt does not chain at all
+    assert [p["readout"] for p in _lif_sequences(net, x)] == [True]
+    behind = Sequential([hidden, SpikingLayer(H, 5, key=jax.random.key(0))])
+    assert [p["readout"] for p in _lif_sequences(behind, x)] == [False, False]
+    with pytest.raises(ValueError, match="different time steps"):
+        Sequential([hidden, LeakyReadout(H, 5, key=jax.random.key(0), dt=0.5)])(x)
     with pytest.raises(ValueError, match=r"readout weights must be \(6, O\)"):
         fused_lif.lif_sequence(LIF(6), jnp.ones((10, 6)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1,
                                readout=(jnp.ones((5, 2)), None, jnp.ones(2)))
@@ -530,13 +552,19 @@ def test_fused_readout_reference_path_and_bad_input(monkeypatch):
 
 def test_fused_lif_supports_and_bad_input():
     layer = SpikingLayer(4, 6, key=jax.random.key(0))
-    assert fused_lif.supports(layer)
-    assert not fused_lif.supports(SpikingLayer(4, 6, key=jax.random.key(0), tau_syn=5.0))
-    assert not fused_lif.supports(SpikingLayer(4, 6, key=jax.random.key(0), neuron=ml_lif(6, adaptive=True)))
+    assert fused_lif.supports(layer.neuron)
+    assert not fused_lif.supports(ml_lif(6, adaptive=True))
+    assert not fused_lif.supports(LIF(6, method="euler"))
+    x = jnp.ones((10, 4))
+    assert len(_lif_sequences(Sequential([layer]), x)) == 1
+    for other in (SpikingLayer(4, 6, key=jax.random.key(0), tau_syn=5.0),  # a synapse: scanned
+                  SpikingLayer(4, 6, key=jax.random.key(0), neuron=ml_lif(6, adaptive=True)),
+                  SpikingLayer(4, 6, key=jax.random.key(0), fused=False)):
+        assert _lif_sequences(Sequential([other]), x) == []
     with pytest.raises(ValueError, match=r"shape \(T, 6\)"):
         fused_lif.lif_sequence(LIF(6), jnp.ones((10, 5)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1)
     with pytest.raises(ValueError, match=r"w_in \(K, 6\)"):
         fused_lif.lif_sequence(LIF(6), jnp.ones((10, 5)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1,
                                w_in=jnp.ones((4, 6)))
-    with pytest.raises(ValueError, match=r"input has 5 features, expected 4"):
-        layer.run_fused(jnp.ones((10, 5)))
+    with pytest.raises(ValueError, match=r"one example must have shape \(T, 4\)"):
+        Sequential([layer])(jnp.ones((10, 5)))

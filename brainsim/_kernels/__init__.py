@@ -4,7 +4,7 @@ Every C++ source is in this folder (with the shared ``kernel_common.h``); ``Nati
 system C++ compiler into a per-user cache (``$BRAINSIM_CACHE`` or ``~/.cache/brainsim``), keyed by the source,
 jaxlib version and machine, and registers its targets. Each op's binding (its ``NativeLibrary`` and ``ffi_call``
 wrappers) lives in the op's own module beside its pure-JAX reference and gradient: ``brainsim.propagation`` (event
-delivery, spike packing), ``brainsim.event_matmul``, ``brainsim._population_step``, ``brainsim.train.fused_lif``,
+delivery, spike packing), ``brainsim.event_matmul``, ``brainsim._population_step``, ``brainsim.fused_lif``,
 ``brainsim.plasticity._native`` (STDP). ``cpu_or_pure`` is the one switch between native and pure code; without a
 compiler, or with ``BRAINSIM_NATIVE=0``, every op uses its pure-JAX path (which is also what runs on GPU).
 Constants shared with C++ (``LIF_PARAM_ORDER``, ``NATIVE_SURROGATES``) are defined here once and checked against

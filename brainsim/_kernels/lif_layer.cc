@@ -579,6 +579,13 @@ inline const float* input_current(const LayerInput& in, int64_t row, int64_t H, 
   return cur;
 }
 
+// out = cur + extra (the current already at the neurons when the sequence starts, added to I_0)
+inline const float* add_rows(const float* __restrict cur, const float* __restrict extra, float* __restrict out,
+                             int64_t H) {
+  for (int64_t h = 0; h < H; ++h) out[h] = cur[h] + extra[h];
+  return out;
+}
+
 // With a subtractive reset, I_t can be recovered from the stored membrane instead of being summed again
 // from the rows of W_in and W: v_new = v_t + s_t (v_th - v_reset), and v_new = v_inf + (v_{t-1} - v_inf) a
 // with a = exp(-dt / tau_m) gives v_inf = (v_new - a v_{t-1}) / (1 - a), I_t = g_L v_inf - g_L v_rest.
@@ -615,7 +622,7 @@ inline void recover_current(int64_t H, const StepConsts& c, const RecoverConsts&
 }
 
 static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
-                                 ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0, ffi::Buffer<ffi::F32> s0,
+                                 ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0, ffi::Buffer<ffi::F32> i0,
                                  ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> r, float dt,
                                  int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
                                  ffi::ResultBuffer<ffi::F32> s_out, ffi::ResultBuffer<ffi::F32> v_out,
@@ -656,11 +663,12 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   AlignedVector<uint8_t> binary(B, 1);  // every nonzero x of the example is 1
   for (int64_t b = 0; b < B; ++b) mask_state[b].store(projected ? 0 : 2, std::memory_order_relaxed);
   auto run = [&](int64_t, int64_t b0, int64_t b1) {
-    AlignedVector<float> v(H), ref(H), spike_vals(H), u(O), cur_out(O);
+    AlignedVector<float> v(H), ref(H), u(O), cur_out(O);
     AlignedVector<int32_t> spiking(H + 16);  // neurons that spiked in the previous step (16 past H: see decode_mask)
     CurrentScratch scratch(H, in.K);
     AlignedVector<uint8_t> fz_unused(H);  // the refractory mask of an example that is never refractory
     AlignedVector<float> s_row(H), v_row(H);  // this step's spikes and membrane, streamed to S and V
+    AlignedVector<float> first(H);  // I_0, which includes i0
     // The bit masks of x's rows of example b (unless another thread makes or made them)
     auto make_masks = [&](int64_t b) {
       uint8_t todo = 0;
@@ -681,13 +689,14 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       std::memcpy(ref.data(), ref0.typed_data() + b * H, sizeof(float) * H);
       const bool never = never_refractory(ref.data(), P.tref, H, dt);
       std::fill(u.begin(), u.end(), 0.0f);
-      int64_t n_spiking = recurrent ? collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data()) : 0;
-      const float* vals = spike_vals.data();  // s0's values (any); null from step 1 on: the spikes are 1
+      int64_t n_spiking = 0;  // no spikes before the sequence: what they sent is in i0
+      const float* vals = nullptr;  // the spikes are 1
       const bool ones = projected && binary[b];  // the sweep and the backward pass read x's mask only
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = (b * T + t) * H;
         const float* current = input_current(in, b * T + t, H, spiking.data(), vals, n_spiking, W,
                                               scratch, ones ? XM + (b * T + t) * MW : nullptr);
+        if (t == 0) current = add_rows(current, i0.typed_data() + b * H, first.data(), H);
         uint8_t* fz_t = never ? fz_unused.data() : FZ + o;
         if (subtract) {
           forward_step<true>(H, dt, consts, current, v.data(), ref.data(), s_row.data(), v_row.data(), fz_t);
@@ -722,13 +731,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
                                   ffi::Buffer<ffi::U32> s_bits, ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::F32> u_res,
                                   ffi::Buffer<ffi::U8> frozen_res, ffi::Buffer<ffi::U32> x_mask,
                                   ffi::Buffer<ffi::U32> flags, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in,
-                                  ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> s0,
+                                  ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> i0,
                                   ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> r, float dt,
                                   int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
                                   int64_t surrogate_kind, float slope, int64_t ct_s_zero, int64_t ct_v_zero,
                                   int64_t write_di, ffi::ResultBuffer<ffi::F32> d_i, ffi::ResultBuffer<ffi::F32> d_w_in,
                                   ffi::ResultBuffer<ffi::F32> d_b_in, ffi::ResultBuffer<ffi::F32> d_v0,
-                                  ffi::ResultBuffer<ffi::F32> d_s0, ffi::ResultBuffer<ffi::F32> d_w,
+                                  ffi::ResultBuffer<ffi::F32> d_i0, ffi::ResultBuffer<ffi::F32> d_w,
                                   ffi::ResultBuffer<ffi::F32> d_p, ffi::ResultBuffer<ffi::F32> d_r) {
   int64_t B, T, H;
   LayerInput in;
@@ -838,7 +847,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     // (padded to whole cache lines)
     const int64_t LDA = H + (O + 15) / 16 * 16;
     AlignedVector<float> di_all(nb * LDA);
-    AlignedVector<float> spike_vals(H);
     AlignedVector<float> s_rows(nb * H), cur_rows(nb * H), fz_rows(nb * H);  // s_t (from its bits), I_t, refractory
     AlignedVector<AdjointRows> rows(nb);
     AlignedVector<int32_t> spiking(H + 16);        // 16 past H: see decode_mask
@@ -902,17 +910,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
             if (write_di) prefetch_range<1>(DI + on, row);
           }
         }
-        // s_{t-1}'s spikes: 1 (vals null), or s0's values (any) at t = 0
+        // s_{t-1}'s spikes (1); none before the sequence (what they sent is in i0)
         int64_t n_spiking = 0;
-        const float* vals = nullptr;
         const int32_t* prev = spiking.data();
         if (recurrent && t > 0) {
           int32_t* list = lists.data() + e * LW;
           n_spiking = list_n[e] = decode_mask(SB + (b * T + t - 1) * HW, H, list);
           prev = list;
-        } else if (recurrent && !recover) {  // s0 (any values), for summing I_0 again; dW's pass collects its own
-          n_spiking = collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data());
-          vals = spike_vals.data();
         }
         // I_t, recovered from v_t or recomputed (v_new is recomputed from it inside the adjoint step)
         float* cur = cur_rows.data() + e * H;
@@ -921,8 +925,10 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
           recover_current(H, step_consts, recover_consts, s_t, V + o, v_prev, cur);
         } else {
           const uint32_t* mask_row = projected && (XB[b] & kBinaryInput) ? XM + (b * T + t) * MW : nullptr;
-          cur_t = input_current(in, b * T + t, H, prev, vals, n_spiking, W, scratch, mask_row);
-          if (cur_t == scratch.cur.data()) {  // the scratch is reused by the next example
+          cur_t = input_current(in, b * T + t, H, prev, nullptr, n_spiking, W, scratch, mask_row);
+          if (t == 0) {
+            cur_t = add_rows(cur_t, i0.typed_data() + b * H, cur, H);
+          } else if (cur_t == scratch.cur.data()) {  // the scratch is reused by the next example
             std::memcpy(cur, cur_t, sizeof(float) * H);
             cur_t = cur;
           }
@@ -938,10 +944,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         // I_t = ... + s_{t-1} W: dW += s_{t-1}^T dI_t (rows of neurons that spiked; dI_t held in registers)
         if (recurrent && t > 0) {
           if (list_n[e] > 0) scatter_rows(dW, H, lists.data() + e * LW, nullptr, list_n[e], dI, H);
-        } else if (recurrent) {  // s0: any values
-          const int64_t n0 = collect_nonzero(s0.typed_data() + b * H, H, spiking.data(), spike_vals.data());
-          if (n0 > 0) scatter_rows(dW, H, spiking.data(), spike_vals.data(), n0, dI, H);
         }
+        if (t == 0) std::memcpy(d_i0->typed_data() + b * H, dI, sizeof(float) * H);  // I_0 = ... + i0
         if (projected) {  // I_ext[t] = b_in + x_t W_in: db_in += dI_t, dW_in += x_t^T dI_t (nonzero x_t)
           const uint32_t* mask_row = XB[b] & kBinaryInput ? XM + (b * T + t) * MW : nullptr;
           input_entries(in, b * T + t, scratch, mask_row);
@@ -952,7 +956,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
       // dL/ds_{t-1} = dI_t W^T (via step t) + dI_out,t-1 W_out^T (via the readout) for every example, rows of
       // [W^T; W_out^T] reused across examples:
       //   rec[b, k] = sum_n dI[b, t, n] W[k, n] + sum_o dI_out[b, t-1, o] W_out[k, o]
-      // (at t = 0, dL/ds0 = dI_0 W^T)
       if (readout && t > 0) readout_step(t - 1);
       const bool with_readout = readout && t > 0;
       if (recurrent) {
@@ -963,11 +966,6 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     }
     for (int64_t b = b0; b < b1; ++b) {
       std::memcpy(d_v0->typed_data() + b * H, gv_all.data() + (b - b0) * H, sizeof(float) * H);
-      if (recurrent) {
-        std::memcpy(d_s0->typed_data() + b * H, rec_all.data() + (b - b0) * H, sizeof(float) * H);
-      } else {
-        std::memset(d_s0->typed_data() + b * H, 0, sizeof(float) * H);
-      }
     }
   };
   parallel_over_batch(B, T * (H + (projected ? K : 0)) * (recurrent ? H / 4 + 8 : 8), run);
@@ -997,7 +995,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // b_in (H) or a dummy
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ref0 (B, H)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // s0 (B, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // i0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W (H, H) or a dummy
                                   .Arg<ffi::Buffer<ffi::F32>>()  // P (6, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // R (H + 2, O) or a dummy
@@ -1029,7 +1027,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W_in
                                   .Arg<ffi::Buffer<ffi::F32>>()  // b_in
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v0
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // s0
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // i0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W
                                   .Arg<ffi::Buffer<ffi::F32>>()  // P
                                   .Arg<ffi::Buffer<ffi::F32>>()  // R
@@ -1047,7 +1045,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW_in, two parts (2, K, H), or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // db_in (H) or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dv0 (B, H)
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // ds0 (B, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // di0 (B, H)
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW, two parts (2, H, H), or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dP (6, H)
                                   .Ret<ffi::Buffer<ffi::F32>>());  // dR (H + 2, O) or a dummy

@@ -14,18 +14,20 @@ pure ``step(state, inputs, dt)``; units ms, µM, pA):
 
 The models are populations like neurons (``AbstractAstrocyte``); ``brainsim.networks.astrocytes.with_astrocytes``
 couples them to the neurons of a ``Network`` (spikes -> IP3, slow inward current -> neurons, gliotransmitter ->
-presynaptic release). The astrocyte-modulated training layer is ``brainsim.train.AstroLIFLayer``.
+presynaptic release). ``AstroModulated`` wraps a neuron model with a slow astrocytic current driven by its own
+spikes (an abstraction for training; ``brainsim.train.AstroLIFLayer`` builds a layer of it).
 """
 from .gap_junctions import GapJunctions
 from .gchi import GChI, GChIState
 from .li_rinzel import LiRinzel, LiRinzelState
+from .modulated import AstroModulated, AstroModulatedState
 from .multirate import MultiRate, MultiRateState, run_multirate
 from .pool import Tripartite, astrocyte_pools, tripartite_bernoulli_with_pool
 from .tripartite import TripartiteState, TripartiteSynapse
 from .plasticity import AstroSTDP, AstroSTDPState, GlobalAstrocyte, branching_factor
 
 __all__ = [
-    "GapJunctions",
+    "AstroModulated", "AstroModulatedState", "GapJunctions",
     "GChI", "GChIState",
     "LiRinzel", "LiRinzelState", "MultiRate", "MultiRateState", "run_multirate", "Tripartite",
     "astrocyte_pools", "tripartite_bernoulli_with_pool", "TripartiteState", "TripartiteSynapse",

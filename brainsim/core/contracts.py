@@ -144,9 +144,14 @@ class AbstractNeuron(AbstractPopulationModel):
 class AbstractSource(AbstractPopulationModel):
     """A spike source without a membrane (Poisson trains, given spike times, a modulatory signal).
 
-    Sources ignore ``inputs`` and cannot have receptors."""
+    Sources ignore ``inputs`` and cannot have receptors. ``replay(state, n_steps)`` may give the outputs of the
+    next ``n_steps`` steps at once, ``(state after them, outputs (n_steps, size))``, for a source whose output
+    depends on neither inputs nor keys (a recorded series); the default, ``None``, means "step me"."""
 
     def membrane_potential(self, state) -> None:
+        return None
+
+    def replay(self, state, n_steps: int):
         return None
 
 

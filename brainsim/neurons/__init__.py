@@ -4,7 +4,8 @@ from .lif import LIF, AdaptiveLIF, ALIFState, LIFState
 from .nonlinear_if import QIF, AdEx, AdExState, ExpIF, ExpIFState
 from .izhikevich import Izhikevich, IzhikevichState
 from .hh import HH, HHState, TraubMilesHH
+from .leaky_integrator import LeakyIntegrator, LeakyIntegratorState
 
 __all__ = ["NeuronModel", "SynapticInput", "LIF", "LIFState", "AdaptiveLIF", "ALIFState"]
 __all__ += ["ExpIF", "ExpIFState", "QIF", "AdEx", "AdExState", "Izhikevich", "IzhikevichState"]
-__all__ += ["HH", "TraubMilesHH", "HHState"]
+__all__ += ["HH", "TraubMilesHH", "HHState", "LeakyIntegrator", "LeakyIntegratorState"]

@@ -4,7 +4,7 @@ ML layers, encoders, losses, regularizers, an Optax ``fit`` loop and memory mode
 Modules: ``surrogates`` (re-export of ``brainsim.spikes``), ``bijections``, ``layers``, ``encoders``,
 ``losses``, ``regularizers``, ``bptt``, ``fit``, ``astro_layer`` (``AstroLIFLayer``), ``nnx`` (Flax NNX adapter, imported on demand).
 """
-from .astro_layer import AstroLIFLayer, AstroLIFState
+from .astro_layer import AstroLIFLayer
 from . import bijections, bptt, encoders, losses, regularizers, surrogates
 from .bijections import (Bijection, Bounded, Constrained, DaleSign, Exp, Identity, Positive, constrain, freeze,
                          resolve, trainable)

@@ -29,12 +29,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array
-from ..event_matmul import event_matmul
-from ..neurons import LIF, AdaptiveLIF
+from ..adjoints import Checkpointed, Direct
 from ..core.integrators import exp_euler_linear
+from ..evaluation import LayerByLayer, StepByStep
+from ..event_matmul import event_matmul
+from ..monitors import CountMonitor, MeanMonitor, SpikeMonitor, StateMonitor
+from ..network import Network, Population
+from ..neurons import LIF, AdaptiveLIF, LeakyIntegrator
+from ..plasticity.modulators import Signal
+from ..projections import DenseProjection, EventProjection
 from ..propagation import EventOperator
-from ..synapses import Exponential
-from . import bptt, fused_lif
+from ..simulate import run
+from ..synapses import CurrentOutput, Exponential, Instant, Receptor
+from . import bptt
 from .bijections import Constrained, Positive, resolve
 
 
@@ -141,9 +148,9 @@ class SpikingLayer(eqx.Module):
             (ms, > 0) filters the input current.
         sparse_p: if given, the input projection is a ``SparseLinear`` with connection probability p.
         dt: time step, ms.
-        fused: in ``Sequential``'s ``"full"`` mode, run the whole sequence of a plain-``LIF`` layer
-            without synapse as one fused operation (``brainsim.train.fused_lif``: same equations, same
-            results, much less per-step overhead) instead of a scan over ``step``.
+        fused: in ``Sequential``'s ``"full"`` mode, let the layer's population run as one fused operation
+            over the whole sequence where its structure allows (``brainsim.evaluation.LayerByLayer``: plain
+            ``LIF`` without synapse; same equations, same results, much less per-step overhead).
     """
 
     projection: eqx.Module
@@ -199,32 +206,6 @@ class SpikingLayer(eqx.Module):
         neuron_state, spikes = p.neuron.step(state.neuron, current, p.dt)
         return LayerState(neuron_state, syn, spikes), (spikes, neuron_state.v)
 
-    def run_fused(self, xs: Array, readout: Optional["LeakyReadout"] = None):
-        """All steps at once from ``init()`` (see ``fused_lif``): ``(T, n_in)`` inputs -> (spikes, v).
-
-        An event-driven ``Linear`` projection runs inside the fused operation (the ``(T, n_out)`` input
-        currents are never stored, and its weight gradient visits only the nonzero inputs); another
-        projection is applied first. With ``readout`` (a ``LeakyReadout`` fed by this layer, see
-        ``fused_lif.fusable_readout``) the readout runs inside the operation too, and the result is
-        ``(spikes, v, u)`` with ``u`` the readout's output ``(T, readout.n_out)``."""
-        p = resolve(self)
-        fused_readout = {}
-        if readout is not None:
-            if not fused_lif.fusable_readout(self, readout):
-                raise ValueError("SpikingLayer.run_fused: the readout must be a LeakyReadout with a Linear projection, "
-                                 f"{self.n_out} inputs and the layer's dt ({self.dt} ms)")
-            r = resolve(readout)
-            fused_readout = dict(readout=(r.projection.weight, r.projection.bias, r.tau))
-        state = p.init()
-        projection = p.projection
-        if isinstance(projection, Linear) and projection.events:
-            projection.check_input(xs)
-            inputs, fused_projection = xs, dict(w_in=projection.weight, b_in=projection.bias)
-        else:
-            inputs, fused_projection = p.project(xs), {}
-        return fused_lif.lif_sequence(p.neuron, inputs, state.neuron.v, state.neuron.refractory, state.spikes,
-                                      p.recurrent_weight, dt=p.dt, **fused_projection, **fused_readout)
-
 
 class ReadoutState(NamedTuple):
     v: Array  # mV
@@ -270,16 +251,17 @@ def _is_spiking(layer) -> bool:
 class Sequential(eqx.Module):
     """A stack of layers run over time: ``outputs, aux = net(xs, mode=...)`` for one example ``xs (T, n_in)``.
 
-    ``mode="full"`` runs layer by layer: each layer's input projection is computed for all T steps at
-    once (exact: the layers are feed-forward between each other) and only the state-dependent part is
-    scanned; a fused spiking layer (``fused_lif``) runs as one operation, together with a
-    ``LeakyReadout`` right behind it. ``mode="checkpointed"`` runs one fused scan over time (projections
-    inside the step, so nothing of size T is kept but the outputs) with ``sqrt(T)`` checkpointing. For the spatial-only /
-    truncated modes use ``net.online_loss`` (the loss must be a sum over steps).
+    The model is a ``Network`` (``to_network``: a ``Signal`` population replaying ``xs``, one population per
+    layer, ``DenseProjection(same_step=True)`` between them) and ``__call__`` is ``brainsim.simulate.run`` of it
+    with monitors: ``mode="full"`` runs it population by population (``LayerByLayer``: a plain-LIF layer runs as
+    one fused operation, together with the readout right behind it; other layers are scanned) with full BPTT;
+    ``mode="checkpointed"`` runs it step by step with the ``Checkpointed(chunk)`` adjoint (memory O(sqrt(T))).
+    For the spatial-only / truncated modes use ``net.online_loss`` (the loss must be a sum over steps).
 
-    Returns ``outputs`` ``(T, n_out)`` (the last layer's output: readout membrane or spikes) and ``aux``,
-    a dict with, per spiking layer, ``counts`` (spikes per neuron over the sequence) and ``v_mean``,
-    ``v_sq`` (time-averaged v and v**2 per neuron), and with ``record=True`` the full ``spikes`` and ``v``.
+    Returns ``outputs`` ``(T, n_out)`` (the last layer's output after every step: readout membrane, mV, or
+    spikes) and ``aux``, a dict with, per spiking layer, ``counts`` (spikes per neuron over the sequence) and
+    ``v_mean``, ``v_sq`` (time-averaged v and v**2 per neuron, after every step), and with ``record=True``
+    the full ``spikes`` and ``v``.
     """
 
     layers: tuple
@@ -298,6 +280,14 @@ class Sequential(eqx.Module):
     def n_out(self) -> int:
         return self.layers[-1].n_out
 
+    @property
+    def dt(self) -> float:
+        """The time step (ms) all layers share."""
+        dts = {float(layer.dt) for layer in self.layers}
+        if len(dts) != 1:
+            raise ValueError(f"Sequential: the layers have different time steps {sorted(dts)} ms")
+        return dts.pop()
+
     def check_input(self, xs) -> None:
         if xs.ndim != 2 or xs.shape[-1] != self.n_in:
             raise ValueError(f"Sequential: one example must have shape (T, {self.n_in}), got {xs.shape}; "
@@ -306,48 +296,50 @@ class Sequential(eqx.Module):
     def init(self):
         return tuple(layer.init() for layer in self.layers)
 
-    def __call__(self, xs: Array, *, mode: str = "full", chunk: Optional[int] = None, record: bool = False):
+    def population_names(self) -> list:
+        """The network form's population of each layer: ``"layer0"``, ``"layer1"``, ..., ``"readout"``."""
+        return ["readout" if isinstance(layer, LeakyReadout) else f"layer{i}" for i, layer in enumerate(self.layers)]
+
+    def __call__(self, xs: Array, *, mode: str = "full", chunk: Optional[int] = None, record: bool = False,
+                 dt: Optional[float] = None):
+        """Run one example ``xs (T, n_in)``; ``dt`` (ms), if given, must be the layers' own."""
         self.check_input(xs)
         bptt.check_mode(mode, "Sequential")
+        if mode not in ("full", "checkpointed"):
+            raise ValueError(f"Sequential: mode {mode!r} needs a per-step loss; use Sequential.online_loss")
+        if dt is not None and float(dt) != self.dt:
+            raise ValueError(f"Sequential: dt = {dt} ms, but the layers were built for dt = {self.dt} ms")
+        network, dt = self.to_network(xs)
+        names = self.population_names()
+        spiking = [name for name, layer in zip(names, self.layers) if _is_spiking(layer)]
+        last = names[-1]
+        output = (StateMonitor(last, "v", when="end") if isinstance(self.layers[-1], LeakyReadout)
+                  else SpikeMonitor(last, differentiable=True))
+        monitors = [output]
+        for name in spiking:
+            monitors += [CountMonitor(name), MeanMonitor(name, "v"), MeanMonitor(name, "v", power=2)]
+            if record:
+                monitors += [SpikeMonitor(name, differentiable=True), StateMonitor(name, "v", when="end")]
         if mode == "full":
-            return self._layerwise(xs, record)
-        if mode == "checkpointed":
-            return self._fused(xs, chunk, record)
-        raise ValueError(f"Sequential: mode {mode!r} needs a per-step loss; use Sequential.online_loss")
-
-    def _layerwise(self, xs, record):
-        aux = {"counts": [], "v_mean": [], "v_sq": [], "spikes": [], "v": []}
-        h = xs
-        layers = [resolve(layer) for layer in self.layers]  # constrained parameters once per sequence
-        i = 0
-        while i < len(layers):
-            layer = layers[i]
-            after = layers[i + 1] if i + 1 < len(layers) else None
-            readout_out = None  # the output of a readout run inside this layer's fused operation
-            if _is_spiking(layer) and layer.fused and fused_lif.supports(layer):
-                if fused_lif.fusable_readout(layer, after):
-                    h, v, readout_out = layer.run_fused(h, readout=after)
-                else:
-                    h, v = layer.run_fused(h)
-            else:
-                _, (h, v) = jax.lax.scan(lambda s, c: layer.step(s, c), layer.init(), layer.project(h))
-            if _is_spiking(layer):
-                aux["counts"].append(h.sum(0))
-                aux["v_mean"].append(v.mean(0))
-                aux["v_sq"].append((v * v).mean(0))
-                if record:
-                    aux["spikes"].append(h)
-                    aux["v"].append(v)
-            i += 1
-            if readout_out is not None:  # the readout behind this layer has run too
-                h = readout_out
-                i += 1
-        if not record:
-            del aux["spikes"], aux["v"]
-        return h, aux
+            fuse = {name for name, layer in zip(names, self.layers) if not _is_spiking(layer) or layer.fused}
+            order, adjoint = LayerByLayer(fuse=fuse), Direct()
+        else:
+            order, adjoint = StepByStep(), Checkpointed(chunk)
+        _, records = run(network, network.init(dt), xs.shape[0], dt, key=jax.random.key(0), monitors=monitors,
+                         order=order, adjoint=adjoint)
+        per_layer = 5 if record else 3
+        aux = {"counts": [], "v_mean": [], "v_sq": []}
+        if record:
+            aux.update(spikes=[], v=[])
+        for k in range(len(spiking)):
+            values = records[1 + per_layer * k: 1 + per_layer * (k + 1)]
+            for key_, value in zip(("counts", "v_mean", "v_sq", "spikes", "v"), values):
+                aux[key_].append(value)
+        return records[0], aux
 
     def step(self, state, x_t):
-        """One fused step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``."""
+        """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``
+        (the step ``online_loss`` differentiates window by window)."""
         h, new_state, hidden = x_t, [], []
         for layer, s in zip(self.layers, state):
             s, (h, v) = layer.step(s, layer.project(h))
@@ -356,72 +348,45 @@ class Sequential(eqx.Module):
                 hidden.append((h, v))
         return tuple(new_state), (h, hidden)
 
-    def _fused(self, xs, chunk, record):
-        net = resolve(self)  # constrained parameters once per sequence, not once per step
-        acc0 = [tuple(jnp.zeros((layer.n_out,)) for _ in range(3)) for layer in net.layers if _is_spiking(layer)]
-
-        def body(carry, x_t):
-            state, acc = carry
-            state, (out, hidden) = net.step(state, x_t)
-            acc = [(c + s, vm + v, vs + v * v) for (c, vm, vs), (s, v) in zip(acc, hidden)]
-            return (state, acc), ((out, hidden) if record else out)
-
-        (_, acc), ys = bptt.scan(body, (net.init(), acc0), xs, mode="checkpointed", chunk=chunk)
-        T = xs.shape[0]
-        aux = {"counts": [a[0] for a in acc], "v_mean": [a[1] / T for a in acc], "v_sq": [a[2] / T for a in acc]}
-        if record:
-            ys, hidden = ys
-            aux["spikes"] = [s for s, _ in hidden]
-            aux["v"] = [v for _, v in hidden]
-        return ys, aux
-
     def to_network(self, xs: Optional[Array] = None, *, n_steps: Optional[int] = None):
         """This model as a ``brainsim.Network`` of the same populations and projections: ``(network, dt)``.
 
         Populations, in order: ``"in"`` (a ``Signal`` replaying ``xs (T, n_in)``, or zeros for ``n_steps``),
         ``"layer0"``, ``"layer1"``, ... (each layer's own neuron model with a current receptor ``"I"``: its synapse,
-        or ``Instant`` without one), and ``"readout"`` for a ``LeakyReadout`` (an ``LIF`` with C_m = 1 pF, the
-        readout's tau and a threshold out of reach). Input projections are ``DenseProjection(same_step=True)``
-        (weights and bias of ``Linear``; a ``SparseLinear`` becomes its dense matrix): the layer sees its input
-        in the same step, as in ``Sequential``; recurrent weights are ordinary ``DenseProjection``s (the previous
-        step's spikes). ``run``/``simulate`` of the network with ``dt`` then reproduce the model's spikes and
-        membrane potentials (``StateMonitor`` records at the start of a step: the readout's output at step t is
-        its ``v`` recorded at step t + 1).
+        or ``Instant`` without one), and ``"readout"`` for a ``LeakyReadout`` (a ``LeakyIntegrator`` with C_m = 1 pF
+        and the readout's tau). Input projections deliver within the step (``same_step=True``): a
+        ``DenseProjection`` with the weights and bias of a ``Linear``, an ``EventProjection`` with the operator of a
+        ``SparseLinear``; the layer sees its input in the same step. Recurrent weights are ordinary
+        ``DenseProjection``s (the previous step's spikes). ``run``/``simulate`` of the network with ``dt`` give the
+        model's spikes and membrane potentials (``StateMonitor(..., when="end")`` records what a step produced).
+        Works inside ``jit``/``grad`` (the parameters may be traced): ``__call__`` runs this network.
         """
-        from ..network import Network, Population
-        from ..plasticity.modulators import Signal
-        from ..projections import DenseProjection
-        from ..synapses import CurrentOutput, Instant, Receptor
-
         model = resolve(self)
-        dts = {float(layer.dt) for layer in model.layers}
-        if len(dts) != 1:
-            raise ValueError(f"Sequential.to_network: the layers have different time steps {sorted(dts)} ms")
+        dt = self.dt
         if xs is None:
             if n_steps is None:
                 raise ValueError("Sequential.to_network: give the input xs (T, n_in) or n_steps")
             xs = jnp.zeros((int(n_steps), self.n_in))
         self.check_input(xs)
-        populations = {"in": Population(Signal(np.asarray(xs, np.float32)))}
+        populations = {"in": Population(Signal(xs))}
         projections, previous = {}, "in"
-        for i, layer in enumerate(model.layers):
-            name = "readout" if isinstance(layer, LeakyReadout) else f"layer{i}"
+        for name, layer in zip(self.population_names(), model.layers):
             if isinstance(layer, LeakyReadout):
-                neuron = LIF(layer.n_out, tau_m=layer.tau, C_m=1.0, v_rest=0.0, v_th=1e30, v_reset=0.0, t_ref=0.0)
-                kinetics = Instant()
+                neuron, kinetics = LeakyIntegrator(layer.n_out, tau=layer.tau, C_m=1.0), Instant()
             else:
                 neuron, kinetics = layer.neuron, (layer.synapse if layer.synapse is not None else Instant())
             populations[name] = Population(neuron, {"I": Receptor(kinetics, CurrentOutput())})
             projection = layer.projection
             if isinstance(projection, Linear):
-                weight, bias = projection.weight, projection.bias
+                projections[f"{previous}->{name}"] = DenseProjection(previous, name, "I", projection.weight,
+                                                                     bias=projection.bias, same_step=True)
             else:
-                weight, bias = projection.operator.to_dense(), None
-            projections[f"{previous}->{name}"] = DenseProjection(previous, name, "I", weight, bias=bias, same_step=True)
+                projections[f"{previous}->{name}"] = EventProjection(previous, name, "I", projection.operator,
+                                                                     same_step=True)
             if isinstance(layer, SpikingLayer) and layer.recurrent:
                 projections[f"{name}->{name}"] = DenseProjection(name, name, "I", layer.recurrent_weight)
             previous = name
-        return Network(populations, projections), dts.pop()
+        return Network(populations, projections), dt
 
     def online_loss(self, step_loss, xs, *args, window: int = 1):
         """Truncated / spatial-only BPTT: ``sum_t step_loss(out_t, *args)`` with O(window) memory.

@@ -14,8 +14,8 @@ period, value or subtract reset, the chosen surrogate derivative) for all T step
   ``w_in`` of the nonzero inputs and never stored, and the backward sweep accumulates the gradients of
   ``w_in`` and ``b_in`` over the same nonzero inputs (the currents' cotangent is materialised only if
   the gradient with respect to x itself is asked for);
-- with a leaky-integrator readout fused in (``readout=(w_out, b_out, tau)``, used by ``Sequential`` for a
-  ``LeakyReadout`` behind the layer), the op also integrates the readout membrane
+- with a leaky-integrator readout fused in (``readout=(w_out, b_out, tau)``, used by ``run(order=LayerByLayer())``
+  for a ``LeakyIntegrator`` population fed only by the layer), the op also integrates the readout membrane
   ``u_t = v_inf + (u_{t-1} - v_inf) exp(-dt / tau)``, ``v_inf = tau (s_t @ w_out + b_out) / C_m`` (C_m = 1 pF)
   from the spikes as they are made, and the backward sweep takes u's cotangent ``(T, O)``: the spikes'
   cotangent ``dI_out @ w_out.T`` is formed step by step in cache instead of as a ``(T, H)`` array.
@@ -43,11 +43,11 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching
 
-from .. import _kernels
-from .._primitives import register, zero_tangent
-from ..neurons import LIF
-from ..core.integrators import exp_euler_linear
-from ..neurons.lif import LIFState
+from . import _kernels
+from ._primitives import register, zero_tangent
+from .neurons import LIF
+from .core.integrators import exp_euler_linear
+from .neurons.lif import LIFState
 
 
 # Native binding: the forward and backward sweeps (brainsim/_kernels/lif_layer.cc).
@@ -64,7 +64,7 @@ def lif_layer_available() -> bool:
     return _LIF_LAYER.available()
 
 
-def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs):
+def lif_forward_native(x, w_in, b_in, v0, ref0, i0, w, p, r, **attrs):
     """Fused LIF-layer forward sweep (see ``lif_layer.cc``) over ``x``: the input currents ``(B, T, H)``, or
     with ``projected=1`` the layer input ``(B, T, K)`` projected by ``w_in`` ``(K, H)`` and ``b_in`` ``(H,)``
     inside the kernel; with ``readout=1`` a leaky-integrator readout with parameters ``r`` ``(H + 2, O)``
@@ -82,7 +82,7 @@ def lif_forward_native(x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs):
     flags = jax.ShapeDtypeStruct(x.shape[:1], jnp.uint32)
     s_bits = jax.ShapeDtypeStruct(lif_s_bits_shape(shape), jnp.uint32)
     return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, u, frozen, x_mask, flags, s_bits), vmap_method="sequential")(
-        x, w_in, b_in, v0, ref0, s0, w, p, r, **attrs)
+        x, w_in, b_in, v0, ref0, i0, w, p, r, **attrs)
 
 
 def lif_u_shape(x_shape, r_shape, readout: bool):
@@ -104,9 +104,9 @@ def lif_s_bits_shape(s_shape):
     return (b, t, (h + 31) // 32)
 
 
-def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
+def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, i0, w, p, r,
                         **attrs):
-    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, ds0, dW, dP, dR). dI (the cotangent
+    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, di0, dW, dP, dR). dI (the cotangent
     of the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
     otherwise); dW_in and db_in only with ``projected=1``, dW only with ``recurrent=1``, dW_in and dW as the
     two threads' parts ``(2, K, H)`` and ``(2, H, H)`` (the caller sums them); dR (the readout's ``(H + 2, O)``) only with
@@ -115,12 +115,12 @@ def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x
     f32 = jnp.float32
     projected = bool(attrs["projected"])
     shapes = (v.shape if attrs["write_di"] else (1,), (2,) + w_in.shape if projected else (1, 1),
-              b_in.shape if projected else (1,), v0.shape, s0.shape, (2,) + w.shape if attrs["recurrent"] else (1, 1),
+              b_in.shape if projected else (1,), v0.shape, i0.shape, (2,) + w.shape if attrs["recurrent"] else (1, 1),
               p.shape,
               r.shape if attrs["readout"] else (1, 1))
     return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
                             vmap_method="sequential")(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in,
-                                                      b_in, v0, s0, w, p, r, **attrs)
+                                                      b_in, v0, i0, w, p, r, **attrs)
 
 
 
@@ -133,7 +133,7 @@ lif_layer_lin_p = Primitive("brainsim_lif_layer_lin")
 lif_layer_lin_p.multiple_results = True
 
 _N_PRIMAL = 9  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
-# (1,) unless projected); v0, ref0, s0 (B, H); w (H, H) or (1, 1); p (6, H); r (H + 2, O) or (1, 1)
+# (1,) unless projected); v0, ref0, i0 (B, H); w (H, H) or (1, 1); p (6, H); r (H + 2, O) or (1, 1)
 _N_OUT = 7  # S, V (float, (B, T, H)), the readout's u (B, T, O) or a (B, 1, 1) placeholder, the refractory mask
 # (uint8, (B, T, H); left unwritten for examples that can never be refractory), then the bit mask of the
 # projected input's nonzero entries, per-example flags (uint32; "all nonzero inputs are 1", "never
@@ -142,26 +142,10 @@ _N_OUT = 7  # S, V (float, (B, T, H)), the readout's u (B, T, O) or a (B, 1, 1) 
 _N_DIFF = 3  # S, V, u: the differentiable outputs
 
 
-def supports(layer) -> bool:
-    """Whether ``lif_sequence`` can run this ``SpikingLayer`` (plain LIF neurons, exponential Euler,
-    current input without a synapse, a surrogate other than the population-dependent ``"membrane"``, and
-    the layer's own ``step``, not a subclass's)."""
-    from .layers import SpikingLayer
-
-    neuron = layer.neuron
-    return (type(neuron) is LIF and neuron.method == "exp_euler" and neuron.surrogate in NATIVE_SURROGATES
-            and layer.synapse is None
-            and type(layer).step is SpikingLayer.step)  # a subclass that changes the step is scanned
-
-
-def fusable_readout(layer, readout) -> bool:
-    """Whether the layer after the fused ``layer`` is a ``LeakyReadout`` that can run inside its operation
-    (``lif_sequence(..., readout=...)``): a dense ``Linear`` projection, the same ``dt``, and the readout's
-    own ``step``, not a subclass's."""
-    from .layers import LeakyReadout, Linear
-
-    return (isinstance(readout, LeakyReadout) and type(readout).step is LeakyReadout.step
-            and type(readout.projection) is Linear and readout.dt == layer.dt and readout.n_in == layer.n_out)
+def supports(neuron) -> bool:
+    """Whether ``lif_sequence`` can run populations of ``neuron``: plain ``LIF`` (a final class) with exponential
+    Euler and a surrogate the kernel implements (not the population-dependent ``"membrane"``)."""
+    return type(neuron) is LIF and neuron.method == "exp_euler" and neuron.surrogate in NATIVE_SURROGATES
 
 
 def pack_params(neuron: LIF):
@@ -169,9 +153,11 @@ def pack_params(neuron: LIF):
     return jnp.stack([jnp.broadcast_to(getattr(neuron, n), (neuron.size,)) for n in PARAM_NAMES])
 
 
-def lif_sequence(neuron: LIF, i_ext, v0, ref0, s0, w=None, *, dt: float, w_in=None, b_in=None, readout=None):
+def lif_sequence(neuron: LIF, i_ext, v0, ref0, i0=None, w=None, *, dt: float, w_in=None, b_in=None, readout=None):
     """Run ``neuron`` (a resolved ``LIF``) over ``i_ext`` ``(T, H)`` (pA) from state ``v0`` (mV), ``ref0``
-    (ms), previous spikes ``s0``, with recurrent weights ``w`` ``(H, H)`` (pA per spike) or None.
+    (ms), with recurrent weights ``w`` ``(H, H)`` (pA per spike) or None. ``i0`` ``(H,)`` (pA, default 0) is the
+    current already at the neurons when the sequence starts (what the spikes of the step before it sent through
+    ``w`` in a continued run), added to the input of the first step.
 
     With ``w_in`` ``(K, H)`` (pA per unit input) and optionally ``b_in`` ``(H,)`` (pA), ``i_ext`` is the
     layer input ``x`` ``(T, K)`` instead, and the currents ``x @ w_in + b_in`` are computed inside the op.
@@ -180,7 +166,7 @@ def lif_sequence(neuron: LIF, i_ext, v0, ref0, s0, w=None, *, dt: float, w_in=No
     leaky-integrator readout from ``u = 0`` runs behind the layer (``LeakyReadout.step`` on the spikes).
 
     Returns ``(spikes, v)``, each ``(T, H)``: the same as scanning ``LIF.step`` with input
-    ``i_ext[t] + spikes[t-1] @ w``; with a readout ``(spikes, v, u)``, u the readout membrane ``(T, O)`` (mV).
+    ``i_ext[t] + spikes[t-1] @ w`` (``+ i0`` at t = 0); with a readout ``(spikes, v, u)``, u the readout membrane ``(T, O)`` (mV).
     """
     h = neuron.size
     projected = w_in is not None
@@ -202,10 +188,11 @@ def lif_sequence(neuron: LIF, i_ext, v0, ref0, s0, w=None, *, dt: float, w_in=No
     else:
         w_in, b_in = jnp.zeros((1, 1), dtype), jnp.zeros((1,), dtype)
     r = jnp.zeros((1, 1), dtype) if readout is None else pack_readout(*readout, h, dtype)
+    i0 = jnp.zeros((h,), dtype) if i0 is None else jnp.broadcast_to(jnp.asarray(i0, dtype), (h,))
     params = dict(dt=float(dt), subtract=neuron.reset == "subtract", recurrent=recurrent, projected=projected,
                   readout=readout is not None, surrogate=neuron.surrogate, slope=float(neuron.slope))
     outs = lif_layer_p.bind(i_ext.astype(dtype)[None], w_in, b_in, jnp.asarray(v0, dtype)[None],
-                            jnp.asarray(ref0, dtype)[None], jnp.asarray(s0, dtype)[None], w_arr,
+                            jnp.asarray(ref0, dtype)[None], i0[None], w_arr,
                             pack_params(neuron).astype(dtype), r, **params)
     if readout is None:
         return outs[0][0], outs[1][0]
@@ -244,21 +231,21 @@ def _readout_reference(s, r, dt):
     return jnp.moveaxis(jax.lax.scan(step, jnp.zeros(currents.shape[1:], s.dtype), currents)[1], 0, 1)
 
 
-def _reference(x, w_in, b_in, v0, ref0, s0, w, p, r, *, dt, subtract, recurrent, projected, readout, surrogate,
+def _reference(x, w_in, b_in, v0, ref0, i0, w, p, r, *, dt, subtract, recurrent, projected, readout, surrogate,
                slope):
     neuron = _neuron_from(p, subtract, surrogate, slope)
     i_ext = x @ w_in + b_in if projected else x
 
-    def one(i_seq, v, ref, s):
+    def one(i_seq, v, ref):
         def step(carry, i_t):
             v, ref, s_prev = carry
             cur = i_t + s_prev @ w if recurrent else i_t
             state, s, v_new, frozen = neuron.step_parts(LIFState(v, ref), cur, dt)
             return (state.v, state.refractory, s), (s, state.v, frozen.astype(jnp.uint8))
 
-        return jax.lax.scan(step, (v, ref, s), i_seq)[1]
+        return jax.lax.scan(step, (v, ref, jnp.zeros_like(v)), i_seq)[1]
 
-    s, v, frozen = jax.vmap(one)(i_ext, v0, ref0, s0)
+    s, v, frozen = jax.vmap(one)(i_ext.at[:, 0].add(i0), v0, ref0)
     u = _readout_reference(s, r, dt) if readout else jnp.zeros(lif_u_shape(x.shape, r.shape, False), s.dtype)
     # the kernel's input residuals, unused by this path's own (autodiff) backward pass
     return [s, v, u, frozen, jnp.zeros(lif_x_mask_shape(x.shape, projected), jnp.uint32),
@@ -303,13 +290,13 @@ def _backward(cts, primals, outs, params, needed):
         return [g for g, n in zip(grads, needed) if n]
 
     def native(ct_s, ct_v, ct_u, *primals):
-        x, w_in, b_in, v0, ref0, s0, w, p, r = primals
+        x, w_in, b_in, v0, ref0, i0, w, p, r = primals
         _, v, u, frozen, x_mask, flags, s_bits = outs
         projected = params["projected"]
         write_di = needed[0]  # the currents' cotangent: x's own gradient, or needed to form it
         surrogate = np.int64(NATIVE_SURROGATES.index(params["surrogate"]))
-        d_i, d_w_in, d_b_in, d_v0, d_s0, d_w, d_p, d_r = lif_backward_native(
-            ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, s0, w, p, r,
+        d_i, d_w_in, d_b_in, d_v0, d_i0, d_w, d_p, d_r = lif_backward_native(
+            ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, i0, w, p, r,
             surrogate=surrogate, slope=np.float32(params["slope"]), ct_s_zero=np.int64(zero[0]),
             ct_v_zero=np.int64(zero[1]), write_di=np.int64(write_di), **_kernel_attrs(params))
         # dW_in and dW come as the kernel threads' two parts: summed here, the sum fuses into their consumers
@@ -321,7 +308,7 @@ def _backward(cts, primals, outs, params, needed):
             d_x, d_w_in, d_b_in = d_i, jnp.zeros_like(w_in), jnp.zeros_like(b_in)
         if not params["readout"]:
             d_r = jnp.zeros_like(r)
-        grads = [d_x, d_w_in, d_b_in, d_v0, jnp.zeros_like(ref0), d_s0, d_w, d_p, d_r]
+        grads = [d_x, d_w_in, d_b_in, d_v0, jnp.zeros_like(ref0), d_i0, d_w, d_p, d_r]
         return [g for g, n in zip(grads, needed) if n]
 
     return _kernels.cpu_or_pure(native, reference, ct_s, ct_v, ct_u, *primals,
@@ -339,7 +326,7 @@ register(lif_layer_lin_p, _lin_impl, _PARAMS, multiple_results=True)
 
 
 @lif_layer_p.def_abstract_eval
-def _forward_abstract(x, w_in, b_in, v0, ref0, s0, w, p, r, **params):
+def _forward_abstract(x, w_in, b_in, v0, ref0, i0, w, p, r, **params):
     shape = x.shape[:2] + (p.shape[1],)  # (B, T, H)
     return [jax.core.ShapedArray(shape, x.dtype), jax.core.ShapedArray(shape, x.dtype),
             jax.core.ShapedArray(lif_u_shape(x.shape, r.shape, params["readout"]), x.dtype),
@@ -382,7 +369,7 @@ ad.primitive_transposes[lif_layer_lin_p] = _lin_transpose
 
 # --- batching ---------------------------------------------------------------------------------------------
 
-_PER_EXAMPLE = (0, 3, 4, 5)  # x, v0, ref0, s0: the primals with the kernel's batch axis
+_PER_EXAMPLE = (0, 3, 4, 5)  # x, v0, ref0, i0: the primals with the kernel's batch axis
 _SHARED = (1, 2, 6, 7, 8)  # w_in, b_in, w, p, r
 
 

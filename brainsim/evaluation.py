@@ -1,0 +1,310 @@
+"""In which order ``run`` computes a network's steps: a strategy given to ``brainsim.simulate.run(order=...)``.
+
+Both orders compute the same steps (``Network.step``'s order of operations, the same keys), so the trajectory
+and the records are the same whichever is chosen, up to float rounding:
+
+- ``StepByStep()`` (default): one loop over time, every population and projection within each step. Serves
+  every network.
+- ``LayerByLayer(fuse=True)``: one population at a time, each over all the steps, in the order of the
+  network's populations: the order of feed-forward machine-learning models. It serves networks in which every
+  projection either delivers within the step (``same_step``) from an earlier population or connects a
+  population to itself (recurrence), without network signals; for such networks it lets a population run as
+  one operation over the whole sequence where one exists:
+
+  * a source whose output is a recorded series (``AbstractSource.replay``: ``Signal``) is read at once;
+  * a population of plain ``LIF`` neurons (exponential Euler) with one ``Instant`` current receptor, fed by one
+    ``DenseProjection(same_step=True)`` and at most one recurrent ``DenseProjection`` without bias, and no
+    drive or injected current, runs as the fused LIF sequence (``brainsim.fused_lif``: forward and backward
+    sweeps in native code on CPU), together with a ``LeakyIntegrator`` population fed only by it through a
+    ``DenseProjection(same_step=True)`` right behind it, provided the monitors of these populations read no
+    state variable but ``v``. ``fuse`` (True, False, or the names of the populations allowed) chooses where.
+
+  Every other population steps in a loop of its own (``Population.step``, its drives, its recurrent
+  projections).
+
+The adjoint (``brainsim.adjoints``) differentiates each loop either order runs.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Collection, NamedTuple, Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from . import fused_lif
+from ._types import Array
+from .core.contracts import AbstractSource, StepContext
+from .network import Network, NetworkState, _start_time
+from .neurons import LeakyIntegrator
+from .projections import DenseProjection
+from .synapses.kinetics import Instant
+from .synapses.outputs import CurrentOutput
+
+
+class AbstractOrder(eqx.Module):
+    """``run(network, state, n_steps, dt, key, monitors, currents, unroll, adjoint) -> (state, records)``: the
+    loops of ``brainsim.simulate.run`` (arguments checked there; ``currents`` maps population names to
+    ``(n_steps, size)`` or ``(n_steps,)`` arrays, records align with ``monitors``)."""
+
+    @abc.abstractmethod
+    def run(self, network: Network, state: NetworkState, n_steps: int, dt: float, key, monitors: tuple,
+            currents: dict, unroll: int, adjoint):
+        ...
+
+
+def _size(network: Network, monitor) -> int:
+    return network.populations[monitor.population].size
+
+
+class StepByStep(AbstractOrder):
+    """One loop over time; each step is ``Network.step``."""
+
+    def run(self, network, state, n_steps, dt, key, monitors, currents, unroll, adjoint):
+        accs = [m.init(_size(network, m), n_steps) for m in monitors]
+        first_step = state.step
+
+        def body(carry, xs):
+            state, accs = carry
+            i, step_currents = xs
+            new, spikes = network.step(state, dt, key=jax.random.fold_in(key, first_step + i),
+                                       currents=step_currents)
+            accs, ys = list(accs), []
+            for j, m in enumerate(monitors):
+                p = m.population
+                accs[j], y = m.update(accs[j], i, state.neurons[p], new.neurons[p], spikes[p], dt)
+                ys.append(y)
+            return (new, accs), ys
+
+        steps = jnp.arange(n_steps, dtype=jnp.int32)  # the dtype of NetworkState.step
+        (state, accs), ys = adjoint.scan(body, (state, accs), (steps, currents or None), unroll=unroll)
+        return state, tuple(m.finish(acc, y, n_steps) for m, acc, y in zip(monitors, accs, ys))
+
+
+class Membrane(NamedTuple):
+    """The part of a population's state a fused sequence keeps: the membrane potential (mV)."""
+
+    v: Array
+
+
+class LayerByLayer(AbstractOrder):
+    """One population at a time over all the steps (module docstring).
+
+    Args:
+        fuse: let populations run as fused sequence operations (True), never (False), or only those named.
+    """
+
+    fuse: Union[bool, frozenset] = eqx.field(static=True)
+
+    def __init__(self, fuse: Union[bool, Collection[str]] = True):
+        self.fuse = fuse if isinstance(fuse, bool) else frozenset(fuse)
+
+    def check(self, network: Network) -> None:
+        """Raise unless every projection is same-step from an earlier population or recurrent, without signals."""
+        if network.signals:
+            raise ValueError("LayerByLayer: the network has signals (computed from every population's state each "
+                             "step); run it with order=StepByStep()")
+        for name, proj in network.projections.items():
+            if not (proj.same_step or proj.pre == proj.post):
+                raise ValueError(f"LayerByLayer: projection {name!r} ({proj.pre}->{proj.post}) delivers after the "
+                                 "step between two populations; only same_step projections and recurrent ones "
+                                 "(pre == post) can run population by population. Use order=StepByStep()")
+
+    def _may_fuse(self, name: str) -> bool:
+        return self.fuse if isinstance(self.fuse, bool) else name in self.fuse
+
+    def run(self, network, state, n_steps, dt, key, monitors, currents, unroll, adjoint):
+        self.check(network)
+        names = list(network.populations)
+        n_keys = len(names) + len(network.drives)
+        steps = jnp.arange(n_steps, dtype=jnp.int32)
+        keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, state.step + i), n_keys))(steps)
+        outputs, records = {}, [None] * len(monitors)
+        neurons, receptors, projections = {}, {}, {}
+        done = set()
+        for index, name in enumerate(names):
+            if name in done:
+                continue
+            mine = [j for j, m in enumerate(monitors) if m.population == name]
+            reads = {v for j in mine for v in monitors[j].reads}
+            pop = network.populations[name]
+            model_state = state.neurons[name]
+            replayed = pop.model.replay(model_state, n_steps) if isinstance(pop.model, AbstractSource) else None
+            if replayed is not None and not reads and not any(d.target == name for d in network.drives):
+                neurons[name], outputs[name] = replayed
+                receptors[name] = state.receptors[name]
+                for j in mine:
+                    records[j] = monitors[j].record_sequence(steps, None, None, outputs[name], dt)
+                done.add(name)
+                continue
+            plan = self._fusion(network, name, currents, monitors) if self._may_fuse(name) else None
+            if plan is not None:
+                fused = self._run_fused(network, state, plan, outputs, n_steps, dt, steps, monitors, records)
+                for pname, (model_state, receptor_states, spikes) in fused.items():
+                    neurons[pname], receptors[pname], outputs[pname] = model_state, receptor_states, spikes
+                    done.add(pname)
+                continue
+            result = self._run_population(network, state, name, index, keys, outputs, currents.get(name), n_steps,
+                                          dt, steps, [(j, monitors[j]) for j in mine], unroll, adjoint)
+            (neurons[name], receptors[name], own), accs, (spikes, ys) = result
+            projections.update(own)
+            outputs[name] = spikes
+            for (j, m), acc, y in zip([(j, monitors[j]) for j in mine], accs, ys):
+                records[j] = m.finish(acc, y, n_steps)
+            done.add(name)
+        for pname, proj in network.projections.items():
+            projections.setdefault(pname, state.projections[pname])
+        new_state = NetworkState(step=state.step + n_steps, neurons=neurons, receptors=receptors,
+                                 projections={p: projections[p] for p in network.projections})
+        return new_state, tuple(records)
+
+    # ------------------------------------------------------------------------------------------ a population's loop
+    def _run_population(self, network, state, name, index, keys, outputs, current_seq, n_steps, dt, steps, mine,
+                        unroll, adjoint):
+        pop = network.populations[name]
+        incoming = {p: proj for p, proj in network.projections.items() if proj.post == name}
+        drives = [(d, drive) for d, drive in enumerate(network.drives) if drive.target == name]
+        n_pop = len(network.populations)
+        pre_seq = {proj.pre: outputs[proj.pre] for proj in incoming.values() if proj.same_step}
+        first_step = state.step
+        accs = [m.init(pop.size, n_steps) for _, m in mine]
+        carry = ((state.neurons[name], state.receptors[name], {p: state.projections[p] for p in incoming}), accs)
+
+        def body(carry, xs):
+            (model_state, receptor_states, proj_states), accs = carry
+            i, step_keys, pre_now, current = xs
+            receptor_states, proj_states = dict(receptor_states), dict(proj_states)
+            ctx = StepContext(dt=dt, step=first_step + i, spikes=dict(pre_now), signals={})
+
+            def deliver(pname, proj):
+                kinetics = pop.receptors[proj.receptor].kinetics
+                proj_states[pname], receptor_states[proj.receptor] = proj.deliver(
+                    proj_states[pname], receptor_states[proj.receptor], kinetics, ctx._replace(projection=pname))
+
+            for pname, proj in incoming.items():
+                if proj.same_step:
+                    deliver(pname, proj)
+            t = _start_time(first_step + i, dt)
+            total = sum((drive.current(t, dt) for _, drive in drives), jnp.zeros(()))
+            if current is not None:
+                total = total + current
+            new_state, spikes, receptor_states = pop.step(model_state, receptor_states, total, dt,
+                                                          key=step_keys[index])
+            for d, drive in drives:
+                receptor_states = drive.arrive(pop, receptor_states, dt, step_keys[n_pop + d])
+            ctx.spikes[name] = spikes
+            for pname, proj in incoming.items():
+                if not proj.same_step:
+                    deliver(pname, proj)
+            accs, ys = list(accs), []
+            for (_, m), k in zip(mine, range(len(accs))):
+                accs[k], y = m.update(accs[k], i, model_state, new_state, spikes, dt)
+                ys.append(y)
+            return ((new_state, receptor_states, proj_states), accs), (spikes, ys)
+
+        (final, accs), ys = adjoint.scan(body, carry, (steps, keys, pre_seq, current_seq), unroll=unroll)
+        return final, accs, ys
+
+    # ------------------------------------------------------------------------------------- fused LIF sequences
+    def _fusion(self, network, name, currents, monitors):
+        """``(name, input projection, recurrent projection or None, readout name or None)`` when ``name`` (and the
+        population behind it) can run as one fused LIF sequence, else None."""
+        pop = network.populations[name]
+        if not (fused_lif.supports(pop.model) and self._plain_current_population(network, name, currents, monitors)):
+            return None
+        incoming = [p for p in network.projections.values() if p.post == name]
+        feeds = [p for p in incoming if p.same_step]
+        loops = [p for p in incoming if not p.same_step]
+        if (len(feeds) != 1 or len(loops) > 1 or not all(type(p) is DenseProjection for p in incoming)
+                or (loops and loops[0].bias is not None)):
+            return None
+        names = list(network.populations)
+        after = names.index(name) + 1
+        readout = None
+        if after < len(names) and self._may_fuse(names[after]):
+            behind = names[after]
+            into = [p for p in network.projections.values() if p.post == behind]
+            if (type(network.populations[behind].model) is LeakyIntegrator
+                    and self._plain_current_population(network, behind, currents, monitors)
+                    and len(into) == 1 and type(into[0]) is DenseProjection and into[0].same_step
+                    and into[0].pre == name):
+                readout = (behind, into[0])
+        return name, feeds[0], (loops[0] if loops else None), readout
+
+    @staticmethod
+    def _plain_current_population(network, name, currents, monitors) -> bool:
+        """One ``Instant`` current receptor, no drive, no injected current, monitors reading only ``v``."""
+        pop = network.populations[name]
+        receptors = list(pop.receptors.values())
+        return (len(receptors) == 1 and type(receptors[0].kinetics) is Instant
+                and type(receptors[0].output) is CurrentOutput
+                and not any(d.target == name for d in network.drives) and name not in currents
+                and all(set(m.reads) <= {"v"} for m in monitors if m.population == name))
+
+    def _run_fused(self, network, state, plan, outputs, n_steps, dt, steps, monitors, records):
+        name, feed, loop, readout = plan
+        pop = network.populations[name]
+        (receptor, rec), = pop.receptors.items()
+        model_state = state.neurons[name]
+        i0 = rec.kinetics.value(state.receptors[name][receptor], dt)  # what arrived before the sequence
+        kwargs = dict(dt=dt, w_in=feed.weight, b_in=feed.bias)
+        w_rec = None if loop is None else loop.weight
+        fused_readout = None
+        if readout is not None:
+            behind, into = readout
+            model = network.populations[behind].model
+            c_m = model.C_m
+            fused_readout = (into.weight / c_m, None if into.bias is None else into.bias / c_m, model.tau)
+        out = fused_lif.lif_sequence(pop.model, outputs[feed.pre], model_state.v, model_state.refractory, i0, w_rec,
+                                     readout=fused_readout, **kwargs)
+        spikes, v = out[0], out[1]
+        refractory = _refractory_after(model_state.refractory, spikes, pop.model.t_ref, dt)
+        final = model_state._replace(v=v[-1], refractory=refractory)
+        decayed = rec.kinetics.decay(state.receptors[name][receptor], dt)  # an Instant receptor empties
+        if loop is not None:  # what the last step's spikes send through the recurrent projection
+            ctx = StepContext(dt=dt, step=state.step + n_steps - 1, spikes={name: spikes[-1]}, signals={})
+            decayed = loop.deliver(state.projections[_name_of(network, loop)], decayed, rec.kinetics, ctx)[1]
+        result = {name: (final, {receptor: decayed}, spikes)}
+        self._record(monitors, records, name, steps, model_state.v, v, spikes, dt)
+        if readout is not None:
+            behind, _ = readout
+            r_pop = network.populations[behind]
+            (r_name, r_rec), = r_pop.receptors.items()
+            r_state = state.neurons[behind]
+            u = out[2] + _readout_start(r_pop.model, r_state.v,
+                                        r_rec.kinetics.value(state.receptors[behind][r_name], dt), n_steps, dt)
+            zeros = jnp.zeros_like(u)
+            result[behind] = (r_state._replace(v=u[-1]),
+                              {r_name: r_rec.kinetics.decay(state.receptors[behind][r_name], dt)}, zeros)
+            self._record(monitors, records, behind, steps, r_state.v, u, zeros, dt)
+        return result
+
+    @staticmethod
+    def _record(monitors, records, name, steps, v0, v, spikes, dt):
+        before = Membrane(jnp.concatenate([v0[None].astype(v.dtype), v[:-1]]))
+        for j, m in enumerate(monitors):
+            if m.population == name:
+                records[j] = m.record_sequence(steps, before, Membrane(v), spikes, dt)
+
+
+def _refractory_after(refractory0, spikes, t_ref, dt):
+    """The refractory counter (ms) after the sequence: ``LIF.step``'s countdown replayed over its spikes."""
+
+    def count(r, s):
+        remaining = jnp.maximum(r - dt, 0.0)
+        return jnp.where(s > 0, t_ref, remaining), None
+
+    return jax.lax.scan(count, refractory0, jax.lax.stop_gradient(spikes))[0]
+
+
+def _readout_start(model: LeakyIntegrator, u0, g0, n_steps: int, dt: float) -> Array:
+    """What a leaky integrator's start adds to its membrane over the sequence (it is linear): the initial
+    ``u0`` (mV) decaying, and the current ``g0`` (pA) already at it driving the first step."""
+    a = jnp.exp(-dt / model.tau)
+    powers = a[None] ** jnp.arange(n_steps, dtype=a.dtype)[:, None]  # a^t
+    return powers * (a * u0 + (1.0 - a) * model.tau * g0 / model.C_m)
+
+
+def _name_of(network: Network, projection) -> str:
+    return next(p for p, proj in network.projections.items() if proj is projection)
