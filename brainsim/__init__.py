@@ -17,7 +17,7 @@ from .delays import DelayedEventOperator
 from .adjoints import AbstractAdjoint, Checkpointed, Direct, Truncated
 from .evaluation import AbstractOrder, LayerByLayer, StepByStep
 from .monitors import AbstractMonitor, CountMonitor, MeanMonitor, RateMonitor, SpikeMonitor, StateMonitor
-from .simulate import NonFiniteError, SimulationResult, run, simulate
+from .simulate import CheckpointError, NonFiniteError, SimulationInterrupted, SimulationResult, run, simulate
 from .spikes import spike
 from .synapses import (AMPA, GABA_A, NMDA, Alpha, ConductanceOutput, CurrentOutput, Delta, DualExponential,
                        Exponential, NMDAOutput, Receptor, TsodyksMarkram)
@@ -37,7 +37,7 @@ __all__ = [
     "AbstractAdjoint", "Checkpointed", "Direct", "Truncated",
     "AbstractOrder", "LayerByLayer", "StepByStep",
     "AbstractMonitor", "CountMonitor", "MeanMonitor", "RateMonitor", "SpikeMonitor", "StateMonitor",
-    "NonFiniteError", "SimulationResult", "run", "simulate",
+    "CheckpointError", "NonFiniteError", "SimulationInterrupted", "SimulationResult", "run", "simulate",
     "spike",
     "AMPA", "GABA_A", "NMDA", "Alpha", "ConductanceOutput", "CurrentOutput", "Delta", "DualExponential",
     "Exponential", "NMDAOutput", "Receptor", "TsodyksMarkram",

@@ -16,11 +16,27 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _parameter(name: str) -> str:
+    return name.split(" (")[0]  # the name without its unit
+
+
+def numbers(value, name: str, owner: str) -> np.ndarray:
+    """A concrete ``value`` as a float64 array, or ``TypeError`` naming the parameter (strings, None, objects)."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{owner}: parameter {_parameter(name)!r} must be a number or an array of numbers, "
+                        f"got {value!r}")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: parameter {_parameter(name)!r} must be a number or an array of numbers, "
+                        f"got {value!r}") from None
+
+
 def as_param(value: ArrayLike, size: int, name: str, owner: str) -> Array:
     """Broadcast a scalar or per-neuron parameter to shape ``(size,)`` float32, checking finiteness."""
     if not _is_concrete(value):
         return jnp.broadcast_to(jnp.asarray(value, dtype=jnp.result_type(float)), (size,))
-    arr = np.asarray(value, dtype=np.float64)
+    arr = numbers(value, name, owner)
     if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] not in (1, size)):
         raise ValueError(
             f"{owner}: parameter {name!r} has shape {arr.shape}; expected a scalar or shape ({size},)"
@@ -34,10 +50,9 @@ def check_finite(value: ArrayLike, name: str, owner: str) -> None:
     """Raise ``ValueError`` if a concrete ``value`` contains NaN or an infinity."""
     if not _is_concrete(value):
         return
-    arr = np.asarray(value, dtype=np.float64)
+    arr = numbers(value, name, owner)
     if not np.all(np.isfinite(arr)):
-        parameter = name.split(" (")[0]  # the name without its unit, as as_param words it
-        raise ValueError(f"{owner}: parameter {parameter!r} contains NaN or infinite values, got {value!r}")
+        raise ValueError(f"{owner}: parameter {_parameter(name)!r} contains NaN or infinite values, got {value!r}")
 
 
 def check_positive(value: ArrayLike, name: str, owner: str, *, allow_zero: bool = False) -> None:
@@ -46,16 +61,17 @@ def check_positive(value: ArrayLike, name: str, owner: str, *, allow_zero: bool 
     if not _is_concrete(value):
         return
     check_finite(value, name, owner)
-    arr = np.asarray(value)
+    arr = numbers(value, name, owner)
     bad = arr < 0 if allow_zero else arr <= 0
     if np.any(bad):
         relation = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{owner}: {name} must be {relation}, got {arr.min() if arr.size else arr}")
 
 
-def check_size(size: int, owner: str) -> int:
+def check_size(size: int, owner: str, name: str = "size") -> int:
+    """A positive integer count (neurons, sources), else ``ValueError`` naming ``name``."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
-        raise ValueError(f"{owner}: size must be a positive integer, got {size!r}")
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {size!r}")
     return int(size)
 
 

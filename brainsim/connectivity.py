@@ -82,7 +82,7 @@ def fixed_probability(key, n_pre: int, n_post: int, p: float, weight: WeightSpec
         autapses: if False, no neuron connects to itself (requires n_pre == n_post).
     """
     owner = "fixed_probability"
-    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    n_pre, n_post = check_size(n_pre, owner, "n_pre"), check_size(n_post, owner, "n_post")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{owner}: p must be in [0, 1], got {p}")
     _check_square_for_autapses(n_pre, n_post, autapses, owner)
@@ -108,7 +108,7 @@ def fixed_out_degree(key, n_pre: int, n_post: int, k: int, weight: WeightSpec = 
                      autapses: bool = True) -> sparse.BCOO:
     """Every presynaptic neuron projects to exactly ``k`` distinct postsynaptic neurons."""
     owner = "fixed_out_degree"
-    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    n_pre, n_post = check_size(n_pre, owner, "n_pre"), check_size(n_post, owner, "n_post")
     _check_square_for_autapses(n_pre, n_post, autapses, owner)
     limit = n_post if autapses else n_post - 1
     if not 0 <= k <= limit:
@@ -121,7 +121,7 @@ def fixed_in_degree(key, n_pre: int, n_post: int, k: int, weight: WeightSpec = 1
                     autapses: bool = True) -> sparse.BCOO:
     """Every postsynaptic neuron receives exactly ``k`` synapses from distinct presynaptic neurons."""
     owner = "fixed_in_degree"
-    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    n_pre, n_post = check_size(n_pre, owner, "n_pre"), check_size(n_post, owner, "n_post")
     _check_square_for_autapses(n_pre, n_post, autapses, owner)
     limit = n_pre if autapses else n_pre - 1
     if not 0 <= k <= limit:
@@ -134,7 +134,7 @@ def fixed_in_degree(key, n_pre: int, n_post: int, k: int, weight: WeightSpec = 1
 
 def one_to_one(n: int, weight: WeightSpec = 1.0) -> sparse.BCOO:
     """Neuron i connects to neuron i."""
-    n = check_size(n, "one_to_one")
+    n = check_size(n, "one_to_one", "n")
     idx = np.arange(n)
     return _to_bcoo(idx, idx, _weights(weight, n, None, "one_to_one"), (n, n))
 
@@ -142,7 +142,7 @@ def one_to_one(n: int, weight: WeightSpec = 1.0) -> sparse.BCOO:
 def all_to_all(n_pre: int, n_post: int, weight: WeightSpec = 1.0, *, autapses: bool = True) -> sparse.BCOO:
     """Every presynaptic neuron connects to every postsynaptic neuron."""
     owner = "all_to_all"
-    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    n_pre, n_post = check_size(n_pre, owner, "n_pre"), check_size(n_post, owner, "n_post")
     _check_square_for_autapses(n_pre, n_post, autapses, owner)
     pre, post = np.meshgrid(np.arange(n_pre), np.arange(n_post), indexing="ij")
     pre, post = pre.ravel(), post.ravel()
@@ -155,7 +155,7 @@ def all_to_all(n_pre: int, n_post: int, weight: WeightSpec = 1.0, *, autapses: b
 def from_indices(pre, post, n_pre: int, n_post: int, weight: WeightSpec = 1.0) -> sparse.BCOO:
     """Synapses given by index arrays ``pre[i] -> post[i]`` (duplicates are rejected)."""
     owner = "from_indices"
-    n_pre, n_post = check_size(n_pre, owner), check_size(n_post, owner)
+    n_pre, n_post = check_size(n_pre, owner, "n_pre"), check_size(n_post, owner, "n_post")
     pre, post = np.asarray(pre), np.asarray(post)
     if pre.shape != post.shape or pre.ndim != 1:
         raise ValueError(f"{owner}: pre and post must be 1-D arrays of equal length, got {pre.shape} and {post.shape}")

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import as_param, check_positive, check_size
+from ._checks import as_param, check_finite, check_positive, check_size
 from ._types import Array, ArrayLike
 from .core.contracts import AbstractDrive, AbstractSource
 
@@ -113,8 +113,9 @@ class PoissonInput(AbstractDrive):
 
     def __init__(self, target: str, receptor: str, n_sources: int, rate: float, weight: float):
         self.target, self.receptor = target, receptor
-        self.n_sources = check_size(n_sources, "PoissonInput")
+        self.n_sources = check_size(n_sources, "PoissonInput", "n_sources")
         check_positive(rate, "rate (Hz)", "PoissonInput", allow_zero=True)
+        check_finite(weight, "weight", "PoissonInput")
         self.rate = jnp.asarray(rate, dtype=jnp.result_type(float))
         self.weight = jnp.asarray(weight, dtype=jnp.result_type(float))
 
@@ -150,8 +151,7 @@ class CurrentStep(AbstractDrive):
     def __init__(self, target: str, amplitude: ArrayLike, start: float = 0.0, stop: float = float("inf")):
         if not stop > start:
             raise ValueError(f"CurrentStep: stop ({stop} ms) must be after start ({start} ms)")
-        if not np.all(np.isfinite(np.asarray(amplitude))):
-            raise ValueError("CurrentStep: amplitude contains NaN or infinite values")
+        check_finite(amplitude, "amplitude (pA)", "CurrentStep")
         self.target, self.start, self.stop = target, float(start), float(stop)
         self.amplitude = jnp.asarray(amplitude, dtype=jnp.result_type(float))
 

@@ -18,6 +18,8 @@ finite state and the records up to it (``nonfinite="warn"`` warns and goes on in
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -33,6 +35,7 @@ from tqdm.auto import tqdm
 from ._checks import check_dt, check_key, check_steps
 from ._types import Array
 from .adjoints import AbstractAdjoint, Direct
+from .checkpoint import CheckpointError, SimulationCheckpoint, run_meta  # noqa: F401  (CheckpointError re-exported)
 from .evaluation import AbstractOrder, LayerByLayer, StepByStep  # noqa: F401  (LayerByLayer re-exported)
 from .monitors import (AbstractMonitor, CountMonitor, MeanMonitor, Monitor, RateMonitor,  # noqa: F401  (re-exported)
                        SpikeMonitor, SpikeTrains, StateMonitor, check_monitors, decode_spikes)
@@ -111,6 +114,36 @@ class SimulationResult:
         np.savez_compressed(path, **arrays)
 
 
+COARSE_DT = 0.1  # dt above this fraction of the fastest time constant is warned about
+
+
+def _fastest_time_constant(network: Network):
+    """``(tau ms, what it is)`` of the shortest declared time constant of the network's models and receptors."""
+    fastest = None
+    for name, pop in network.populations.items():
+        owners = [(f"{type(pop.model).__name__} {name!r}", pop.model.time_constants())]
+        owners += [(f"receptor {r!r} of {name!r}", rec.kinetics.time_constants()) for r, rec in pop.receptors.items()]
+        for label, taus in owners:
+            for tau in taus:
+                if not isinstance(tau, (np.ndarray, jax.Array, float)) or isinstance(tau, jax.core.Tracer):
+                    continue  # a constrained or traced value: not checked
+                value = float(np.min(np.asarray(tau)))
+                if fastest is None or value < fastest[0]:
+                    fastest = (value, label)
+    return fastest
+
+
+def _warn_coarse_dt(network: Network, dt: float) -> None:
+    """Warn when dt exceeds ``COARSE_DT`` times the fastest time constant (COBA at dt = 1 ms fires at ~100 Hz
+    instead of ~20 Hz: threshold crossings and synaptic kicks are resolved too coarsely)."""
+    fastest = _fastest_time_constant(network)
+    if fastest is not None and dt > COARSE_DT * fastest[0] * (1 + 1e-9):
+        tau, label = fastest
+        warnings.warn(f"simulate: dt = {dt:g} ms is coarse for the fastest time constant of the network ({tau:g} ms, "
+                      f"{label}); spike times and rates can be far off: use dt <= {COARSE_DT * tau:g} ms",
+                      RuntimeWarning, stacklevel=3)
+
+
 def _n_steps(duration, dt) -> int:
     try:
         duration = float(duration)
@@ -145,6 +178,9 @@ def _check_currents(network: Network, currents, n_steps: int) -> dict:
 
 
 def _chunk_steps(network: Network, monitors: tuple, n_steps: int, chunk_steps: Optional[int]) -> int:
+    if chunk_steps is not None and (isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer))
+                                    or chunk_steps < 1):
+        raise ValueError(f"simulate: chunk_steps must be a positive integer number of steps, got {chunk_steps!r}")
     unit = math.lcm(*[m.period for m in monitors] or [1])
     if chunk_steps is None:
         # bound the per-chunk records: ~64 MB of spike rasters, and at most 10 000 steps per chunk
@@ -197,10 +233,51 @@ def _float_names(state) -> list:
     return [jax.tree_util.keystr(path).lstrip(".") for path, x in paths if jnp.issubdtype(x.dtype, jnp.floating)]
 
 
+class SimulationInterrupted(KeyboardInterrupt):
+    """``simulate`` stopped on SIGINT (Ctrl-C) or SIGTERM after finishing its current chunk. ``state`` is the state at
+    ``step`` (``time_ms``), ``result`` the records up to it; with ``checkpoint_dir`` both are on disk there too, and
+    ``simulate(..., checkpoint_dir=..., resume=True)`` continues the run exactly."""
+
+    def __init__(self, message: str, *, signal_name: str, step: int, time_ms: float, state, result,
+                 checkpoint_dir: Optional[str]):
+        super().__init__(message)
+        self.signal_name, self.step, self.time_ms = signal_name, step, time_ms
+        self.state, self.result, self.checkpoint_dir = state, result, checkpoint_dir
+
+
+class _StopOnSignal:
+    """While active (in the main thread), SIGINT and SIGTERM ask the run to stop after its current chunk; a second
+    SIGINT interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._saved: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._saved[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        return False
+
+
 def simulate(network: Network, duration: float, dt: float, *, key, state: Optional[NetworkState] = None,
              monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None,
              chunk_steps: Optional[int] = None, progress: Optional[bool] = None,
-             nonfinite: str = "raise") -> SimulationResult:
+             nonfinite: str = "raise", checkpoint_dir=None, checkpoint_every: int = 1, resume: bool = False,
+             overwrite: bool = False) -> SimulationResult:
     """Simulate ``network`` for ``duration`` ms with step ``dt`` ms.
 
     Args:
@@ -215,6 +292,14 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
         progress: show a tqdm progress bar (default: when there is more than one chunk).
         nonfinite: what to do when the state becomes NaN or infinite: ``"raise"`` a ``NonFiniteError`` (with the
             last finite state and the records up to it), ``"warn"`` once and go on, or ``"ignore"``.
+        checkpoint_dir: directory for a checkpoint of the run (``brainsim.checkpoint``): every chunk's records as
+            they are made, and the state every ``checkpoint_every`` chunks, on SIGINT/SIGTERM and at the end.
+        resume: continue the run whose checkpoint is in ``checkpoint_dir`` (same network, duration, dt, key,
+            initial state and monitors; an error names what differs); without one, start it.
+        overwrite: replace a checkpoint found in ``checkpoint_dir`` (otherwise an error: nothing is overwritten).
+
+    SIGINT (Ctrl-C) or SIGTERM stops the run after its current chunk with ``SimulationInterrupted`` (a
+    ``KeyboardInterrupt``) holding the state and records so far, saved to ``checkpoint_dir`` when given.
 
     Times in the result continue from the state's own step: a run continued from ``previous.state`` has spike and
     trace times after those of the previous run.
@@ -224,6 +309,7 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     n_steps = _n_steps(duration, dt)
     if nonfinite not in ("raise", "warn", "ignore"):
         raise ValueError(f"simulate: nonfinite must be 'raise', 'warn' or 'ignore', got {nonfinite!r}")
+    _warn_coarse_dt(network, dt)
     if state is None:
         state = network.init(dt)
     monitors = check_monitors(network, state, monitors)
@@ -270,27 +356,61 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
 
     offset = int(state.step)  # steps before this call: times continue from them
     collected = [[] for _ in monitors]
-    run_s, done, pending, warned = 0.0, 0, None, False
-    show = progress if progress is not None else n_steps > chunk
-    with tqdm(total=n_steps, disable=not show, unit="step", desc="simulate", leave=False) as bar:
+    done, checkpoint = 0, None
+    if not isinstance(checkpoint_every, int) or isinstance(checkpoint_every, bool) or checkpoint_every < 1:
+        raise ValueError(f"simulate: checkpoint_every must be a positive number of chunks, got {checkpoint_every!r}")
+    if checkpoint_dir is not None:
+        meta = run_meta(dt, n_steps, offset, key, monitors, state, {"currents": sorted(currents)})
+        checkpoint = SimulationCheckpoint(checkpoint_dir, meta)
+        checkpoint.prepare(resume=resume, overwrite=overwrite)
+        if resume and checkpoint.exists():
+            state, done, collected = checkpoint.load(state, len(monitors))
+    elif resume:
+        raise ValueError("simulate: resume=True needs the checkpoint_dir of the run to continue")
+
+    def finish(pending, last: bool) -> None:
+        """Check, collect and (with a checkpoint) save a chunk that has been dispatched."""
+        nonlocal warned
+        records, first, n, flags, start, end = pending
+        warned = _check_finite((records, first, n, flags, start), nonfinite, warned, collected, recorded, run_chunk,
+                               network, monitors, offset, dt)
+        parts = _collect(collected, recorded, records, first, n, dt, offset)
+        if checkpoint is not None:
+            checkpoint.save_part(parts)
+            if last or checkpoint.parts % checkpoint_every == 0:
+                checkpoint.save(end, first + n)
+        bar.update(n)
+
+    run_s, pending, warned = 0.0, None, False
+    show = progress if progress is not None else n_steps - done > chunk
+    with tqdm(total=n_steps, initial=done, disable=not show, unit="step", desc="simulate", leave=False) as bar, \
+            _StopOnSignal() as stop:
         t0 = time.perf_counter()
-        while done < n_steps:
+        while done < n_steps and stop.received is None:
             n = min(chunk, n_steps - done)
             new_state, records, flags = run_chunk(state, done, n)
             if pending is not None:  # decode the previous chunk on the host while this one runs
-                warned = _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, network, monitors,
-                                       offset, dt)
-                _collect(collected, recorded, *pending[:3], dt, offset)
-                bar.update(pending[2])
-            pending = (records, done, n, flags, state)
+                finish(pending, last=False)
+            pending = (records, done, n, flags, state, new_state)
             state = new_state
             done += n
-        warned = _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, network, monitors, offset, dt)
-        _collect(collected, recorded, *pending[:3], dt, offset)
-        bar.update(pending[2])
+        if pending is not None:
+            finish(pending, last=True)
         jax.block_until_ready(state)
         run_s += time.perf_counter() - t0
-    return _result(network, monitors, collected, state, dt, offset, n_steps, compile_s, run_s)
+    result = _result(network, monitors, collected, state, dt, offset, done, compile_s, run_s)
+    if stop.received is not None and done < n_steps:
+        name = signal.Signals(stop.received).name
+        step = offset + done
+        where = (f"state and records up to it saved in {str(checkpoint_dir)!r}: continue with simulate(..., "
+                 f"checkpoint_dir={str(checkpoint_dir)!r}, resume=True)" if checkpoint is not None else
+                 "state and records up to it are in this exception's .state and .result (give checkpoint_dir= to "
+                 "keep them on disk)")
+        raise SimulationInterrupted(f"simulate: interrupted by {name} at t = {step * dt:g} ms (step {done} of "
+                                    f"{n_steps}); {where}", signal_name=name, step=step,
+                                    time_ms=round(step * dt, 9), state=state, result=result,
+                                    checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir))
+    return result
 
 
 def _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, network, monitors, offset, dt) -> bool:
@@ -314,7 +434,7 @@ def _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, ne
     message = (f"simulate: {where} became non-finite in step {step} (from t = {step * dt:g} ms); "
                f"the last finite state is the one at t = {step * dt:g} ms")
     if nonfinite == "warn":
-        warnings.warn(message + "; simulating on (nonfinite='warn')", RuntimeWarning, stacklevel=3)
+        warnings.warn(message + "; simulating on (nonfinite='warn')", RuntimeWarning, stacklevel=4)
         return True
     if i > 0:  # the records of this chunk up to the last finite state
         _, partial, _ = run_chunk(start, first, i)
@@ -333,8 +453,11 @@ def _result(network, monitors, collected, state, dt, offset, n_steps, compile_s,
     return result
 
 
-def _collect(collected, monitors, records, first_step, n, dt, offset=0) -> None:
-    for j, rec in enumerate(records):
-        collected[j].append(monitors[j].to_host(rec, offset + first_step, dt))
+def _collect(collected, monitors, records, first_step, n, dt, offset=0) -> list:
+    """Append each monitor's host record of a chunk to ``collected``; returns them."""
+    parts = [m.to_host(rec, offset + first_step, dt) for m, rec in zip(monitors, records)]
+    for j, part in enumerate(parts):
+        collected[j].append(part)
+    return parts
 
 

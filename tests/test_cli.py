@@ -32,6 +32,13 @@ def test_run_writes_summary_plot_and_data(tmp_path, capsys):
     (["run", "coba", "--n", "abc"], "--n must be an integer"),
     (["run", "coba", "--n", "3"], "--n must be at least 10"),
     (["run", "coba", "--duration", "0.01"], "shorter than one step"),
+    (["run", "coba", "--duration", "1.05", "--dt", "0.1"], "not a whole number of steps"),
+    (["run", "coba", "--seed", "99999999999999999999"], "--seed must be an integer in [0, 9223372036854775807]"),
+    (["run", "coba", "--seed", "-1"], "--seed must be an integer in [0,"),
+    (["run", "coba", "--n", "100000000000"], "needs about"),
+    (["run", "coba", "--out", "/proc/version"], "exists and is not a directory"),
+    (["run"], "the following arguments are required: network (or --resume OUT)"),
+    (["run", "coba", "--resume", "somewhere"], "not both"),
 ])
 def test_mistakes_exit_2_with_one_line(args, message):
     proc = _cli(*args)

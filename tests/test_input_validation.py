@@ -80,3 +80,17 @@ def test_simulate_rejects_an_int_key_and_accepts_both_key_kinds():
     net = _net()
     state, _ = jax.jit(lambda k: run(net, net.init(0.1), 5, 0.1, key=k))(jax.random.key(1))  # a traced key
     assert int(state.step) == 5 and jnp.all(jnp.isfinite(state.neurons["P"].v))
+
+
+def test_coarse_dt_is_warned_about_naming_the_time_constant():
+    import warnings
+
+    from brainsim.networks import build
+
+    coarse = build("coba", n=100, dt=1.0, key=jax.random.key(0))
+    with pytest.warns(RuntimeWarning, match=r"dt = 1 ms is coarse .*\(5 ms, receptor 'ge' of 'P'\).* dt <= 0\.5 ms"):
+        simulate(coarse.network, 2.0, 1.0, key=jax.random.key(1), state=coarse.state, progress=False)
+    fine = build("coba", n=100, dt=0.1, key=jax.random.key(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        simulate(fine.network, 2.0, 0.1, key=jax.random.key(1), state=fine.state, progress=False)

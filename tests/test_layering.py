@@ -14,7 +14,7 @@ LAYERS = [
     ("models", ["neurons", "synapses", "inputs", "plasticity", "astrocytes"]),
     ("projections", ["projections"]),
     ("network", ["network", "_population_step", "fused_lif"]),
-    ("simulate", ["simulate", "adjoints", "monitors", "evaluation", "networks", "plotting"]),
+    ("simulate", ["simulate", "adjoints", "monitors", "evaluation", "checkpoint", "networks", "plotting"]),
     ("train", ["train"]),
     ("interop", ["train.nnx"]),
     ("entry", ["cli", "__main__", ""]),

@@ -126,10 +126,31 @@ def test_fit_learns_compiles_once_and_is_reproducible(tmp_path):
     best = jax.tree_util.tree_leaves(r1.model)  # restore_best=True: r1.model is the checkpointed one
     for a, b in zip(best, jax.tree_util.tree_leaves(model)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    # resume continues from the checkpoint's epoch
+    # resume continues after the last epoch, with the history so far
     r3 = fit(_net(), _loss, data, optimizer=optax.adam(2e-2), epochs=8, batch_size=16, seed=3, eval_data=data,
              checkpoint_path=ckpt, resume=True, progress=False)
-    assert r3.history[0]["epoch"] == r1.best_epoch + 1
+    assert [h["epoch"] for h in r3.history] == list(range(8))
+    # an existing checkpoint is not replaced without asking
+    with pytest.raises(ValueError, match="already holds a checkpoint; pass resume=True"):
+        fit(_net(), _loss, data, epochs=1, batch_size=16, checkpoint_path=ckpt, progress=False)
+    with pytest.raises(ValueError, match="resume=True needs the checkpoint_path"):
+        fit(_net(), _loss, data, epochs=1, batch_size=16, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("restore_best", [False, True])
+def test_resumed_training_is_bitwise_the_uninterrupted_one(tmp_path, restore_best):
+    data = _task()
+    kwargs = dict(optimizer=optax.adam(2e-2), batch_size=16, seed=5, eval_data=data, restore_best=restore_best,
+                  progress=False)
+    whole = fit(_net(), _loss, data, epochs=5, **kwargs)
+    ckpt = tmp_path / "ckpt.eqx"
+    fit(_net(), _loss, data, epochs=2, checkpoint_path=ckpt, **kwargs)  # stopped after two epochs
+    resumed = fit(_net(), _loss, data, epochs=5, checkpoint_path=ckpt, resume=True, **kwargs)
+    for a, b in zip(jax.tree_util.tree_leaves((whole.model, whole.opt_state)),
+                    jax.tree_util.tree_leaves((resumed.model, resumed.opt_state))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert resumed.best_epoch == whole.best_epoch and resumed.n_steps == whole.n_steps
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
 
 
 def test_early_stopping():

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import check_finite, check_positive
+from .._checks import as_param, check_finite, check_positive
 from .._types import Array, ArrayLike
 from ..core.contracts import AbstractNeuron, SynapticInput, as_input
 
@@ -57,8 +57,8 @@ class AstroModulated(AbstractNeuron):
         check_finite(gain_astro, "gain_astro (pA)", "AstroModulated")
         self.neuron, self.size, self.local = neuron, neuron.size, bool(local)
         width = self.size if self.local else 1
-        self.tau_astro = jnp.broadcast_to(jnp.asarray(tau_astro, jnp.result_type(float)), (width,))
-        self.gain_astro = jnp.broadcast_to(jnp.asarray(gain_astro, jnp.result_type(float)), (width,))
+        self.tau_astro = as_param(tau_astro, width, "tau_astro", "AstroModulated")
+        self.gain_astro = as_param(gain_astro, width, "gain_astro", "AstroModulated")
 
     def init(self, *, key=None, **initial) -> AstroModulatedState:
         z = jnp.zeros((self.size,))

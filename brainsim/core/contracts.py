@@ -131,6 +131,11 @@ class AbstractPopulationModel(eqx.Module):
     def membrane_potential(self, state) -> Optional[Array]:
         """The membrane potential (mV) that receptor outputs read, or ``None`` for models without a membrane."""
 
+    def time_constants(self) -> tuple:
+        """The time constants (ms, arrays) of the model's dynamics, for ``simulate``'s check of a coarse dt; none
+        declared by default."""
+        return ()
+
 
 class AbstractNeuron(AbstractPopulationModel):
     """A neuron model: its state is a ``NamedTuple`` whose field ``v`` is the membrane potential (mV), read
@@ -204,6 +209,10 @@ class AbstractKinetics(eqx.Module):
     @abc.abstractmethod
     def value(self, state, dt: float) -> Array:
         ...
+
+    def time_constants(self) -> tuple:
+        """The kinetics' time constants (ms), for ``simulate``'s check of a coarse dt; none by default."""
+        return ()
 
     def arrive_events(self, state, operator, spikes: Array, row_offset: int = 0):
         """Add ``spikes[row_offset:row_offset + n_pre] @ W`` of an event operator (``accumulate``) to the state."""

@@ -43,6 +43,9 @@ class LeakyIntegrator(AbstractNeuron):
         self.tau = as_param(tau, size, "tau", "LeakyIntegrator")
         self.C_m = as_param(C_m, size, "C_m", "LeakyIntegrator")
 
+    def time_constants(self) -> tuple:
+        return (self.tau,)
+
     def init(self, *, key=None, v: ArrayLike | None = None) -> LeakyIntegratorState:
         """At rest (0 mV), or at membrane potential ``v`` (mV)."""
         v0 = jnp.zeros((self.size,), self.tau.dtype) if v is None else jnp.broadcast_to(

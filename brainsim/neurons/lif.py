@@ -47,6 +47,9 @@ class AbstractLIF(AbstractNeuron):
         """Leak conductance, nS."""
         return self.C_m / self.tau_m
 
+    def time_constants(self) -> tuple:
+        return (self.tau_m,)
+
     def _rest(self, v: ArrayLike | None) -> tuple[Array, Array]:
         """Initial membrane potential (``v_rest`` or ``v`` mV) and a zero refractory counter."""
         v0 = self.v_rest if v is None else jnp.broadcast_to(jnp.asarray(v, self.v_rest.dtype), (self.size,))
@@ -212,6 +215,9 @@ class AdaptiveLIF(AbstractLIF):
         self.tau_w = as_param(tau_w, size, "tau_w", owner)
         self.delta_theta = as_param(delta_theta, size, "delta_theta", owner)
         self.tau_theta = as_param(tau_theta, size, "tau_theta", owner)
+
+    def time_constants(self) -> tuple:
+        return (self.tau_m, self.tau_w, self.tau_theta)
 
     def init(self, *, key=None, v: ArrayLike | None = None) -> ALIFState:
         v0, refractory = self._rest(v)

@@ -67,6 +67,9 @@ class AbstractExpIF(AbstractNeuron):
     surrogate: eqx.AbstractVar[str]
     slope: eqx.AbstractVar[float]
 
+    def time_constants(self) -> tuple:
+        return (self.C_m / self.g_L,)
+
     def _v0(self, v: ArrayLike | None) -> Array:
         return self.E_L if v is None else jnp.broadcast_to(jnp.asarray(v, self.E_L.dtype), (self.size,))
 

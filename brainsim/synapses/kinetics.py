@@ -68,6 +68,9 @@ class Exponential(AbstractKinetics):
         check_positive(tau, "tau (ms)", "Exponential")
         self.tau = jnp.asarray(tau, dtype=jnp.result_type(float))
 
+    def time_constants(self) -> tuple:
+        return (self.tau,)
+
     def init(self, size: int) -> Array:
         return jnp.zeros((size,))
 
@@ -119,6 +122,9 @@ class DualExponential(AbstractKinetics):
         t_peak = tr * td / (td - tr) * jnp.log(td / tr)
         return 1.0 / (jnp.exp(-t_peak / td) - jnp.exp(-t_peak / tr))
 
+    def time_constants(self) -> tuple:
+        return (self.tau_rise, self.tau_decay)
+
     def init(self, size: int) -> TwoStateKinetics:
         z = jnp.zeros((size,))
         return TwoStateKinetics(z, z)  # a: decay component, b: rise component
@@ -152,6 +158,9 @@ class Alpha(AbstractKinetics):
     def __init__(self, tau: float = 2.0):
         check_positive(tau, "tau (ms)", "Alpha")
         self.tau = jnp.asarray(tau, dtype=jnp.result_type(float))
+
+    def time_constants(self) -> tuple:
+        return (self.tau,)
 
     def init(self, size: int) -> TwoStateKinetics:
         z = jnp.zeros((size,))

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from .._checks import check_positive
+from .._checks import check_finite, check_positive
 from .._types import Array
 from ..core.contracts import AbstractSTP
 
@@ -39,6 +39,7 @@ class TsodyksMarkram(AbstractSTP):
     reads_signal = False
 
     def __init__(self, U: float = 0.5, tau_f: float = 20.0, tau_d: float = 200.0):
+        check_finite(U, "U", "TsodyksMarkram")
         if not 0.0 < float(U) <= 1.0:
             raise ValueError(f"TsodyksMarkram: U must be in (0, 1], got {U}")
         check_positive(tau_f, "tau_f (ms)", "TsodyksMarkram")

@@ -8,9 +8,14 @@ with ``bijections.freeze``), applies the Optax update and repeats. The train ste
 incomplete last batch of an epoch is dropped; evaluation pads and masks instead).
 
 Checkpoints (``save_checkpoint`` / ``load_checkpoint``) hold the model and the optimizer state
-(``equinox.tree_serialise_leaves``) plus a JSON side file with the epoch and metrics. A non-finite loss
-stops training with ``NonFiniteLossError``; the state before the bad step is written to the checkpoint
-(the last good one) and attached to the error as ``error.last_good``.
+(``equinox.tree_serialise_leaves``) plus a JSON side file with the epoch and metrics. With ``checkpoint_path``,
+``fit`` writes the best model there and, after every epoch, the whole training state beside it
+(``checkpoint_path + ".resume"``: model, optimizer state, best model so far, epoch, step count, early-stopping
+counters, history); the data order of an epoch and every step's key depend only on ``seed``, the epoch and the
+step, so ``resume=True`` continues bitwise as if never interrupted. An existing checkpoint is never replaced
+unless ``resume=True`` or ``overwrite=True``. A non-finite loss stops training with ``NonFiniteLossError``; the
+state before the bad step is written to the checkpoint (the last good one) and attached to the error as
+``error.last_good``.
 """
 from __future__ import annotations
 
@@ -76,6 +81,23 @@ def load_checkpoint(path, model_like, opt_state_like):
     meta_path = Path(str(path) + ".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     return model, opt_state, meta
+
+
+def _resume_path(checkpoint_path) -> Path:
+    return Path(str(checkpoint_path) + ".resume")
+
+
+def _save_training_state(checkpoint_path, model, opt_state, best_state, meta: dict) -> None:
+    """The whole training state after an epoch (see the module docstring), written atomically."""
+    path = _resume_path(checkpoint_path)
+    best = best_state if best_state is not None else (model, opt_state)
+    save_checkpoint(path, (model, best[0]), (opt_state, best[1]), meta)
+
+
+def _load_training_state(checkpoint_path, model_like, opt_state_like):
+    (model, best_model), (opt_state, best_opt), meta = load_checkpoint(
+        _resume_path(checkpoint_path), (model_like, model_like), (opt_state_like, opt_state_like))
+    return model, opt_state, (best_model, best_opt), meta
 
 
 def _split_loss(out):
@@ -219,7 +241,8 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         epochs: int = 10, batch_size: int = 32, seed: int = 0, eval_data=None,
         filter_spec=None, patience: Optional[int] = None, monitor: Optional[str] = None,
         min_delta: float = 0.0, restore_best: bool = True, checkpoint_path=None, resume: bool = False,
-        n_classes: Optional[int] = None, progress: bool = True, max_steps: Optional[int] = None) -> FitResult:
+        overwrite: bool = False, n_classes: Optional[int] = None, progress: bool = True,
+        max_steps: Optional[int] = None) -> FitResult:
     """Train ``model`` on ``data = (x, y)`` (leading axis = examples) with Optax.
 
     Args:
@@ -236,8 +259,11 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
             within float32 rounding of the best value (relative 1e-6) never counts: the same parameters
             give epoch means that differ in the last bits when the batches come in another order.
         restore_best: return the best model seen (by ``monitor``) rather than the last.
-        checkpoint_path: file to save (model, optimizer state) to after every improving epoch.
-        resume: start from ``checkpoint_path`` if it exists (model, optimizer state and epoch count).
+        checkpoint_path: file to save (model, optimizer state) to after every improving epoch; the training
+            state goes beside it after every epoch (``checkpoint_path + ".resume"``).
+        resume: continue the training whose checkpoint is at ``checkpoint_path`` exactly where it stopped (the
+            end of its last whole epoch); without one, start it.
+        overwrite: replace an existing checkpoint at ``checkpoint_path`` (otherwise an error).
         n_classes: check integer labels lie in ``[0, n_classes)`` (default ``model.n_out`` if present).
         max_steps: stop after this many train steps (for quick tests).
     """
@@ -259,9 +285,19 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     spec = trainable(model) if filter_spec is None else filter_spec
     params, static = eqx.partition(model, spec)
     opt_state = optimizer.init(params)
-    start_epoch = 0
-    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        model, opt_state, meta = load_checkpoint(checkpoint_path, model, opt_state)
+    if resume and checkpoint_path is None:
+        raise ValueError("fit: resume=True needs the checkpoint_path of the training to continue")
+    existing = checkpoint_path is not None and (Path(checkpoint_path).exists() or _resume_path(checkpoint_path).exists())
+    if existing and not resume and not overwrite:
+        raise ValueError(f"fit: {str(checkpoint_path)!r} already holds a checkpoint; pass resume=True to continue "
+                         "that training or overwrite=True to replace it")
+    start_epoch, restored = 0, None
+    if resume and existing:
+        if _resume_path(checkpoint_path).exists():
+            model, opt_state, best_restored, meta = _load_training_state(checkpoint_path, model, opt_state)
+            restored = (best_restored, meta)
+        else:  # a checkpoint of the best model only (written by an earlier version): continue from it
+            model, opt_state, meta = load_checkpoint(checkpoint_path, model, opt_state)
         params, static = eqx.partition(model, spec)
         start_epoch = int(meta.get("epoch", -1)) + 1
 
@@ -291,7 +327,6 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
             count += k
         return {f"eval_{name}": val / count for name, val in totals.items()}
 
-    rng = np.random.default_rng(seed)
     key = jax.random.key(seed)
     x_all = jax.tree_util.tree_map(np.asarray, data[0])
     y_all = np.asarray(data[1])
@@ -300,10 +335,15 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     steps_per_epoch = n_train // batch_size
     result = FitResult(model=eqx.combine(params, static), opt_state=opt_state)
     best, best_state, bad_epochs, n_steps, previous = None, None, 0, 0, None
+    if restored is not None:
+        (best_model, best_opt), meta = restored
+        best, bad_epochs, n_steps = meta["best"], meta["bad_epochs"], meta["n_steps"]
+        result.best_epoch, result.history = meta["best_epoch"], list(meta["history"])
+        best_state = (eqx.partition(best_model, spec)[0], best_opt)
     t_start = time.perf_counter()
     epoch_bar = tqdm(range(start_epoch, epochs), disable=not progress, desc="fit", unit="epoch")
     for epoch in epoch_bar:
-        order = rng.permutation(n_train)
+        order = np.random.default_rng([seed, epoch]).permutation(n_train)  # this epoch's order, from the seed
         sums, t0 = {}, time.perf_counter()
         for b in range(steps_per_epoch):
             idx = order[b * batch_size:(b + 1) * batch_size]
@@ -355,6 +395,11 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
                 save_checkpoint(checkpoint_path, eqx.combine(params, static), opt_state, record)
         else:
             bad_epochs += 1
+        if checkpoint_path is not None:
+            _save_training_state(checkpoint_path, eqx.combine(params, static), opt_state,
+                                 None if best_state is None else (eqx.combine(best_state[0], static), best_state[1]),
+                                 {"epoch": epoch, "best": best, "bad_epochs": bad_epochs, "best_epoch": result.best_epoch,
+                                  "n_steps": n_steps, "history": result.history})
         if max_steps is not None and n_steps >= max_steps:
             break
         if patience is not None and bad_epochs >= patience:

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_finite, check_positive, check_size, positive_number
 from .._types import Array
 from ..adjoints import Checkpointed, Direct
 from ..core.integrators import exp_euler_linear
@@ -165,8 +166,17 @@ class SpikingLayer(eqx.Module):
     def __init__(self, n_in: int, n_out: int, *, key, neuron=None, recurrent: bool = False,
                  tau_syn: Optional[float] = None, sparse_p: Optional[float] = None, dt: float = 1.0,
                  scale: float = 1.0, rec_scale: float = 1.0, fused: bool = True):
+        owner = "SpikingLayer"
+        n_in, n_out = check_size(n_in, owner, "n_in"), check_size(n_out, owner, "n_out")
+        dt = positive_number(dt, "dt", "ms", owner)
+        check_finite(scale, "scale", owner)
+        check_finite(rec_scale, "rec_scale", owner)
+        if tau_syn is not None:
+            check_positive(tau_syn, "tau_syn (ms)", owner)
+        if sparse_p is not None and not (isinstance(sparse_p, (int, float)) and 0.0 < sparse_p <= 1.0):
+            raise ValueError(f"{owner}: sparse_p must be a connection probability in (0, 1], got {sparse_p!r}")
         k_in, k_rec = jax.random.split(key)
-        self.n_in, self.n_out, self.dt, self.fused = int(n_in), int(n_out), float(dt), bool(fused)
+        self.n_in, self.n_out, self.dt, self.fused = n_in, n_out, dt, bool(fused)
         if sparse_p is None:
             self.projection = Linear(n_in, n_out, key=k_in, scale=scale)
         else:
@@ -227,7 +237,11 @@ class LeakyReadout(eqx.Module):
 
     def __init__(self, n_in: int, n_out: int, *, key, tau: float = 10.0, dt: float = 1.0, scale: float = 1.0,
                  learn_tau: bool = True):
-        self.n_in, self.n_out, self.dt = int(n_in), int(n_out), float(dt)
+        owner = "LeakyReadout"
+        self.n_in, self.n_out = check_size(n_in, owner, "n_in"), check_size(n_out, owner, "n_out")
+        self.dt = positive_number(dt, "dt", "ms", owner)
+        check_positive(tau, "tau (ms)", owner)
+        check_finite(scale, "scale", owner)
         self.projection = Linear(n_in, n_out, key=key, scale=scale)
         tau_arr = np.full((n_out,), float(tau))
         self.tau = Constrained.from_value(tau_arr, Positive(0.5), "tau") if learn_tau else jnp.asarray(tau_arr, jnp.float32)

@@ -1,0 +1,161 @@
+"""A fuzzer over the public entry points: bad input is refused with one readable message, never silently accepted.
+
+Every entry point below is called with valid arguments except one, which gets a value drawn from the bad values
+of its kind (NaN, infinities, zero or negative where a positive value is needed, a probability outside [0, 1],
+a wrong shape, a string, None, a bool or fractional count). Each call must raise ``ValueError`` or ``TypeError``
+from brainsim's own checks (the raising frame is in brainsim, not inside JAX or NumPy) with a message naming the
+parameter. ``test_fuzzer_covers_enough`` counts the generated cases (issue 17: >= 300 over >= 20 entry points).
+"""
+import math
+import traceback
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainsim as bs
+from brainsim import connectivity
+from brainsim.adjoints import Checkpointed, Truncated
+from brainsim.astrocytes import AstroModulated, LiRinzel
+from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource
+from brainsim.monitors import CountMonitor, MeanMonitor, StateMonitor
+from brainsim.network import Network, Population
+from brainsim.neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, ExpIF, Izhikevich, LeakyIntegrator, TraubMilesHH
+from brainsim.plasticity.stdp import STDP
+from brainsim.simulate import run, simulate
+from brainsim.synapses import (Alpha, ConductanceOutput, CurrentOutput, DualExponential, Exponential, NMDAOutput,
+                               Receptor, TsodyksMarkram)
+from brainsim.train import LeakyReadout, SpikingLayer
+
+SIZE = 5
+
+# bad values by kind of parameter
+NOT_NUMBERS = ["abc", None]
+NON_FINITE = [math.nan, math.inf, -math.inf]
+BAD = {
+    "positive": NON_FINITE + [0.0, -1.0] + NOT_NUMBERS + [np.ones(SIZE + 2)],
+    "nonnegative": NON_FINITE + [-0.5] + NOT_NUMBERS + [np.ones(SIZE + 2)],
+    "finite": NON_FINITE + NOT_NUMBERS + [np.ones(SIZE + 2)],
+    "scalar_positive": NON_FINITE + [0.0, -1.0] + NOT_NUMBERS,
+    "scalar_finite": NON_FINITE + NOT_NUMBERS,
+    "scalar_nonnegative": NON_FINITE + [-1.0] + NOT_NUMBERS,
+    "probability": [math.nan, -0.1, 1.5, math.inf] + NOT_NUMBERS,
+    "count": [0, -3, 2.5, "x", None, True],
+    "steps": [-1, 2.5, "x", None, True],
+    "positive_steps": [0, -1, 2.5, "x", True],
+}
+
+
+def _net():
+    return Network({"P": Population(LIF(SIZE), {"ge": Receptor(Exponential(5.0), CurrentOutput())})})
+
+
+def _simulate(**kw):
+    args = dict(duration=1.0, dt=0.1, key=jax.random.key(0), progress=False) | kw
+    return simulate(_net(), args.pop("duration"), args.pop("dt"), **args)
+
+
+def _run(**kw):
+    net = _net()
+    args = dict(n_steps=3, dt=0.1, key=jax.random.key(0)) | kw
+    return run(net, net.init(0.1), args.pop("n_steps"), args.pop("dt"), **args)
+
+
+# entry point -> (call(**bad), {parameter: kind}); the message must name the parameter
+ENTRY_POINTS = {
+    "LIF": (lambda **k: LIF(**({"size": SIZE} | k)), {"tau_m": "positive", "C_m": "positive", "t_ref": "nonnegative",
+                                         "v_rest": "finite", "v_th": "finite", "v_reset": "finite",
+                                         "slope": "scalar_positive", "size": "count"}),
+    "AdaptiveLIF": (lambda **k: AdaptiveLIF(SIZE, **k), {"tau_w": "positive", "tau_theta": "positive", "a": "finite",
+                                                         "b": "finite", "delta_theta": "finite"}),
+    "ExpIF": (lambda **k: ExpIF(SIZE, **k), {"C_m": "positive", "g_L": "positive", "delta_T": "positive",
+                                             "E_L": "finite", "V_T": "finite"}),
+    "AdEx": (lambda **k: AdEx(SIZE, **k), {"tau_w": "positive", "a": "finite", "b": "finite"}),
+    "QIF": (lambda **k: QIF(SIZE, **k), {"C_m": "positive"}),
+    "Izhikevich": (lambda **k: Izhikevich(SIZE, **k), {"a": "finite", "b": "finite", "c": "finite", "d": "finite"}),
+    "HH": (lambda **k: HH(SIZE, **k), {"C_m": "positive", "g_Na": "nonnegative", "E_Na": "finite"}),
+    "TraubMilesHH": (lambda **k: TraubMilesHH(SIZE, **k), {"C_m": "positive", "g_K": "nonnegative"}),
+    "LeakyIntegrator": (lambda **k: LeakyIntegrator(SIZE, **k), {"tau": "positive", "C_m": "positive"}),
+    "Exponential": (lambda **k: Exponential(**k), {"tau": "scalar_positive"}),
+    "DualExponential": (lambda **k: DualExponential(**k), {"tau_rise": "scalar_positive",
+                                                           "tau_decay": "scalar_positive"}),
+    "Alpha": (lambda **k: Alpha(**k), {"tau": "scalar_positive"}),
+    "ConductanceOutput": (lambda **k: ConductanceOutput(**k), {"E_rev": "scalar_finite"}),
+    "NMDAOutput": (lambda **k: NMDAOutput(**k), {"E_rev": "scalar_finite", "mg": "scalar_finite"}),
+    "TsodyksMarkram": (lambda **k: TsodyksMarkram(**k), {"U": "probability", "tau_f": "scalar_positive",
+                                                         "tau_d": "scalar_positive"}),
+    "PoissonSource": (lambda **k: PoissonSource(**({"size": SIZE, "rate": 10.0} | k)),
+                      {"size": "count", "rate": "nonnegative"}),
+    "PoissonInput": (lambda **k: PoissonInput(**({"target": "P", "receptor": "ge", "n_sources": 10, "rate": 5.0,
+                                                  "weight": 1.0} | k)),
+                     {"n_sources": "count", "rate": "scalar_nonnegative", "weight": "scalar_finite"}),
+    "CurrentStep": (lambda **k: CurrentStep(**({"target": "P", "amplitude": 10.0} | k)),
+                    {"amplitude": "scalar_finite"}),
+    "fixed_probability": (lambda **k: connectivity.fixed_probability(
+        jax.random.key(0), **({"n_pre": 4, "n_post": 4, "p": 0.5} | k)),
+        {"p": "probability", "n_pre": "count", "n_post": "count"}),
+    "LiRinzel": (lambda **k: LiRinzel(SIZE, **k), {"Ca_tot": "positive", "tau_IP3": "positive"}),
+    "AstroModulated": (lambda **k: AstroModulated(LIF(SIZE), **k), {"tau_astro": "positive",
+                                                                    "gain_astro": "finite"}),
+    "STDP": (lambda **k: STDP(**k), {"tau_plus": "scalar_positive", "tau_minus": "scalar_positive",
+                                     "A_plus": "scalar_finite"}),
+    "run": (_run, {"dt": "scalar_positive", "n_steps": "steps"}),
+    "simulate": (_simulate, {"duration": "scalar_positive", "dt": "scalar_positive"}),
+    "simulate_options": (_simulate, {"checkpoint_every": "positive_steps", "chunk_steps": "positive_steps"}),
+    "StateMonitor": (lambda **k: StateMonitor(**({"population": "P", "variable": "v"} | k)),
+                     {"every": "positive_steps"}),
+    "CountMonitor": (lambda **k: CountMonitor(**({"population": "P"} | k)), {"start": "steps"}),
+    "MeanMonitor": (lambda **k: MeanMonitor(**({"population": "P", "variable": "v"} | k)),
+                    {"power": "positive_steps"}),
+    "Checkpointed": (lambda **k: Checkpointed(**k), {"chunk": "positive_steps"}),
+    "Truncated": (lambda **k: Truncated(**({"window": 2} | k)), {"window": "positive_steps",
+                                                                 "chunk": "positive_steps"}),
+    "SpikingLayer": (lambda **k: SpikingLayer(**({"n_in": 3, "n_out": 4, "key": jax.random.key(0)} | k)),
+                     {"n_in": "count", "n_out": "count", "tau_syn": "scalar_positive", "dt": "scalar_positive"}),
+    "LeakyReadout": (lambda **k: LeakyReadout(**({"n_in": 3, "n_out": 4, "key": jax.random.key(0)} | k)),
+                     {"tau": "scalar_positive", "dt": "scalar_positive"}),
+}
+
+# values that are not bad for a particular parameter (documented meanings)
+ALLOWED = {
+    ("SpikingLayer", "tau_syn", None),  # no synapse
+    ("Truncated", "chunk", None), ("Checkpointed", "chunk", None),  # default chunk
+    ("simulate_options", "chunk_steps", None),  # default chunk
+    ("CurrentStep", "amplitude", None),
+}
+
+
+def _cases():
+    for entry, (_, params) in ENTRY_POINTS.items():
+        for param, kind in params.items():
+            for value in BAD[kind]:
+                if (entry, param, value if value is None else object()) in ALLOWED:
+                    continue
+                yield pytest.param(entry, param, value, id=f"{entry}-{param}-{_label(value)}")
+
+
+def _label(value):
+    if isinstance(value, np.ndarray):
+        return f"shape{value.shape}"
+    return repr(value)
+
+
+CASES = list(_cases())
+
+
+def test_fuzzer_covers_enough():
+    assert len(CASES) >= 300 and len(ENTRY_POINTS) >= 20, (len(CASES), len(ENTRY_POINTS))
+
+
+@pytest.mark.parametrize("entry, param, value", CASES)
+def test_bad_input_is_refused_with_a_message_naming_it(entry, param, value):
+    call, _ = ENTRY_POINTS[entry]
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(**{param: value})
+    message = str(info.value)
+    assert param in message, f"{entry}({param}={_label(value)}): message does not name it: {message!r}"
+    frames = traceback.extract_tb(info.value.__traceback__)
+    raiser = frames[-1].filename
+    assert "/brainsim/" in raiser and "/site-packages/" not in raiser, (
+        f"{entry}({param}={_label(value)}) failed inside {raiser}: {message!r}")
