@@ -27,11 +27,13 @@ The adjoint (``brainsim.adjoints``) differentiates each loop either order runs.
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Collection, NamedTuple, Union
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import fused_lif
 from ._types import Array
@@ -272,8 +274,10 @@ class LayerByLayer(AbstractOrder):
             r_pop = network.populations[behind]
             (r_name, r_rec), = r_pop.receptors.items()
             r_state = state.neurons[behind]
-            u = out[2] + _readout_start(r_pop.model, r_state.v,
-                                        r_rec.kinetics.value(state.receptors[behind][r_name], dt), n_steps, dt)
+            g0 = r_rec.kinetics.value(state.receptors[behind][r_name], dt)
+            u = out[2]
+            if not (_known_zero(r_state.v) and _known_zero(g0)):  # a readout away from rest at the start
+                u = u + _readout_start(r_pop.model, r_state.v, g0, n_steps, dt)
             zeros = jnp.zeros_like(u)
             result[behind] = (r_state._replace(v=u[-1]),
                               {r_name: r_rec.kinetics.decay(state.receptors[behind][r_name], dt)}, zeros)
@@ -288,6 +292,7 @@ class LayerByLayer(AbstractOrder):
                 records[j] = m.record_sequence(steps, before, Membrane(v), spikes, dt)
 
 
+@functools.partial(jax.jit, static_argnames="dt")
 def _refractory_after(refractory0, spikes, t_ref, dt):
     """The refractory counter (ms) after the sequence: ``LIF.step``'s countdown replayed over its spikes."""
 
@@ -296,6 +301,11 @@ def _refractory_after(refractory0, spikes, t_ref, dt):
         return jnp.where(s > 0, t_ref, remaining), None
 
     return jax.lax.scan(count, refractory0, jax.lax.stop_gradient(spikes))[0]
+
+
+def _known_zero(x) -> bool:
+    """Whether ``x`` is a concrete array of zeros (an initial state built from NumPy zeros, also inside ``jit``)."""
+    return not isinstance(x, jax.core.Tracer) and not np.any(np.asarray(x))
 
 
 def _readout_start(model: LeakyIntegrator, u0, g0, n_steps: int, dt: float) -> Array:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import as_param, check_positive, check_size
 from .._types import Array, ArrayLike
@@ -48,8 +49,9 @@ class LeakyIntegrator(AbstractNeuron):
 
     def init(self, *, key=None, v: ArrayLike | None = None) -> LeakyIntegratorState:
         """At rest (0 mV), or at membrane potential ``v`` (mV)."""
-        v0 = jnp.zeros((self.size,), self.tau.dtype) if v is None else jnp.broadcast_to(
-            jnp.asarray(v, self.tau.dtype), (self.size,))
+        if v is None:  # a NumPy array: known to be at rest when traced (LayerByLayer skips what a start adds)
+            return LeakyIntegratorState(v=np.zeros((self.size,), self.tau.dtype))
+        v0 = jnp.broadcast_to(jnp.asarray(v, self.tau.dtype), (self.size,))
         return LeakyIntegratorState(v=v0)
 
     def step(self, state: LeakyIntegratorState, inputs: SynapticInput | ArrayLike | None, dt: float, *, key=None):

@@ -11,6 +11,7 @@ import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import check_positive
 from ..core.contracts import AbstractKinetics
@@ -21,7 +22,8 @@ class AbstractOneStep(AbstractKinetics):
     """Kinetics without memory: arrivals drive only the step they arrive in (``value`` says how)."""
 
     def init(self, size: int) -> Array:
-        return jnp.zeros((size,))
+        # a NumPy array: known to be zero when traced (LayerByLayer skips what an empty start would add)
+        return np.zeros((size,), jnp.result_type(float))
 
     def decay(self, state: Array, dt: float) -> Array:
         return jnp.zeros_like(state)

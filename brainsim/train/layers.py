@@ -323,33 +323,7 @@ class Sequential(eqx.Module):
             raise ValueError(f"Sequential: mode {mode!r} needs a per-step loss; use Sequential.online_loss")
         if dt is not None and float(dt) != self.dt:
             raise ValueError(f"Sequential: dt = {dt} ms, but the layers were built for dt = {self.dt} ms")
-        network, dt = self.to_network(xs)
-        names = self.population_names()
-        spiking = [name for name, layer in zip(names, self.layers) if _is_spiking(layer)]
-        last = names[-1]
-        output = (StateMonitor(last, "v", when="end") if isinstance(self.layers[-1], LeakyReadout)
-                  else SpikeMonitor(last, differentiable=True))
-        monitors = [output]
-        for name in spiking:
-            monitors += [CountMonitor(name), MeanMonitor(name, "v"), MeanMonitor(name, "v", power=2)]
-            if record:
-                monitors += [SpikeMonitor(name, differentiable=True), StateMonitor(name, "v", when="end")]
-        if mode == "full":
-            fuse = {name for name, layer in zip(names, self.layers) if not _is_spiking(layer) or layer.fused}
-            order, adjoint = LayerByLayer(fuse=fuse), Direct()
-        else:
-            order, adjoint = StepByStep(), Checkpointed(chunk)
-        _, records = run(network, network.init(dt), xs.shape[0], dt, key=jax.random.key(0), monitors=monitors,
-                         order=order, adjoint=adjoint)
-        per_layer = 5 if record else 3
-        aux = {"counts": [], "v_mean": [], "v_sq": []}
-        if record:
-            aux.update(spikes=[], v=[])
-        for k in range(len(spiking)):
-            values = records[1 + per_layer * k: 1 + per_layer * (k + 1)]
-            for key_, value in zip(("counts", "v_mean", "v_sq", "spikes", "v"), values):
-                aux[key_].append(value)
-        return records[0], aux
+        return _run_sequential(self, xs, mode, chunk, record)
 
     def step(self, state, x_t):
         """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``
@@ -414,3 +388,36 @@ class Sequential(eqx.Module):
             return state, step_loss(out, *a)
 
         return bptt.truncated_loss(per_step, self, self.init(), xs, *args, window=window)
+
+
+@eqx.filter_jit
+def _run_sequential(model: Sequential, xs: Array, mode: str, chunk: Optional[int], record: bool):
+    """``Sequential.__call__``: ``run`` of the model's network form with its monitors (compiled once per model
+    structure and input shape, also when called outside ``jit``; inlined inside other transformations)."""
+    network, dt = model.to_network(xs)
+    names = model.population_names()
+    spiking = [name for name, layer in zip(names, model.layers) if _is_spiking(layer)]
+    last = names[-1]
+    output = (StateMonitor(last, "v", when="end") if isinstance(model.layers[-1], LeakyReadout)
+              else SpikeMonitor(last, differentiable=True))
+    monitors = [output]
+    for name in spiking:
+        monitors += [CountMonitor(name), MeanMonitor(name, "v"), MeanMonitor(name, "v", power=2)]
+        if record:
+            monitors += [SpikeMonitor(name, differentiable=True), StateMonitor(name, "v", when="end")]
+    if mode == "full":
+        fuse = {name for name, layer in zip(names, model.layers) if not _is_spiking(layer) or layer.fused}
+        order, adjoint = LayerByLayer(fuse=fuse), Direct()
+    else:
+        order, adjoint = StepByStep(), Checkpointed(chunk)
+    _, records = run(network, network.init(dt), xs.shape[0], dt, key=jax.random.key(0), monitors=monitors,
+                     order=order, adjoint=adjoint)
+    per_layer = 5 if record else 3
+    aux = {"counts": [], "v_mean": [], "v_sq": []}
+    if record:
+        aux.update(spikes=[], v=[])
+    for k in range(len(spiking)):
+        values = records[1 + per_layer * k: 1 + per_layer * (k + 1)]
+        for key_, value in zip(("counts", "v_mean", "v_sq", "spikes", "v"), values):
+            aux[key_].append(value)
+    return records[0], aux
