@@ -61,7 +61,7 @@ def test_errors():
         conn.fixed_probability(jax.random.key(0), 10, 10, 1.5)
     with pytest.raises(ValueError, match="needs an explicit key"):
         conn.fixed_probability(None, 10, 10, 0.1)
-    with pytest.raises(ValueError, match="size must be a positive integer"):
+    with pytest.raises(ValueError, match="fixed_probability: n_pre must be a positive integer, got 0"):
         conn.fixed_probability(jax.random.key(0), 0, 10, 0.1)
     with pytest.raises(ValueError, match="autapses=False needs n_pre == n_post"):
         conn.all_to_all(3, 4, autapses=False)

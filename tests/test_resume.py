@@ -66,14 +66,21 @@ def uninterrupted(tmp_path_factory):
     return times, indices
 
 
+def _wait_for_chunks(proc, out, n_chunks):
+    """Wait until the run in ``proc`` has saved the records of ``n_chunks`` chunks (its progress, not a time)."""
+    records = out / "checkpoint" / "records"
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if records.is_dir() and sum(1 for _ in records.glob("part_*.npz")) >= n_chunks:
+            return
+        time.sleep(0.002)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_killed_and_resumed_runs_give_identical_spikes(sig, uninterrupted, tmp_path):
     proc = _child(tmp_path, False)
-    checkpoint = tmp_path / "checkpoint" / "checkpoint.npz"
-    deadline = time.time() + 300
-    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(random.Random(int(sig)).uniform(0.0, 1.0))  # a random point of the run
+    n_chunks = round(DURATION / 0.1) // CHUNK
+    _wait_for_chunks(proc, tmp_path, random.Random(int(sig)).randint(1, n_chunks // 2))  # a random point of the run
     proc.send_signal(sig)
     code = proc.wait(timeout=300)
     stderr = proc.stderr.read()
