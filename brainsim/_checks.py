@@ -75,6 +75,24 @@ def check_size(size: int, owner: str, name: str = "size") -> int:
     return int(size)
 
 
+def check_count(value, owner: str, name: str) -> int:
+    """An integer >= 0 (a number of synapses, steps, ...), else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def nonnegative_number(value, name: str, unit: str, owner: str) -> float:
+    """A concrete finite number >= 0 as a float, else ``ValueError`` naming ``name`` and its ``unit``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a number{' in ' + unit if unit else ''}, got {value!r}") from None
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f"{owner}: {name} must be >= 0{' ' + unit if unit else ''} and finite, got {value!r}")
+    return number
+
+
 def positive_number(value, name: str, unit: str, owner: str) -> float:
     """A concrete finite number > 0 as a float, else ``ValueError`` naming ``name`` and its ``unit``."""
     try:

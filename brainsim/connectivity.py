@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from ._checks import check_size
+from ._checks import check_count, check_size, numbers
 
 WeightSpec = Union[float, np.ndarray, Callable[[np.random.Generator, int], np.ndarray]]
 
@@ -28,12 +28,15 @@ def _host_rng(key) -> np.random.Generator:
 
 
 def _weights(weight: WeightSpec, n: int, rng: np.random.Generator | None, owner: str) -> np.ndarray:
+    """The ``n`` synaptic weights ``weight`` specifies (a scalar, one per synapse, or ``f(rng, n)``), checked."""
     if callable(weight):
-        if rng is None:
-            rng = np.random.default_rng(0)
-        values = np.asarray(weight(rng, n), dtype=np.float32)
-    else:
-        values = np.broadcast_to(np.asarray(weight, dtype=np.float32), (n,)) if np.ndim(weight) == 0 else np.asarray(weight, dtype=np.float32)
+        weight = weight(np.random.default_rng(0) if rng is None else rng, n)
+    try:
+        values = np.asarray(numbers(weight, "weight", owner), dtype=np.float32)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+    if values.ndim == 0:
+        values = np.broadcast_to(values, (n,))
     if values.shape != (n,):
         raise ValueError(f"{owner}: weights have shape {values.shape}, expected ({n},) (one per synapse)")
     if not np.all(np.isfinite(values)):
@@ -111,7 +114,7 @@ def fixed_out_degree(key, n_pre: int, n_post: int, k: int, weight: WeightSpec = 
     n_pre, n_post = check_size(n_pre, owner, "n_pre"), check_size(n_post, owner, "n_post")
     _check_square_for_autapses(n_pre, n_post, autapses, owner)
     limit = n_post if autapses else n_post - 1
-    if not 0 <= k <= limit:
+    if not 0 <= check_count(k, owner, "k") <= limit:
         raise ValueError(f"{owner}: k must be in [0, {limit}], got {k}")
     rng = _host_rng(key)
     return _rows_with_degrees(np.full(n_pre, k), n_pre, n_post, weight, rng, autapses, owner)
@@ -124,7 +127,7 @@ def fixed_in_degree(key, n_pre: int, n_post: int, k: int, weight: WeightSpec = 1
     n_pre, n_post = check_size(n_pre, owner, "n_pre"), check_size(n_post, owner, "n_post")
     _check_square_for_autapses(n_pre, n_post, autapses, owner)
     limit = n_pre if autapses else n_pre - 1
-    if not 0 <= k <= limit:
+    if not 0 <= check_count(k, owner, "k") <= limit:
         raise ValueError(f"{owner}: k must be in [0, {limit}], got {k}")
     rng = _host_rng(key)
     transposed = _rows_with_degrees(np.full(n_post, k), n_post, n_pre, weight, rng, autapses, owner)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
+from ._checks import check_count, check_size, positive_number
 from ._types import Array, ArrayLike
 from .propagation import EventOperator, default_capacity, ell_layout, for_each_event, row_cotangents
 
@@ -47,11 +48,12 @@ def check_integer_delays(delays, owner: str, *, max_delay: Optional[int] = None,
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{owner}: delays contain NaN or infinite values")
     unit = "ms" if dt is not None else "steps"
+    if max_delay is not None:
+        max_delay = check_count(max_delay, owner, "max_delay")
     if arr.size and arr.min() < 0:
         raise ValueError(f"{owner}: delays must be >= 0 {unit}, got {arr.min()}")
     if dt is not None:
-        if not dt > 0:
-            raise ValueError(f"{owner}: dt must be > 0 ms, got {dt}")
+        dt = positive_number(dt, "dt", "ms", owner)
         arr = np.asarray(arr, dtype=np.float64) / dt
     steps = np.rint(arr)
     bad = np.abs(arr - steps) > tol * np.maximum(1.0, np.abs(arr))
@@ -167,9 +169,7 @@ class DelayedEventOperator(eqx.Module):
         self.n_pre, self.n_post = int(targets.shape[0]), int(n_post)
         self.n_synapses = int(real.sum()) if n_synapses is None else int(n_synapses)
         self.max_delay = top
-        cap = default_capacity(self.n_pre) if capacity is None else int(capacity)
-        if cap <= 0:
-            raise ValueError(f"{owner}: capacity must be a positive integer, got {capacity}")
+        cap = default_capacity(self.n_pre) if capacity is None else check_size(capacity, owner, "capacity")
         self.capacity = min(cap, self.n_pre)
 
     @classmethod

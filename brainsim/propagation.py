@@ -38,6 +38,7 @@ import numpy as np
 from jax.experimental import sparse
 
 from . import _kernels
+from ._checks import check_size
 from ._types import Array
 import ctypes
 import sys
@@ -317,9 +318,7 @@ class EventOperator(eqx.Module):
         self.weights, self.targets = weights, targets
         self.n_pre, self.n_post = int(targets.shape[0]), int(n_post)
         self.n_synapses = int(np.sum(np.asarray(targets) < n_post)) if n_synapses is None else int(n_synapses)
-        cap = default_capacity(self.n_pre) if capacity is None else int(capacity)
-        if cap <= 0:
-            raise ValueError(f"EventOperator: capacity must be a positive integer, got {capacity}")
+        cap = default_capacity(self.n_pre) if capacity is None else check_size(capacity, "EventOperator", "capacity")
         self.capacity = min(cap, self.n_pre)
         self.native = bool(native)
 

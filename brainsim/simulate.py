@@ -18,8 +18,6 @@ finite state and the records up to it (``nonfinite="warn"`` warns and goes on in
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -37,6 +35,7 @@ from ._types import Array
 from .adjoints import AbstractAdjoint, Direct
 from .checkpoint import CheckpointError, SimulationCheckpoint, run_meta  # noqa: F401  (CheckpointError re-exported)
 from .evaluation import AbstractOrder, LayerByLayer, StepByStep  # noqa: F401  (LayerByLayer re-exported)
+from .interrupts import StopOnSignal
 from .monitors import (AbstractMonitor, CountMonitor, MeanMonitor, Monitor, RateMonitor,  # noqa: F401  (re-exported)
                        SpikeMonitor, SpikeTrains, StateMonitor, check_monitors, decode_spikes)
 from .network import Network, NetworkState
@@ -245,34 +244,6 @@ class SimulationInterrupted(KeyboardInterrupt):
         self.state, self.result, self.checkpoint_dir = state, result, checkpoint_dir
 
 
-class _StopOnSignal:
-    """While active (in the main thread), SIGINT and SIGTERM ask the run to stop after its current chunk; a second
-    SIGINT interrupts at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.received: Optional[int] = None
-        self._saved: dict = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._saved[sig] = signal.getsignal(sig)
-                signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
-        return False
-
-
 def simulate(network: Network, duration: float, dt: float, *, key, state: Optional[NetworkState] = None,
              monitors: Sequence[Monitor] = (), currents: Optional[Mapping[str, Any]] = None,
              chunk_steps: Optional[int] = None, progress: Optional[bool] = None,
@@ -384,7 +355,7 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     run_s, pending, warned = 0.0, None, False
     show = progress if progress is not None else n_steps - done > chunk
     with tqdm(total=n_steps, initial=done, disable=not show, unit="step", desc="simulate", leave=False) as bar, \
-            _StopOnSignal() as stop:
+            StopOnSignal() as stop:
         t0 = time.perf_counter()
         while done < n_steps and stop.received is None:
             n = min(chunk, n_steps - done)
@@ -400,7 +371,7 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
         run_s += time.perf_counter() - t0
     result = _result(network, monitors, collected, state, dt, offset, done, compile_s, run_s)
     if stop.received is not None and done < n_steps:
-        name = signal.Signals(stop.received).name
+        name = stop.name
         step = offset + done
         where = (f"state and records up to it saved in {str(checkpoint_dir)!r}: continue with simulate(..., "
                  f"checkpoint_dir={str(checkpoint_dir)!r}, resume=True)" if checkpoint is not None else

@@ -22,11 +22,13 @@ from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource
 from brainsim.monitors import CountMonitor, MeanMonitor, StateMonitor
 from brainsim.network import Network, Population
 from brainsim.neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, ExpIF, Izhikevich, LeakyIntegrator, TraubMilesHH
+from brainsim.delays import DelayedEventOperator
 from brainsim.plasticity.stdp import STDP
+from brainsim.projections import DenseProjection, EventProjection, PlasticProjection
 from brainsim.simulate import run, simulate
 from brainsim.synapses import (Alpha, ConductanceOutput, CurrentOutput, DualExponential, Exponential, NMDAOutput,
                                Receptor, TsodyksMarkram)
-from brainsim.train import LeakyReadout, SpikingLayer
+from brainsim.train import LeakyReadout, Sequential, SpikingLayer, fit
 
 SIZE = 5
 
@@ -42,6 +44,11 @@ BAD = {
     "scalar_nonnegative": NON_FINITE + [-1.0] + NOT_NUMBERS,
     "probability": [math.nan, -0.1, 1.5, math.inf] + NOT_NUMBERS,
     "count": [0, -3, 2.5, "x", None, True],
+    "optional_count": [0, -3, 2.5, "x", True],
+    "degree": [-1, 5, 2.5, "x", None, True],  # synapses per neuron, of 4
+    "matrix_finite": [np.full((4, 4), math.nan), np.full((4, 4), math.inf), np.ones(4), "abc", None],
+    "vector_finite": [np.full(4, math.nan), np.full(4, -math.inf), np.ones((4, 4)), "abc"],
+    "range": [(3, 1), (-1, 2), (0, 99), (0.5, 2), "ab", 5],
     "steps": [-1, 2.5, "x", None, True],
     "positive_steps": [0, -1, 2.5, "x", True],
 }
@@ -54,6 +61,17 @@ def _net():
 def _simulate(**kw):
     args = dict(duration=1.0, dt=0.1, key=jax.random.key(0), progress=False) | kw
     return simulate(_net(), args.pop("duration"), args.pop("dt"), **args)
+
+
+def _matrix():
+    return connectivity.fixed_probability(jax.random.key(1), 4, 4, 0.5, 1.0)
+
+
+def _fit(**kw):
+    model = Sequential([SpikingLayer(2, 3, key=jax.random.key(0)), LeakyReadout(3, 2, key=jax.random.key(1))])
+    x, y = np.zeros((8, 5, 2), np.float32), np.zeros(8, np.int32)
+    args = dict(epochs=1, batch_size=4, progress=False) | kw
+    return fit(model, lambda m, xb, yb: jnp.float32(0.0), (x, y), **args)
 
 
 def _run(**kw):
@@ -115,6 +133,32 @@ ENTRY_POINTS = {
                      {"n_in": "count", "n_out": "count", "tau_syn": "scalar_positive", "dt": "scalar_positive"}),
     "LeakyReadout": (lambda **k: LeakyReadout(**({"n_in": 3, "n_out": 4, "key": jax.random.key(0)} | k)),
                      {"tau": "scalar_positive", "dt": "scalar_positive"}),
+    "EventProjection": (lambda **k: EventProjection(**({"pre": "P", "post": "P", "receptor": "ge",
+                                                        "weights": _matrix()} | k)),
+                        {"delay": "scalar_nonnegative", "capacity": "optional_count", "pre_range": "range"}),
+    "DenseProjection": (lambda **k: DenseProjection(**({"pre": "P", "post": "P", "receptor": "ge",
+                                                        "weight": np.ones((4, 4))} | k)),
+                        {"weight": "matrix_finite", "bias": "vector_finite"}),
+    "PlasticProjection": (lambda **k: PlasticProjection(**({"pre": "P", "post": "P", "receptor": "ge",
+                                                            "weights": _matrix(), "rule": STDP()} | k)),
+                          {"delay": "scalar_nonnegative", "capacity": "optional_count"}),
+    "DelayedEventOperator": (lambda **k: DelayedEventOperator.from_sparse(
+        **({"matrix": _matrix(), "delays": np.full(_matrix().nse, 2)} | k)),
+                             {"delays": "nonnegative", "dt": "scalar_positive", "max_delay": "optional_count",
+                              "capacity": "optional_count"}),
+    "fixed_in_degree": (lambda **k: connectivity.fixed_in_degree(jax.random.key(0), **({"n_pre": 4, "n_post": 4,
+                                                                                       "k": 2} | k)),
+                        {"n_pre": "count", "n_post": "count", "k": "degree"}),
+    "fixed_out_degree": (lambda **k: connectivity.fixed_out_degree(jax.random.key(0), **({"n_pre": 4, "n_post": 4,
+                                                                                         "k": 2} | k)),
+                         {"k": "degree"}),
+    "all_to_all": (lambda **k: connectivity.all_to_all(**({"n_pre": 4, "n_post": 4} | k)),
+                   {"n_pre": "count", "n_post": "count", "weight": "scalar_finite"}),
+    "from_indices": (lambda **k: connectivity.from_indices(**({"pre": [0, 1], "post": [1, 0], "n_pre": 2,
+                                                               "n_post": 2} | k)),
+                     {"n_pre": "count", "weight": "scalar_finite"}),
+    "fit": (_fit, {"epochs": "count", "batch_size": "count", "patience": "optional_count",
+                   "max_steps": "optional_count", "min_delta": "scalar_nonnegative"}),
 }
 
 # values that are not bad for a particular parameter (documented meanings)
@@ -123,6 +167,8 @@ ALLOWED = {
     ("Truncated", "chunk", None), ("Checkpointed", "chunk", None),  # default chunk
     ("simulate_options", "chunk_steps", None),  # default chunk
     ("CurrentStep", "amplitude", None),
+    ("DenseProjection", "bias", None),  # no bias
+    ("DelayedEventOperator", "dt", None),  # delays in steps
 }
 
 

@@ -1,5 +1,7 @@
 """fit (Optax loop, compile once, checkpoints, NaN handling, bad input), NNX adapter, biophysical rate fit."""
 import json
+import os
+import signal
 
 import equinox as eqx
 import jax
@@ -8,8 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from brainsim.train import (LeakyReadout, NonFiniteLossError, Sequential, SpikingLayer, encoders, fit, freeze,
-                            load_checkpoint, losses, make_train_step)
+from brainsim.train import (LeakyReadout, NonFiniteLossError, Sequential, SpikingLayer, TrainingInterrupted, encoders,
+                            fit, freeze, load_checkpoint, losses, make_train_step)
 
 
 def _task(n=64, T=12, seed=0):
@@ -151,6 +153,61 @@ def test_resumed_training_is_bitwise_the_uninterrupted_one(tmp_path, restore_bes
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert resumed.best_epoch == whole.best_epoch and resumed.n_steps == whole.n_steps
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+
+
+def _counting_loss(on_call):
+    """``_loss`` calling ``on_call()`` from the running train step (a host callback, once per example)."""
+    def loss(model, x, y, key):
+        jax.debug.callback(lambda: on_call())
+        return _loss(model, x, y, key)
+    return loss
+
+
+@pytest.fixture(scope="module")
+def calls_per_step():
+    calls = []
+    fit(_net(), _counting_loss(lambda: calls.append(1)), _task(), batch_size=16, epochs=1, max_steps=1,
+        progress=False)
+    return len(calls)
+
+
+def _signal_at_step(sig, at_step, calls_per_step):
+    """A loss that sends ``sig`` to this process while train step ``at_step`` (counted from 1) runs."""
+    calls = []
+
+    def on_call():
+        calls.append(1)
+        if len(calls) == (at_step - 1) * calls_per_step + 1:
+            os.kill(os.getpid(), sig)
+    return _counting_loss(on_call)
+
+
+@pytest.mark.parametrize("sig, at_step", [(signal.SIGINT, 7), (signal.SIGTERM, 4), (signal.SIGINT, 8)])
+def test_interrupted_training_saves_its_state_and_resumes_bitwise(tmp_path, sig, at_step, calls_per_step):
+    # 64 examples in batches of 16: 4 steps an epoch; step 7 stops within epoch 1, steps 4 and 8 at an epoch's end
+    data = _task()
+    # no eval_data: the counting loss then runs only in train steps
+    kwargs = dict(optimizer=optax.adam(2e-2), batch_size=16, seed=5, epochs=4, progress=False)
+    whole = fit(_net(), _loss, data, **kwargs)
+    ckpt = tmp_path / "ckpt.eqx"
+    with pytest.raises(TrainingInterrupted) as info:
+        fit(_net(), _signal_at_step(sig, at_step, calls_per_step), data, checkpoint_path=ckpt, **kwargs)
+    stop = info.value
+    epoch, step = divmod(at_step, 4)
+    assert (stop.signal_name, stop.epoch, stop.step) == (signal.Signals(sig).name, epoch, step)
+    message = str(stop)
+    assert f"interrupted by {signal.Signals(sig).name} at epoch {epoch}, step {step} of 4" in message
+    assert "resume=True" in message and "\n" not in message
+    resumed = fit(_net(), _loss, data, checkpoint_path=ckpt, resume=True, **kwargs)
+    for a, b in zip(jax.tree_util.tree_leaves((whole.model, whole.opt_state)),
+                    jax.tree_util.tree_leaves((resumed.model, resumed.opt_state))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+    assert resumed.n_steps == whole.n_steps == 16
+    # without a checkpoint the state so far comes with the exception
+    with pytest.raises(TrainingInterrupted, match="in this exception's .result") as info:
+        fit(_net(), _signal_at_step(sig, 2, calls_per_step), data, **kwargs)
+    assert info.value.result.model is not None
 
 
 def test_early_stopping():

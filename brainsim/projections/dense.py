@@ -13,6 +13,7 @@ from typing import Optional
 import equinox as eqx
 import jax.numpy as jnp
 
+from .._checks import check_finite
 from .._types import Array
 from ..core.contracts import AbstractKinetics, StepContext
 from ..event_matmul import event_matmul
@@ -38,6 +39,10 @@ class DenseProjection(AbstractProjection):
 
     def __init__(self, pre: str, post: str, receptor: str, weight, *, bias=None, same_step: bool = False):
         self.pre, self.post, self.receptor, self.same_step = pre, post, receptor, bool(same_step)
+        owner = f"DenseProjection {pre}->{post}"
+        check_finite(weight, "weight", owner)  # concrete weights only: traced ones (training) pass
+        if bias is not None:
+            check_finite(bias, "bias", owner)
         self.weight = jnp.asarray(weight, jnp.result_type(float))
         if self.weight.ndim != 2:
             raise ValueError(f"DenseProjection {pre}->{post}: weight must be (n_pre, n_post), got {self.weight.shape}")

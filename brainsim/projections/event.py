@@ -46,13 +46,13 @@ class EventProjection(AbstractEventDriven):
                  stp: Optional[AbstractSTP] = None, capacity: Optional[int] = None, pre_range=None,
                  same_step: bool = False):
         self.pre, self.post, self.receptor, self.same_step = pre, post, receptor, bool(same_step)
-        if self.same_step and delay > 0:
+        self.delay = check_delay(delay, f"Projection {pre}->{post}")
+        if self.same_step and self.delay > 0:
             raise ValueError(f"Projection {pre}->{post}: same_step delivers this step's spikes, it cannot have a "
                              f"delay (got {delay} ms)")
         self.operator = weights if isinstance(weights, EventOperator) else EventOperator.from_sparse(weights, capacity=capacity)
-        self.delay = check_delay(delay, f"Projection {pre}->{post}")
         self.stp = stp
-        self.pre_range = check_pre_range(pre_range)
+        self.pre_range = check_pre_range(pre_range, self.operator.n_pre, f"Projection {pre}->{post}")
 
     def delay_steps(self, dt: float) -> int:
         return delay_steps(self.delay, dt)

@@ -15,9 +15,11 @@ import warnings
 from typing import Any, NamedTuple, Optional
 
 import jax.numpy as jnp
+import numpy as np
 
 import equinox as eqx
 
+from .._checks import nonnegative_number
 from .._types import Array
 from ..core.contracts import AbstractSTP, StepContext
 from .base import AbstractProjection
@@ -59,16 +61,25 @@ def delay_steps(delay: float, dt: float) -> int:
 
 def check_delay(delay, owner: str, *, per_synapse_delays: bool = False) -> float:
     """A homogeneous delay in ms (>= 0; 0 when the synapses carry per-synapse delays)."""
-    if not delay >= 0:
-        raise ValueError(f"{owner}: delay must be >= 0 ms, got {delay}")
+    delay = nonnegative_number(delay, "delay", "ms", owner)
     if delay > 0 and per_synapse_delays:
         raise ValueError(f"{owner}: per-synapse delays (DelayedEventOperator) and a homogeneous delay ({delay} ms) "
                          "cannot be combined; put it into the per-synapse delays")
-    return float(delay)
+    return delay
 
 
-def check_pre_range(pre_range) -> Optional[tuple]:
-    return None if pre_range is None else (int(pre_range[0]), int(pre_range[1]))
+def check_pre_range(pre_range, n_rows: int, owner: str) -> Optional[tuple]:
+    """``None`` or ``(start, stop)`` with integers ``0 <= start < stop`` spanning the ``n_rows`` rows of the weights."""
+    if pre_range is None:
+        return None
+    if (not isinstance(pre_range, (tuple, list)) or len(pre_range) != 2
+            or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in pre_range)):
+        raise ValueError(f"{owner}: pre_range must be a pair of integers (start, stop), got {pre_range!r}")
+    start, stop = int(pre_range[0]), int(pre_range[1])
+    if not 0 <= start < stop or stop - start != n_rows:
+        raise ValueError(f"{owner}: pre_range must be (start, stop) with 0 <= start < stop and stop - start = "
+                         f"{n_rows} (the rows of the weights), got {pre_range!r}")
+    return start, stop
 
 
 def check_synapses(name: str, projection, populations, shape: tuple) -> None:

@@ -9,6 +9,7 @@ from . import bijections, bptt, encoders, losses, regularizers, surrogates
 from .bijections import (Bijection, Bounded, Constrained, DaleSign, Exp, Identity, Positive, constrain, freeze,
                          resolve, trainable)
 from .bptt import checkpointed_scan, truncated_loss
-from .fit import FitResult, NonFiniteLossError, fit, load_checkpoint, make_train_step, save_checkpoint
+from .fit import (FitResult, NonFiniteLossError, TrainingInterrupted, fit, load_checkpoint, make_train_step,
+                  save_checkpoint)
 from .layers import LeakyReadout, Linear, Sequential, SparseLinear, SpikingLayer, ml_lif
 from .surrogates import SURROGATES, spike, surrogate_derivative

@@ -15,7 +15,9 @@ counters, history); the data order of an epoch and every step's key depend only 
 step, so ``resume=True`` continues bitwise as if never interrupted. An existing checkpoint is never replaced
 unless ``resume=True`` or ``overwrite=True``. A non-finite loss stops training with ``NonFiniteLossError``; the
 state before the bad step is written to the checkpoint (the last good one) and attached to the error as
-``error.last_good``.
+``error.last_good``. Ctrl-C (SIGINT) or SIGTERM stops training after its current step with
+``TrainingInterrupted`` (one line: where it stopped, what was saved, how to continue); with ``checkpoint_path``
+the training state within the epoch is saved first, and ``resume=True`` continues from the next step, bitwise.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from .._checks import check_size
+from ..interrupts import StopOnSignal
 from .bijections import trainable
 from .losses import check_labels
 
@@ -45,6 +49,18 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(message)
         self.last_good = last_good
         self.checkpoint = checkpoint
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """``fit`` stopped on SIGINT (Ctrl-C) or SIGTERM after finishing its current step. ``result`` holds the model
+    and optimizer state after it; with ``checkpoint_path`` the whole training state is saved too, and
+    ``fit(..., resume=True)`` continues exactly (bitwise) from the next step."""
+
+    def __init__(self, message: str, *, signal_name: str, epoch: int, step: int, result: "FitResult",
+                 checkpoint: Optional[str]):
+        super().__init__(message)
+        self.signal_name, self.epoch, self.step = signal_name, epoch, step
+        self.result, self.checkpoint = result, checkpoint
 
 
 @dataclass
@@ -262,16 +278,23 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         checkpoint_path: file to save (model, optimizer state) to after every improving epoch; the training
             state goes beside it after every epoch (``checkpoint_path + ".resume"``).
         resume: continue the training whose checkpoint is at ``checkpoint_path`` exactly where it stopped (the
-            end of its last whole epoch); without one, start it.
+            end of its last whole epoch, or the step where Ctrl-C/SIGTERM stopped it); without one, start it.
         overwrite: replace an existing checkpoint at ``checkpoint_path`` (otherwise an error).
         n_classes: check integer labels lie in ``[0, n_classes)`` (default ``model.n_out`` if present).
         max_steps: stop after this many train steps (for quick tests).
     """
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
-    if not min_delta >= 0.0:
-        raise ValueError(f"fit: min_delta must be >= 0, got {min_delta!r}")
+    epochs, batch_size = check_size(epochs, "fit", "epochs"), check_size(batch_size, "fit", "batch_size")
+    patience = None if patience is None else check_size(patience, "fit", "patience")
+    max_steps = None if max_steps is None else check_size(max_steps, "fit", "max_steps")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"fit: seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    try:
+        min_delta = float(min_delta)
+    except (TypeError, ValueError):
+        raise ValueError(f"fit: min_delta must be a number >= 0, got {min_delta!r}") from None
+    if not (math.isfinite(min_delta) and min_delta >= 0.0):
+        raise ValueError(f"fit: min_delta must be a finite number >= 0, got {min_delta!r}")
     if n_classes is None:
         n_classes = getattr(model, "n_out", None)
     n_train = _check_data(data, "data", model, n_classes)
@@ -300,6 +323,8 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
             model, opt_state, meta = load_checkpoint(checkpoint_path, model, opt_state)
         params, static = eqx.partition(model, spec)
         start_epoch = int(meta.get("epoch", -1)) + 1
+        if meta.get("partial") is not None:  # stopped within an epoch: continue it from the next step
+            start_epoch = int(meta["partial"]["epoch"])
 
     train_step = make_train_step(loss_fn, optimizer, batch_size)
 
@@ -335,76 +360,99 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     steps_per_epoch = n_train // batch_size
     result = FitResult(model=eqx.combine(params, static), opt_state=opt_state)
     best, best_state, bad_epochs, n_steps, previous = None, None, 0, 0, None
+    first_step, first_sums = 0, {}  # where the first epoch starts (within it, after an interrupted one)
     if restored is not None:
         (best_model, best_opt), meta = restored
         best, bad_epochs, n_steps = meta["best"], meta["bad_epochs"], meta["n_steps"]
         result.best_epoch, result.history = meta["best_epoch"], list(meta["history"])
-        best_state = (eqx.partition(best_model, spec)[0], best_opt)
+        best_state = None if meta.get("no_best") else (eqx.partition(best_model, spec)[0], best_opt)
+        if meta.get("partial") is not None:
+            first_step, first_sums = int(meta["partial"]["steps"]), dict(meta["partial"]["sums"])
+
+    def training_state(epoch, partial=None) -> dict:
+        return {"epoch": epoch, "best": best, "bad_epochs": bad_epochs, "best_epoch": result.best_epoch,
+                "n_steps": n_steps, "history": result.history, "no_best": best_state is None, "partial": partial}
+
+    def save_state(meta) -> None:
+        _save_training_state(checkpoint_path, eqx.combine(params, static), opt_state,
+                             None if best_state is None else (eqx.combine(best_state[0], static), best_state[1]),
+                             meta)
+
     t_start = time.perf_counter()
     epoch_bar = tqdm(range(start_epoch, epochs), disable=not progress, desc="fit", unit="epoch")
-    for epoch in epoch_bar:
-        order = np.random.default_rng([seed, epoch]).permutation(n_train)  # this epoch's order, from the seed
-        sums, t0 = {}, time.perf_counter()
-        for b in range(steps_per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            xb = jax.tree_util.tree_map(lambda a: jnp.asarray(a[idx]), x_all)
-            yb = jnp.asarray(y_all[idx])
-            step_key = jax.random.fold_in(key, epoch * steps_per_epoch + b)
-            t_call = time.perf_counter()
-            new_params, new_opt_state, loss, metrics = train_step(params, static, opt_state, xb, yb, step_key)
-            loss, metrics = jax.device_get((loss, metrics))  # one host transfer per step (NaN check, sums)
-            loss = float(loss)
-            if n_steps == 0:
-                result.compile_s = time.perf_counter() - t_call
-            if not math.isfinite(loss):
-                # the current parameters gave a non-finite loss: the last good ones are those before the
-                # update that produced them (the initial ones if this is the first step)
-                good_params, good_opt_state = previous if previous is not None else (params, opt_state)
-                last_good = (eqx.combine(good_params, static), good_opt_state)
-                msg = (f"fit: loss became {loss} at epoch {epoch}, step {b}; training stopped. The last model and "
-                       "optimizer state with a finite loss are in error.last_good")
+    with StopOnSignal() as stop:
+        for epoch in epoch_bar:
+            order = np.random.default_rng([seed, epoch]).permutation(n_train)  # this epoch's order, from the seed
+            sums, t0 = dict(first_sums), time.perf_counter()
+            for b in range(first_step, steps_per_epoch):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb = jax.tree_util.tree_map(lambda a: jnp.asarray(a[idx]), x_all)
+                yb = jnp.asarray(y_all[idx])
+                step_key = jax.random.fold_in(key, epoch * steps_per_epoch + b)
+                t_call = time.perf_counter()
+                new_params, new_opt_state, loss, metrics = train_step(params, static, opt_state, xb, yb, step_key)
+                loss, metrics = jax.device_get((loss, metrics))  # one host transfer per step (NaN check, sums)
+                loss = float(loss)
+                if n_steps == 0:
+                    result.compile_s = time.perf_counter() - t_call
+                if not math.isfinite(loss):
+                    # the current parameters gave a non-finite loss: the last good ones are those before the
+                    # update that produced them (the initial ones if this is the first step)
+                    good_params, good_opt_state = previous if previous is not None else (params, opt_state)
+                    last_good = (eqx.combine(good_params, static), good_opt_state)
+                    msg = (f"fit: loss became {loss} at epoch {epoch}, step {b}; training stopped. The last model "
+                           "and optimizer state with a finite loss are in error.last_good")
+                    if checkpoint_path is not None:
+                        save_checkpoint(checkpoint_path, *last_good, {"epoch": epoch - 1, "step": b,
+                                                                      "reason": "last good before non-finite loss"})
+                        msg += f" and were saved to {checkpoint_path}"
+                    raise NonFiniteLossError(msg + ".", last_good=last_good,
+                                             checkpoint=None if checkpoint_path is None else str(checkpoint_path))
+                previous = (params, opt_state)
+                params, opt_state = new_params, new_opt_state
+                n_steps += 1
+                sums["loss"] = sums.get("loss", 0.0) + loss
+                for name, val in metrics.items():
+                    sums[name] = sums.get(name, 0.0) + float(val)
+                if stop.received is not None and b + 1 < steps_per_epoch:
+                    _interrupted(stop.name, epoch, b + 1, steps_per_epoch, result, params, opt_state, static,
+                                 checkpoint_path, lambda: save_state(training_state(
+                                     epoch - 1, {"epoch": epoch, "steps": b + 1, "sums": sums})))
+                if max_steps is not None and n_steps >= max_steps:
+                    break
+            first_step, first_sums = 0, {}
+            n_done = b + 1
+            record = {"epoch": epoch, **{f"train_{k}": v / n_done for k, v in sums.items()},
+                      "epoch_s": time.perf_counter() - t0}
+            if eval_data is not None:
+                record.update(evaluate(params, x_eval, y_eval,
+                                       jax.random.fold_in(jax.random.fold_in(key, 2**31 - 1), epoch)))
+            result.history.append(record)
+            epoch_bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+            score = record.get(monitor)
+            if score is None:
+                raise ValueError(f"fit: monitor {monitor!r} is not among the metrics {sorted(record)}")
+            margin = max(float(min_delta), 1e-6 * abs(best)) if best is not None else 0.0
+            improved = best is None or (score > best + margin if maximise else score < best - margin)
+            if improved:
+                best, bad_epochs, result.best_epoch = score, 0, epoch
+                best_state = (params, opt_state)
                 if checkpoint_path is not None:
-                    save_checkpoint(checkpoint_path, *last_good, {"epoch": epoch - 1, "step": b, "reason": "last good before non-finite loss"})
-                    msg += f" and were saved to {checkpoint_path}"
-                raise NonFiniteLossError(msg + ".", last_good=last_good,
-                                         checkpoint=None if checkpoint_path is None else str(checkpoint_path))
-            previous = (params, opt_state)
-            params, opt_state = new_params, new_opt_state
-            n_steps += 1
-            sums["loss"] = sums.get("loss", 0.0) + loss
-            for name, val in metrics.items():
-                sums[name] = sums.get(name, 0.0) + float(val)
+                    save_checkpoint(checkpoint_path, eqx.combine(params, static), opt_state, record)
+            else:
+                bad_epochs += 1
+            if checkpoint_path is not None:
+                save_state(training_state(epoch))
+            finished = (epoch + 1 == epochs or (max_steps is not None and n_steps >= max_steps)
+                        or (patience is not None and bad_epochs >= patience))
+            if stop.received is not None and not finished:
+                _interrupted(stop.name, epoch + 1, 0, steps_per_epoch, result, params, opt_state, static,
+                             checkpoint_path, None)
             if max_steps is not None and n_steps >= max_steps:
                 break
-        n_done = b + 1
-        record = {"epoch": epoch, **{f"train_{k}": v / n_done for k, v in sums.items()},
-                  "epoch_s": time.perf_counter() - t0}
-        if eval_data is not None:
-            record.update(evaluate(params, x_eval, y_eval, jax.random.fold_in(jax.random.fold_in(key, 2**31 - 1), epoch)))
-        result.history.append(record)
-        epoch_bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
-        score = record.get(monitor)
-        if score is None:
-            raise ValueError(f"fit: monitor {monitor!r} is not among the metrics {sorted(record)}")
-        margin = max(float(min_delta), 1e-6 * abs(best)) if best is not None else 0.0
-        improved = best is None or (score > best + margin if maximise else score < best - margin)
-        if improved:
-            best, bad_epochs, result.best_epoch = score, 0, epoch
-            best_state = (params, opt_state)
-            if checkpoint_path is not None:
-                save_checkpoint(checkpoint_path, eqx.combine(params, static), opt_state, record)
-        else:
-            bad_epochs += 1
-        if checkpoint_path is not None:
-            _save_training_state(checkpoint_path, eqx.combine(params, static), opt_state,
-                                 None if best_state is None else (eqx.combine(best_state[0], static), best_state[1]),
-                                 {"epoch": epoch, "best": best, "bad_epochs": bad_epochs, "best_epoch": result.best_epoch,
-                                  "n_steps": n_steps, "history": result.history})
-        if max_steps is not None and n_steps >= max_steps:
-            break
-        if patience is not None and bad_epochs >= patience:
-            result.stopped_early = True
-            break
+            if patience is not None and bad_epochs >= patience:
+                result.stopped_early = True
+                break
     epoch_bar.close()
     if restore_best and best_state is not None:
         params, opt_state = best_state
@@ -412,3 +460,18 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     result.n_steps = n_steps
     result.train_s = time.perf_counter() - t_start
     return result
+
+
+def _interrupted(signal_name, epoch, step, steps_per_epoch, result, params, opt_state, static, checkpoint_path,
+                 save) -> None:
+    """Raise ``TrainingInterrupted`` at ``step`` of ``epoch`` (the steps before it done), saving first."""
+    result.model, result.opt_state = eqx.combine(params, static), opt_state
+    if save is not None and checkpoint_path is not None:
+        save()
+    where = (f"training state saved to {str(_resume_path(checkpoint_path))!r}: continue with fit(..., "
+             f"checkpoint_path={str(checkpoint_path)!r}, resume=True)" if checkpoint_path is not None else
+             "the model and optimizer state so far are in this exception's .result (give checkpoint_path= to keep "
+             "them on disk)")
+    raise TrainingInterrupted(f"fit: interrupted by {signal_name} at epoch {epoch}, step {step} of {steps_per_epoch}; "
+                              f"{where}", signal_name=signal_name, epoch=epoch, step=step, result=result,
+                              checkpoint=None if checkpoint_path is None else str(checkpoint_path))
