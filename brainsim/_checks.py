@@ -5,6 +5,8 @@ parameter fails with a clear message instead of silently producing NaNs.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import jax
 import jax.numpy as jnp
@@ -73,6 +75,15 @@ def check_size(size: int, owner: str, name: str = "size") -> int:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
         raise ValueError(f"{owner}: {name} must be a positive integer, got {size!r}")
     return int(size)
+
+
+def check_mapping(value, name: str, owner: str) -> dict:
+    """A mapping (``None`` = empty) as a ``dict``, else ``TypeError`` naming ``name``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{owner}: {name} must be a dict of name -> object, got {value!r}")
+    return dict(value)
 
 
 def check_count(value, owner: str, name: str) -> int:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import as_param, check_finite, check_positive, check_size
+from ._checks import as_param, check_finite, check_positive, check_size, numbers
 from ._types import Array, ArrayLike
 from .core.contracts import AbstractDrive, AbstractSource
 
@@ -70,7 +70,12 @@ class SpikeTimes(AbstractSource):
     def __init__(self, size: int, times, indices, dt: float):
         self.size = check_size(size, "SpikeTimes")
         check_positive(dt, "dt (ms)", "SpikeTimes")
-        times, indices = np.asarray(times, dtype=np.float64), np.asarray(indices, dtype=np.int64)
+        times, indices = numbers(times, "times", "SpikeTimes"), np.asarray(indices)
+        whole = np.issubdtype(indices.dtype, np.integer) or (
+            np.issubdtype(indices.dtype, np.floating) and np.all(np.isfinite(indices) & (indices == np.round(indices))))
+        if indices.size and not whole:
+            raise ValueError(f"SpikeTimes: indices must be whole neuron indices, got {indices.dtype} values")
+        indices = indices.astype(np.int64)
         if times.shape != indices.shape or times.ndim != 1:
             raise ValueError(f"SpikeTimes: times {times.shape} and indices {indices.shape} must be 1-D and equal")
         if len(times) and (not np.all(np.isfinite(times)) or times.min() < 0):

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _population_step
+from ._checks import check_mapping
 from ._types import Array
 from .core.contracts import (AbstractAstrocyte, AbstractDrive, AbstractNeuron, AbstractPopulationModel,
                              AbstractSignal, StepContext)
@@ -67,8 +68,8 @@ class Population(eqx.Module):
             raise TypeError(f"Population: model must be a neuron model, spike source or astrocyte model "
                             f"(AbstractNeuron / AbstractSource / AbstractAstrocyte), got {type(model).__name__}")
         self.model = model
-        self.receptors = dict(receptors or {})
-        self.initial = dict(initial or {})
+        self.receptors = check_mapping(receptors, "receptors", "Population")
+        self.initial = check_mapping(initial, "initial", "Population")
         if self.receptors and not isinstance(model, (AbstractNeuron, AbstractAstrocyte)):
             raise ValueError(f"Population: {type(model).__name__} has no membrane, it cannot have receptors")
         for name, rec in self.receptors.items():
@@ -132,15 +133,17 @@ class Network(eqx.Module):
 
     def __init__(self, populations: Mapping[str, Population], projections: Optional[Mapping[str, Any]] = None,
                  drives=(), signals=()):
-        self.populations = dict(populations)
-        self.projections = dict(projections or {})
+        self.populations = check_mapping(populations, "populations", "Network")
+        self.projections = check_mapping(projections, "projections", "Network")
         self.drives = tuple(drives)
         self.signals = tuple(signals)
         if not self.populations:
-            raise ValueError("Network: needs at least one population")
+            raise ValueError("Network: populations must hold at least one Population")
         for name, pop in self.populations.items():
             if not isinstance(pop, Population):
-                raise TypeError(f"Network: population {name!r} must be a Population, got {type(pop).__name__}")
+                raise TypeError(f"Network: populations[{name!r}] must be a Population, got {type(pop).__name__}"
+                                + (f" (wrap it: Population({type(pop).__name__}(...)))"
+                                   if isinstance(pop, AbstractPopulationModel) else ""))
         for name, proj in self.projections.items():
             if not isinstance(proj, AbstractProjection):
                 raise TypeError(f"Network: projection {name!r} must be a projection (AbstractProjection), "

@@ -17,17 +17,19 @@ import pytest
 import brainsim as bs
 from brainsim import connectivity
 from brainsim.adjoints import Checkpointed, Truncated
-from brainsim.astrocytes import AstroModulated, LiRinzel
-from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource
+from brainsim.astrocytes import AstroModulated, AstroSTDP, GapJunctions, GChI, GlobalAstrocyte, LiRinzel, TripartiteSynapse
+from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
 from brainsim.monitors import CountMonitor, MeanMonitor, StateMonitor
 from brainsim.network import Network, Population
 from brainsim.neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, ExpIF, Izhikevich, LeakyIntegrator, TraubMilesHH
 from brainsim.delays import DelayedEventOperator
+from brainsim.plasticity import (Oja, HomeostaticThreshold, ModulatedHebbian, RewardModulatedSTDP, SynapticScaling,
+                                 TripletSTDP)
 from brainsim.plasticity.stdp import STDP
 from brainsim.projections import DenseProjection, EventProjection, PlasticProjection
 from brainsim.simulate import run, simulate
-from brainsim.synapses import (Alpha, ConductanceOutput, CurrentOutput, DualExponential, Exponential, NMDAOutput,
-                               Receptor, TsodyksMarkram)
+from brainsim.synapses import (AMPA, GABA_A, NMDA, Alpha, ConductanceOutput, CurrentOutput, DualExponential,
+                               Exponential, NMDAOutput, Receptor, TsodyksMarkram)
 from brainsim.train import LeakyReadout, Sequential, SpikingLayer, fit
 
 SIZE = 5
@@ -49,6 +51,10 @@ BAD = {
     "matrix_finite": [np.full((4, 4), math.nan), np.full((4, 4), math.inf), np.ones(4), "abc", None],
     "vector_finite": [np.full(4, math.nan), np.full(4, -math.inf), np.ones((4, 4)), "abc"],
     "range": [(3, 1), (-1, 2), (0, 99), (0.5, 2), "ab", 5],
+    "model": [None, "LIF", 3, LIF],
+    "mapping": ["abc", 5, [1, 2]],
+    "populations": [{}, None, "abc", {"P": LIF(SIZE)}],
+    "layers": [[], None, "abc", [LIF(SIZE)]],
     "steps": [-1, 2.5, "x", None, True],
     "positive_steps": [0, -1, 2.5, "x", True],
 }
@@ -159,6 +165,31 @@ ENTRY_POINTS = {
                      {"n_pre": "count", "weight": "scalar_finite"}),
     "fit": (_fit, {"epochs": "count", "batch_size": "count", "patience": "optional_count",
                    "max_steps": "optional_count", "min_delta": "scalar_nonnegative"}),
+    "TripletSTDP": (lambda **k: TripletSTDP(**k), {"tau_x": "scalar_positive", "A3_plus": "scalar_finite"}),
+    "RewardModulatedSTDP": (lambda **k: RewardModulatedSTDP(**k), {"tau_c": "scalar_positive",
+                                                                   "tau_d": "scalar_positive", "lr": "scalar_finite"}),
+    "ModulatedHebbian": (lambda **k: ModulatedHebbian(**k), {"tau_pre": "scalar_positive", "lr": "scalar_finite"}),
+    "Oja": (lambda **k: Oja(**k), {"tau_rate": "scalar_positive", "lr": "scalar_finite"}),
+    "SynapticScaling": (lambda **k: SynapticScaling(**k), {"tau_rate": "scalar_positive",
+                                                           "target_rate": "scalar_nonnegative"}),
+    "HomeostaticThreshold": (lambda **k: HomeostaticThreshold(**({"size": SIZE} | k)),
+                             {"size": "count", "tau_rate": "scalar_positive", "eta": "scalar_finite"}),
+    "GChI": (lambda **k: GChI(**({"size": SIZE} | k)), {"size": "count", "substeps": "positive_steps"}),
+    "TripartiteSynapse": (lambda **k: TripartiteSynapse(**({"size": SIZE} | k)),
+                          {"size": "count", "U_0_star": "probability", "Omega_f": "positive"}),
+    "GapJunctions": (lambda **k: GapJunctions(**({"pairs": [(0, 1)], "n": SIZE} | k)),
+                     {"n": "count", "F": "scalar_finite", "omega_I": "scalar_positive"}),
+    "AstroSTDP": (lambda **k: AstroSTDP(**k), {"tau_plus": "scalar_positive", "eta": "scalar_finite"}),
+    "GlobalAstrocyte": (lambda **k: GlobalAstrocyte(**k), {"tau": "scalar_positive", "w_in": "scalar_finite"}),
+    "AMPA": (lambda **k: AMPA(**k), {"tau": "scalar_positive", "E_rev": "scalar_finite"}),
+    "GABA_A": (lambda **k: GABA_A(**k), {"tau": "scalar_positive", "E_rev": "scalar_finite"}),
+    "NMDA": (lambda **k: NMDA(**k), {"tau_rise": "scalar_positive", "tau_decay": "scalar_positive"}),
+    "SpikeTimes": (lambda **k: SpikeTimes(**({"size": SIZE, "times": [0.5, 1.0], "indices": [0, 1], "dt": 0.1} | k)),
+                   {"size": "count", "dt": "scalar_positive", "times": "vector_finite"}),
+    "Population": (lambda **k: Population(**({"model": LIF(SIZE)} | k)), {"model": "model", "receptors": "mapping"}),
+    "Network": (lambda **k: Network(**({"populations": {"P": Population(LIF(SIZE))}} | k)),
+                {"populations": "populations", "projections": "mapping"}),
+    "Sequential": (lambda **k: Sequential(**k), {"layers": "layers"}),
 }
 
 # values that are not bad for a particular parameter (documented meanings)
@@ -184,7 +215,15 @@ def _cases():
 def _label(value):
     if isinstance(value, np.ndarray):
         return f"shape{value.shape}"
-    return repr(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_label(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_label(v) for v in value) + "]"
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, (str, bytes, int, float, tuple)) or value is None:
+        return repr(value)
+    return type(value).__name__ + "(...)"
 
 
 CASES = list(_cases())

@@ -27,6 +27,7 @@ from typing import NamedTuple, Optional
 import equinox as eqx
 import jax.numpy as jnp
 
+from .._checks import positive_number
 from .._types import Array
 from ..core.contracts import AbstractRule
 from .base import deliver_then_update, check_bounds, check_scalar
@@ -139,8 +140,7 @@ class SynapticScaling(_RateRule):
 
     def __init__(self, *, lr: float = 1e-4, tau_rate: float = 1000.0, target_rate: float = 5.0,
                  w_min: float = 0.0, w_max: float = math.inf):
-        if not float(target_rate) > 0:
-            raise ValueError(f"SynapticScaling: target_rate (Hz) must be > 0, got {target_rate}")
+        positive_number(target_rate, "target_rate", "Hz", "SynapticScaling")
         super().__init__(lr=lr, tau_rate=tau_rate, target_rate=target_rate, w_min=w_min, w_max=w_max)
 
     def dw(self, w, x, y):

@@ -281,6 +281,12 @@ class Sequential(eqx.Module):
     layers: tuple
 
     def __init__(self, layers):
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)) or not layers:
+            raise TypeError(f"Sequential: layers must be a non-empty list of layers, got {layers!r}")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, (SpikingLayer, LeakyReadout)):
+                raise TypeError(f"Sequential: layers[{i}] must be a SpikingLayer or LeakyReadout, "
+                                f"got {type(layer).__name__}")
         self.layers = tuple(layers)
         for a, b in zip(self.layers[:-1], self.layers[1:]):
             if a.n_out != b.n_in:
