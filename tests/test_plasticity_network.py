@@ -128,7 +128,7 @@ def test_anti_hebbian_and_adaptive_threshold():
 
 @pytest.mark.parametrize("make, message", [
     (lambda: SynapticScaling(lr=np.zeros(3)), "lr (learning rate) must be a scalar, got an array of shape (3,)"),
-    (lambda: SynapticScaling(target_rate=0.0), "target_rate (Hz) must be > 0"),
+    (lambda: SynapticScaling(target_rate=0.0), "target_rate must be > 0 Hz"),
     (lambda: Oja(tau_rate=-1.0), "tau_rate (ms) must be > 0"),
     (lambda: HomeostaticThreshold(3, eta=[1.0, 2.0]), "eta (learning rate, mV/(ms Hz)) must be a scalar"),
 ])

@@ -100,8 +100,18 @@ def test_truncated_window_T_equals_full_and_spatial_differs():
     assert float(net.online_loss(step_ce, xs, 2)) == pytest.approx(float(full(net)), rel=1e-5)
     g_1 = eqx.filter_grad(lambda m: m.online_loss(step_ce, xs, 2, window=1))(net)
     assert np.all(np.isfinite(w(g_1))) and not np.allclose(w(g_1), w(g_full))
-    with pytest.raises(ValueError, match="not a multiple of window"):
-        net.online_loss(step_ce, xs, 2, window=7)
+    # the same truncation as bptt.truncated_loss over the layers' own step (the loop online_loss had before it
+    # became run of the network form with the Truncated adjoint)
+    def by_step(m, window):
+        def per_step(model, state, x_t, label):
+            state, (out, _) = model.step(state, x_t)
+            return state, step_ce(out, label)
+        return bptt.truncated_loss(per_step, m, m.init(), xs, 2, window=window)
+    for window in (1, 5):
+        g_new = eqx.filter_grad(lambda m: m.online_loss(step_ce, xs, 2, window=window))(net)
+        np.testing.assert_allclose(w(g_new), w(eqx.filter_grad(by_step)(net, window)), rtol=2e-4, atol=1e-6)
+    g_7 = eqx.filter_grad(lambda m: m.online_loss(step_ce, xs, 2, window=7))(net)  # need not divide T
+    assert np.all(np.isfinite(w(g_7))) and not np.allclose(w(g_7), w(g_full))
 
 
 def test_finite_differences_float64_subthreshold_and_rate_model():

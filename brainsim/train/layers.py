@@ -30,7 +30,7 @@ import numpy as np
 
 from .._checks import check_finite, check_positive, check_size, positive_number
 from .._types import Array
-from ..adjoints import Checkpointed, Direct
+from ..adjoints import Checkpointed, Direct, Truncated
 from ..core.integrators import exp_euler_linear
 from ..evaluation import LayerByLayer, StepByStep
 from ..event_matmul import event_matmul
@@ -332,8 +332,8 @@ class Sequential(eqx.Module):
         return _run_sequential(self, xs, mode, chunk, record)
 
     def step(self, state, x_t):
-        """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``
-        (the step ``online_loss`` differentiates window by window)."""
+        """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``, for
+        loops of one's own (online learning); ``__call__`` and ``online_loss`` run the network form instead."""
         h, new_state, hidden = x_t, [], []
         for layer, s in zip(self.layers, state):
             s, (h, v) = layer.step(s, layer.project(h))
@@ -382,22 +382,24 @@ class Sequential(eqx.Module):
             previous = name
         return Network(populations, projections), dt
 
-    def online_loss(self, step_loss, xs, *args, window: int = 1):
-        """Truncated / spatial-only BPTT: ``sum_t step_loss(out_t, *args)`` with O(window) memory.
+    def online_loss(self, step_loss, xs, *args, window: int = 1, chunk: Optional[int] = None):
+        """Truncated / spatial-only BPTT: ``sum_t step_loss(out_t, *args)`` with the gradient through the state cut
+        every ``window`` steps (``window=1``: spatial-only, SLTT).
 
-        ``step_loss(out_t, *args) -> scalar``; e.g. ``losses.step_cross_entropy`` with the label as arg.
+        ``run`` of the network form with the ``Truncated(window, chunk)`` adjoint: the steps are checkpointed in
+        chunks of ``chunk`` (default ``ceil(sqrt(T))``), so memory grows as sqrt(T) plus the outputs (T, n_out).
+        (``bptt.truncated_loss`` over ``Sequential.step`` computes the same gradient in memory independent of T,
+        accumulating it window by window.) ``step_loss(out_t, *args) -> scalar``; e.g.
+        ``losses.step_cross_entropy`` with the label as arg.
         """
         self.check_input(xs)
-
-        def per_step(model, state, x_t, *a):
-            state, (out, _) = model.step(state, x_t)
-            return state, step_loss(out, *a)
-
-        return bptt.truncated_loss(per_step, self, self.init(), xs, *args, window=window)
+        outputs, _ = _run_sequential(self, xs, "truncated", chunk, False, Truncated(window, chunk))
+        return jnp.sum(jax.vmap(lambda out: step_loss(out, *args))(outputs))
 
 
 @eqx.filter_jit
-def _run_sequential(model: Sequential, xs: Array, mode: str, chunk: Optional[int], record: bool):
+def _run_sequential(model: Sequential, xs: Array, mode: str, chunk: Optional[int], record: bool,
+                    truncated: Optional[Truncated] = None):
     """``Sequential.__call__``: ``run`` of the model's network form with its monitors (compiled once per model
     structure and input shape, also when called outside ``jit``; inlined inside other transformations)."""
     network, dt = model.to_network(xs)
@@ -414,6 +416,8 @@ def _run_sequential(model: Sequential, xs: Array, mode: str, chunk: Optional[int
     if mode == "full":
         fuse = {name for name, layer in zip(names, model.layers) if not _is_spiking(layer) or layer.fused}
         order, adjoint = LayerByLayer(fuse=fuse), Direct()
+    elif mode == "truncated":
+        order, adjoint = StepByStep(), truncated
     else:
         order, adjoint = StepByStep(), Checkpointed(chunk)
     _, records = run(network, network.init(dt), xs.shape[0], dt, key=jax.random.key(0), monitors=monitors,
