@@ -93,26 +93,22 @@ def check_count(value, owner: str, name: str) -> int:
     return int(value)
 
 
+def positive_number(value, name: str, unit: str, owner: str, *, allow_zero: bool = False) -> float:
+    """A concrete finite number > 0 (>= 0 with ``allow_zero``) as a float, else ``ValueError`` naming ``name`` and
+    its ``unit``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a number{' in ' + unit if unit else ''}, got {value!r}") from None
+    if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        relation = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{owner}: {name} must be {relation}{' ' + unit if unit else ''} and finite, got {value!r}")
+    return number
+
+
 def nonnegative_number(value, name: str, unit: str, owner: str) -> float:
-    """A concrete finite number >= 0 as a float, else ``ValueError`` naming ``name`` and its ``unit``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a number{' in ' + unit if unit else ''}, got {value!r}") from None
-    if not np.isfinite(number) or number < 0:
-        raise ValueError(f"{owner}: {name} must be >= 0{' ' + unit if unit else ''} and finite, got {value!r}")
-    return number
-
-
-def positive_number(value, name: str, unit: str, owner: str) -> float:
-    """A concrete finite number > 0 as a float, else ``ValueError`` naming ``name`` and its ``unit``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a number{' in ' + unit if unit else ''}, got {value!r}") from None
-    if not np.isfinite(number) or number <= 0:
-        raise ValueError(f"{owner}: {name} must be > 0{' ' + unit if unit else ''} and finite, got {value!r}")
-    return number
+    """``positive_number`` that also accepts 0."""
+    return positive_number(value, name, unit, owner, allow_zero=True)
 
 
 def check_dt(dt: float, owner: str = "brainsim") -> float:
@@ -137,7 +133,4 @@ def check_key(key, owner: str):
 
 def check_steps(n_steps, owner: str) -> int:
     """A number of steps: a Python/NumPy integer >= 0."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
-        raise ValueError(f"{owner}: n_steps must be an integer >= 0, got {n_steps!r}")
-    return int(n_steps)
-
+    return check_count(n_steps, owner, "n_steps")
