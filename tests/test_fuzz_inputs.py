@@ -5,6 +5,8 @@ of its kind (NaN, infinities, zero or negative where a positive value is needed,
 a wrong shape, a string, None, a bool or fractional count). Each call must raise ``ValueError`` or ``TypeError``
 from brainsim's own checks (the raising frame is in brainsim, not inside JAX or NumPy) with a message naming the
 parameter. ``test_fuzzer_covers_enough`` counts the generated cases (issue 17: >= 300 over >= 20 entry points).
+A property-based test (hypothesis) then draws further bad values at random: out-of-range numbers of each kind and
+per-neuron arrays with one bad element.
 """
 import math
 import traceback
@@ -13,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings, strategies as st
 
 import brainsim as bs
 from brainsim import connectivity
@@ -244,3 +247,43 @@ def test_bad_input_is_refused_with_a_message_naming_it(entry, param, value):
     raiser = frames[-1].filename
     assert "/brainsim/" in raiser and "/site-packages/" not in raiser, (
         f"{entry}({param}={_label(value)}) failed inside {raiser}: {message!r}")
+
+
+# the same property with values drawn at random (hypothesis): out-of-range numbers of every kind, and per-neuron
+# arrays of the right shape with one bad element
+_tiny = 1e-300
+_nonfinite = st.sampled_from(NON_FINITE)
+DRAWN = {
+    "positive": st.floats(max_value=0.0) | _nonfinite,
+    "nonnegative": st.floats(max_value=-_tiny) | _nonfinite,
+    "finite": _nonfinite,
+    # (1 + 2e-16 is 1 in float32, where probabilities are kept: bad values start beyond its rounding)
+    "probability": st.floats(min_value=1.0 + 1e-6) | st.floats(max_value=-_tiny) | _nonfinite,
+    "count": st.integers(max_value=0) | st.floats(0.01, 1e6).filter(lambda v: v != int(v)),
+    "steps": st.integers(max_value=-1) | st.floats(0.01, 1e6).filter(lambda v: v != int(v)),
+    "positive_steps": st.integers(max_value=0) | st.floats(0.01, 1e6).filter(lambda v: v != int(v)),
+}
+DRAWN.update({"scalar_" + kind: DRAWN[kind] for kind in ("positive", "nonnegative", "finite")})
+PER_NEURON = {"positive", "nonnegative", "finite"}  # also given as one value per neuron
+PARAMS = [(entry, param, kind) for entry, (_, params) in ENTRY_POINTS.items() for param, kind in params.items()]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)  # the same draws in every run (CI)
+@given(data=st.data())
+def test_drawn_bad_inputs_are_refused_with_a_message_naming_them(data):
+    entry, param, kind = data.draw(st.sampled_from(PARAMS), label="parameter")
+    if kind not in DRAWN:
+        value = data.draw(st.sampled_from(BAD[kind]), label="value")
+    else:
+        value = data.draw(DRAWN[kind], label="value")
+        if kind in PER_NEURON and data.draw(st.booleans(), label="as an array"):
+            array = np.ones(SIZE)
+            array[data.draw(st.integers(0, SIZE - 1), label="index")] = value
+            value = array
+    assume((entry, param, value if value is None else object()) not in ALLOWED)
+    call, _ = ENTRY_POINTS[entry]
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(**{param: value})
+    assert param in str(info.value), f"{entry}({param}={_label(value)}): {info.value}"
+    raiser = traceback.extract_tb(info.value.__traceback__)[-1].filename
+    assert "/brainsim/" in raiser and "/site-packages/" not in raiser, f"{entry}({param}): raised in {raiser}"
