@@ -31,10 +31,7 @@ def _weights(weight: WeightSpec, n: int, rng: np.random.Generator | None, owner:
     """The ``n`` synaptic weights ``weight`` specifies (a scalar, one per synapse, or ``f(rng, n)``), checked."""
     if callable(weight):
         weight = weight(np.random.default_rng(0) if rng is None else rng, n)
-    try:
-        values = np.asarray(numbers(weight, "weight", owner), dtype=np.float32)
-    except TypeError as error:
-        raise ValueError(str(error)) from None
+    values = np.asarray(numbers(weight, "weight", owner), dtype=np.float32)
     if values.ndim == 0:
         values = np.broadcast_to(values, (n,))
     if values.shape != (n,):

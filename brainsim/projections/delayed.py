@@ -48,7 +48,8 @@ class DelayedProjection(AbstractEventDriven):
             raise TypeError(f"DelayedProjection {pre}->{post}: operator must be a DelayedEventOperator, "
                             f"got {type(operator).__name__}")
         self.pre, self.post, self.receptor = pre, post, receptor
-        self.operator, self.stp, self.pre_range = operator, stp, check_pre_range(pre_range, operator.n_pre, f"DelayedProjection {pre}->{post}")
+        self.operator, self.stp = operator, stp
+        self.pre_range = check_pre_range(pre_range, operator.n_pre, f"DelayedProjection {pre}->{post}")
 
     def check(self, name, populations) -> None:
         check_synapses(name, self, populations, (self.operator.n_pre, self.operator.n_post))

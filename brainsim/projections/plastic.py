@@ -70,7 +70,8 @@ class PlasticProjection(AbstractEventDriven):
             self.operator = EventOperator.from_sparse(weights, capacity=capacity)
         check_plastic_operator(self.operator, type(rule).__name__)
         self.delay = check_delay(delay, f"Projection {pre}->{post}", per_synapse_delays=self.per_synapse_delays)
-        self.rule, self.stp, self.pre_range = rule, stp, check_pre_range(pre_range, self.operator.n_pre, f"Projection {pre}->{post}")
+        self.rule, self.stp = rule, stp
+        self.pre_range = check_pre_range(pre_range, self.operator.n_pre, f"Projection {pre}->{post}")
         self.reverse = ReverseIndex(self.operator.targets, self.operator.n_post) if rule.needs_reverse else None
 
     def delay_steps(self, dt: float) -> int:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._checks import check_finite, check_positive, check_size, positive_number
 from .._types import Array
-from ..adjoints import Checkpointed, Direct, Truncated
+from ..adjoints import AbstractAdjoint, Checkpointed, Direct, Truncated
 from ..core.integrators import exp_euler_linear
 from ..evaluation import LayerByLayer, StepByStep
 from ..event_matmul import event_matmul
@@ -329,7 +329,7 @@ class Sequential(eqx.Module):
             raise ValueError(f"Sequential: mode {mode!r} needs a per-step loss; use Sequential.online_loss")
         if dt is not None and float(dt) != self.dt:
             raise ValueError(f"Sequential: dt = {dt} ms, but the layers were built for dt = {self.dt} ms")
-        return _run_sequential(self, xs, mode, chunk, record)
+        return _run_sequential(self, xs, None if mode == "full" else Checkpointed(chunk), record)
 
     def step(self, state, x_t):
         """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``, for
@@ -393,15 +393,15 @@ class Sequential(eqx.Module):
         ``losses.step_cross_entropy`` with the label as arg.
         """
         self.check_input(xs)
-        outputs, _ = _run_sequential(self, xs, "truncated", chunk, False, Truncated(window, chunk))
+        outputs, _ = _run_sequential(self, xs, Truncated(window, chunk), False)
         return jnp.sum(jax.vmap(lambda out: step_loss(out, *args))(outputs))
 
 
 @eqx.filter_jit
-def _run_sequential(model: Sequential, xs: Array, mode: str, chunk: Optional[int], record: bool,
-                    truncated: Optional[Truncated] = None):
-    """``Sequential.__call__``: ``run`` of the model's network form with its monitors (compiled once per model
-    structure and input shape, also when called outside ``jit``; inlined inside other transformations)."""
+def _run_sequential(model: Sequential, xs: Array, adjoint: Optional[AbstractAdjoint], record: bool):
+    """``run`` of the model's network form with its monitors: ``adjoint=None`` runs it layer by layer with full BPTT
+    (``LayerByLayer``), an adjoint step by step with it (compiled once per model structure and input shape, also
+    when called outside ``jit``; inlined inside other transformations)."""
     network, dt = model.to_network(xs)
     names = model.population_names()
     spiking = [name for name, layer in zip(names, model.layers) if _is_spiking(layer)]
@@ -413,13 +413,11 @@ def _run_sequential(model: Sequential, xs: Array, mode: str, chunk: Optional[int
         monitors += [CountMonitor(name), MeanMonitor(name, "v"), MeanMonitor(name, "v", power=2)]
         if record:
             monitors += [SpikeMonitor(name, differentiable=True), StateMonitor(name, "v", when="end")]
-    if mode == "full":
+    if adjoint is None:
         fuse = {name for name, layer in zip(names, model.layers) if not _is_spiking(layer) or layer.fused}
         order, adjoint = LayerByLayer(fuse=fuse), Direct()
-    elif mode == "truncated":
-        order, adjoint = StepByStep(), truncated
     else:
-        order, adjoint = StepByStep(), Checkpointed(chunk)
+        order = StepByStep()
     _, records = run(network, network.init(dt), xs.shape[0], dt, key=jax.random.key(0), monitors=monitors,
                      order=order, adjoint=adjoint)
     per_layer = 5 if record else 3
