@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import counts
 from ._checks import as_param, check_finite, check_positive, check_size, numbers
 from ._types import Array, ArrayLike
 from .core.contracts import AbstractDrive, AbstractSource
@@ -27,7 +27,8 @@ class SourceState(NamedTuple):
 class PoissonSource(AbstractSource):
     """``size`` independent Poisson spike trains with rates ``rate`` (Hz, scalar or per neuron).
 
-    In each step of ``dt`` ms a source spikes with probability ``rate * dt / 1000``.
+    In each step of ``dt`` ms a source spikes with probability ``rate * dt / 1000`` (clipped to [0, 1]), drawn
+    with the counter-based sampler of ``brainsim.counts``: reproducible from the step's key, one hash per source.
     """
 
     rate: Array  # Hz
@@ -44,9 +45,8 @@ class PoissonSource(AbstractSource):
     def step(self, state: SourceState, inputs, dt: float, *, key=None) -> tuple[SourceState, Array]:
         if key is None:
             raise ValueError("PoissonSource.step: needs a PRNG key (key=jax.random.key(seed))")
-        p = self.rate * (dt / 1000.0)
-        spikes = (jax.random.uniform(key, (self.size,)) < p).astype(p.dtype)
-        return SourceState(t=state.t + dt), spikes
+        spikes = counts.binomial(key, 1.0, self.rate * (dt / 1000.0), self.size)
+        return SourceState(t=state.t + dt), spikes.astype(self.rate.dtype)
 
 
 class SpikeTimesState(NamedTuple):
@@ -104,30 +104,45 @@ class SpikeTimes(AbstractSource):
 
 
 class PoissonInput(AbstractDrive):
-    """``n_sources`` independent Poisson inputs at ``rate`` Hz onto every neuron of a population.
+    """``n_sources`` independent Poisson inputs at ``rate`` Hz onto every neuron of a population (Brian2's
+    ``PoissonInput``, NEST's ``poisson_generator`` with one connection per neuron).
 
-    Each step adds ``weight × Binomial(n_sources, rate·dt)`` to receptor ``receptor`` of population
-    ``target`` (Brian2's ``PoissonInput``); weight in the receptor's unit (nS or pA).
+    Each step of ``dt`` ms adds ``weight × Binomial(n_sources, rate·dt/1000)`` to receptor ``receptor`` of
+    population ``target``: exactly the number of arrivals of ``n_sources`` Poisson trains whose spikes are
+    on the step grid. The counts come from ``brainsim.counts``: exact in distribution, reproducible from the
+    step's key whatever the chunking, one hash and a few comparisons per neuron (a native kernel on CPU).
+
+    Args:
+        target, receptor: the population and its receptor the arrivals go to.
+        n_sources: number of Poisson sources per neuron (an integer >= 0, or one per neuron).
+        rate: rate of each source, Hz (>= 0, scalar or one per neuron).
+        weight: weight of one arrival in the receptor's unit (nS, pA, or pA·ms for ``Delta``; scalar or per neuron).
     """
 
+    n_sources: Array  # whole numbers >= 0, scalar or (size,)
+    rate: Array  # Hz, scalar or (size,)
     weight: Array
-    rate: Array  # Hz
     target: str = eqx.field(static=True)
     receptor: str = eqx.field(static=True)
-    n_sources: int = eqx.field(static=True)
 
-    def __init__(self, target: str, receptor: str, n_sources: int, rate: float, weight: float):
+    def __init__(self, target: str, receptor: str, n_sources, rate, weight):
+        owner = "PoissonInput"
         self.target, self.receptor = target, receptor
-        self.n_sources = check_size(n_sources, "PoissonInput", "n_sources")
-        check_positive(rate, "rate (Hz)", "PoissonInput", allow_zero=True)
-        check_finite(weight, "weight", "PoissonInput")
+        sources = numbers(n_sources, "n_sources", owner)
+        if sources.ndim > 1 or not np.all(np.isfinite(sources) & (sources >= 0) & (sources == np.round(sources))):
+            raise ValueError(f"{owner}: n_sources must be an integer >= 0 or a 1-D array of them, got {n_sources!r}")
+        check_positive(rate, "rate (Hz)", owner, allow_zero=True)
+        check_finite(weight, "weight", owner)
+        for name, value in (("rate", rate), ("weight", weight)):
+            if np.ndim(value) > 1:
+                raise ValueError(f"{owner}: {name} must be a scalar or one value per neuron, got shape {np.shape(value)}")
+        self.n_sources = jnp.asarray(sources, dtype=jnp.result_type(float))
         self.rate = jnp.asarray(rate, dtype=jnp.result_type(float))
         self.weight = jnp.asarray(weight, dtype=jnp.result_type(float))
 
     def arrivals(self, size: int, dt: float, key) -> Array:
-        p = jnp.clip(self.rate * dt / 1000.0, 0.0, 1.0)
-        counts = jax.random.binomial(key, self.n_sources, p, shape=(size,))
-        return self.weight * counts
+        """This step's arrivals (receptor unit) at the ``size`` neurons, drawn with ``key``."""
+        return self.weight * counts.binomial(key, self.n_sources, self.rate * (dt / 1000.0), size)
 
     def current(self, t: Array, dt: float):
         return 0.0
@@ -143,6 +158,12 @@ class PoissonInput(AbstractDrive):
             raise ValueError(f"Network: PoissonInput targets unknown population {self.target!r}")
         if self.receptor not in populations[self.target].receptors:
             raise ValueError(f"Network: PoissonInput targets unknown receptor {self.receptor!r} of {self.target!r}")
+        size = populations[self.target].size
+        for name in ("n_sources", "rate", "weight"):
+            shape = getattr(self, name).shape
+            if shape not in ((), (size,)):
+                raise ValueError(f"Network: PoissonInput {name} has shape {shape}; {self.target!r} has {size} neurons "
+                                 f"(give a scalar or one value per neuron)")
 
 
 class CurrentStep(AbstractDrive):

@@ -50,6 +50,7 @@ BAD = {
     "probability": [math.nan, -0.1, 1.5, math.inf] + NOT_NUMBERS,
     "count": [0, -3, 2.5, "x", None, True],
     "optional_count": [0, -3, 2.5, "x", True],
+    "sources": [-3, 2.5, math.nan, "x", None, np.ones((2, 2))],  # an integer >= 0, or one per neuron
     "degree": [-1, 5, 2.5, "x", None, True],  # synapses per neuron, of 4
     "matrix_finite": [np.full((4, 4), math.nan), np.full((4, 4), math.inf), np.ones(4), "abc", None],
     "vector_finite": [np.full(4, math.nan), np.full(4, -math.inf), np.ones((4, 4)), "abc"],
@@ -116,7 +117,7 @@ ENTRY_POINTS = {
                       {"size": "count", "rate": "nonnegative"}),
     "PoissonInput": (lambda **k: PoissonInput(**({"target": "P", "receptor": "ge", "n_sources": 10, "rate": 5.0,
                                                   "weight": 1.0} | k)),
-                     {"n_sources": "count", "rate": "scalar_nonnegative", "weight": "scalar_finite"}),
+                     {"n_sources": "sources", "rate": "scalar_nonnegative", "weight": "scalar_finite"}),
     "CurrentStep": (lambda **k: CurrentStep(**({"target": "P", "amplitude": 10.0} | k)),
                     {"amplitude": "scalar_finite"}),
     "fixed_probability": (lambda **k: connectivity.fixed_probability(
@@ -261,6 +262,7 @@ DRAWN = {
     "probability": st.floats(min_value=1.0 + 1e-6) | st.floats(max_value=-_tiny) | _nonfinite,
     "count": st.integers(max_value=0) | st.floats(0.01, 1e6).filter(lambda v: v != int(v)),
     "steps": st.integers(max_value=-1) | st.floats(0.01, 1e6).filter(lambda v: v != int(v)),
+    "sources": st.integers(max_value=-1) | st.floats(0.01, 1e6).filter(lambda v: v != int(v)),
     "positive_steps": st.integers(max_value=0) | st.floats(0.01, 1e6).filter(lambda v: v != int(v)),
 }
 DRAWN.update({"scalar_" + kind: DRAWN[kind] for kind in ("positive", "nonnegative", "finite")})

@@ -20,6 +20,24 @@
 
 namespace brainsim {
 
+// Threefry-2x32 with 20 rounds (Salmon et al. 2011), as jax.random's threefry2x32: encrypts the counter (x0, x1)
+// under the key (k0, k1) in place. The counter-based generator of brainsim.counts and the connectivity builders.
+inline void threefry2x32(uint32_t k0, uint32_t k1, uint32_t& x0, uint32_t& x1) {
+  const uint32_t ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
+  constexpr int kRot[2][4] = {{13, 15, 26, 6}, {17, 29, 16, 24}};
+  x0 += k0;
+  x1 += k1;
+  for (int group = 0; group < 5; ++group) {
+    for (int j = 0; j < 4; ++j) {
+      x0 += x1;
+      x1 = (x1 << kRot[group & 1][j]) | (x1 >> (32 - kRot[group & 1][j]));
+      x1 ^= x0;
+    }
+    x0 += ks[(group + 1) % 3];
+    x1 += ks[(group + 2) % 3] + static_cast<uint32_t>(group + 1);
+  }
+}
+
 // The order of the LIF parameter rows P (6, M) that population.cc and lif_layer.cc read; each library exports it
 // (BrainsimLifParamOrder) and the Python loader checks it against brainsim.neurons.lif.LIF_PARAM_ORDER.
 inline constexpr const char* kLifParamOrder = "tau_m,C_m,v_rest,v_th,v_reset,t_ref";
