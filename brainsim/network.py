@@ -34,10 +34,12 @@ from typing import Any, Mapping, NamedTuple, Optional
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _population_step
 from ._checks import check_mapping
 from ._types import Array
+from .distributions import AbstractDistribution
 from .core.contracts import (AbstractAstrocyte, AbstractDrive, AbstractNeuron, AbstractPopulationModel,
                              AbstractSignal, StepContext)
 from .projections import AbstractProjection, Projection  # noqa: F401  (Projection re-exported)
@@ -55,7 +57,9 @@ class Population(eqx.Module):
         receptors: mapping from receptor name (e.g. ``"ge"``) to ``Receptor``; spike sources have none, and
             astrocytes only voltage-independent ones (``CurrentOutput``).
         initial: keyword arguments of ``model.init`` giving initial conditions (e.g. ``{"IP3": 0.4}`` µM for
-            ``LiRinzel``, ``{"v": -65.0}`` mV where the model's ``init`` takes it); used by ``Network.init``.
+            ``LiRinzel``, ``{"v": -65.0}`` mV where the model's ``init`` takes it); a value may be a distribution
+            (``brainsim.distributions``: ``{"v": Normal(-58.0, 10.0)}``), drawn for every neuron by
+            ``Network.init(dt, key=...)``.
     """
 
     model: AbstractPopulationModel
@@ -79,8 +83,9 @@ class Population(eqx.Module):
                 raise ValueError(f"Population: receptor {name!r} of {type(model).__name__} must be voltage-"
                                  f"independent (CurrentOutput): astrocytes have no membrane potential")
         if self.initial:
-            try:
-                model.init(**self.initial)
+            try:  # (a distribution is checked with a placeholder of the drawn shape)
+                model.init(**{k: np.zeros(model.size, np.float32) if isinstance(v, AbstractDistribution) else v
+                              for k, v in self.initial.items()})
             except TypeError as e:
                 raise ValueError(f"Population: initial conditions {sorted(self.initial)} do not fit "
                                  f"{type(model).__name__}.init ({e})") from None
@@ -90,8 +95,18 @@ class Population(eqx.Module):
         return self.model.size
 
     def init(self, *, key=None) -> tuple[Any, dict]:
-        """``(model state, {receptor name: empty kinetic state})``."""
-        return (self.model.init(key=key, **self.initial),
+        """``(model state, {receptor name: empty kinetic state})``; initial conditions given as distributions are
+        drawn with ``key``."""
+        initial = dict(self.initial)
+        drawn = [name for name, value in initial.items() if isinstance(value, AbstractDistribution)]
+        if drawn:
+            if key is None:
+                raise ValueError(f"Population: initial conditions {drawn} are distributions: give Network.init a "
+                                 f"key (key=jax.random.key(seed)) to draw them")
+            key, *keys = jax.random.split(key, len(drawn) + 1)
+            for name, sub in zip(drawn, keys):
+                initial[name] = jnp.asarray(initial[name](sub, self.size), jnp.result_type(float))
+        return (self.model.init(key=key, **initial),
                 {r: rec.kinetics.init(self.size) for r, rec in self.receptors.items()})
 
     def step(self, model_state, receptor_states: dict, current, dt: float, *, key):

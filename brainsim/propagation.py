@@ -282,11 +282,28 @@ def ell_layout(matrix) -> EllLayout:
     n_pre, n_post = matrix.shape
     indices = np.asarray(matrix.indices)
     valid = np.nonzero(indices[:, 0] < n_pre)[0]  # BCOO may carry padding entries with out-of-range indices
-    order = valid[np.argsort(indices[valid, 0], kind="stable")]
+    rows = indices[valid, 0]
+    # already in row order (the builders of brainsim.connectivity sort their entries): no sort needed
+    in_order = len(rows) < 2 or bool(np.all(rows[1:] >= rows[:-1]))
+    order = valid if in_order else valid[np.argsort(rows, kind="stable")]
     pre, post, data = indices[order, 0], indices[order, 1], np.asarray(matrix.data)[order]
     degree = np.bincount(pre, minlength=n_pre)
     slot = np.arange(len(pre)) - np.repeat(np.cumsum(degree) - degree, degree)
     return EllLayout(pre, post, data, slot, order, int(n_pre), int(n_post), max(int(degree.max(initial=0)), 1))
+
+
+def _sorted_rows(matrix):
+    """``(pre, post, data)`` host arrays of a BCOO whose stored entries are all valid and in row order, else None."""
+    if not isinstance(matrix, sparse.BCOO) or matrix.n_batch or matrix.n_dense or matrix.indices.shape[-1] != 2:
+        return None
+    indices = np.asarray(matrix.indices)
+    pre = indices[:, 0]
+    if len(pre) and (pre[0] < 0 or pre[-1] >= matrix.shape[0]):  # (padding entries sort last, out of range)
+        return None
+    # a matrix that says its indices are sorted (as the builders of brainsim.connectivity do) is taken at its word
+    if not matrix.indices_sorted and len(pre) and not np.all(pre[1:] >= pre[:-1]):
+        return None
+    return np.ascontiguousarray(pre), indices[:, 1], np.asarray(matrix.data)
 
 
 class EventOperator(eqx.Module):
@@ -329,17 +346,26 @@ class EventOperator(eqx.Module):
 
         ``homogeneous=True`` stores one scalar weight (all stored weights must be equal).
         """
-        layout = ell_layout(matrix)
-        n_post, data = layout.n_post, layout.data
-        targets = np.full((layout.n_pre, layout.width), n_post, dtype=np.int32)
-        targets[layout.pre, layout.slot] = layout.post
+        sorted_rows = _sorted_rows(matrix)
+        if sorted_rows is not None:  # entries in row order (brainsim.connectivity's builders): fill row by row
+            pre, post, data = sorted_rows
+            n_pre, n_post = matrix.shape
+            degree = np.bincount(pre, minlength=n_pre)
+            in_row = np.arange(max(int(degree.max(initial=0)), 1))[None, :] < degree[:, None]
+            targets = np.full(in_row.shape, n_post, dtype=np.int32)
+            targets[in_row] = post  # boolean assignment runs in row-major order: the entries' order
+        else:
+            layout = ell_layout(matrix)
+            n_post, data, in_row = layout.n_post, layout.data, (layout.pre, layout.slot)
+            targets = np.full((layout.n_pre, layout.width), n_post, dtype=np.int32)
+            targets[in_row] = layout.post
         if homogeneous:
-            if len(data) and not np.all(data == data[0]):
+            if len(data) and not (data.min() == data[0] == data.max()):
                 raise ValueError("EventOperator.from_sparse: homogeneous=True needs all weights equal")
             weights = np.float32(data[0] if len(data) else 0.0)
         else:
-            weights = np.zeros((layout.n_pre, layout.width), dtype=np.float32)
-            weights[layout.pre, layout.slot] = data
+            weights = np.zeros(targets.shape, dtype=np.float32)
+            weights[in_row] = data
         return cls(weights, targets, n_post, n_synapses=len(data), capacity=capacity, native=native)
 
     @classmethod

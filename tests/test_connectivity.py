@@ -75,3 +75,100 @@ def test_errors():
         conn.one_to_one(3, weight=[1.0, np.nan, 2.0])
     with pytest.raises(ValueError, match="one per synapse"):
         conn.from_indices([0, 1], [1, 0], 2, 2, weight=[1.0, 2.0, 3.0])
+
+
+@pytest.fixture(params=["native", "numpy"])
+def sampler(request, monkeypatch):
+    """Both samplers of distinct partners: the native routine (connect.cc) and the NumPy fallback."""
+    if request.param == "native":
+        if conn._CONNECT.library() is None:
+            pytest.skip(f"native connectivity unavailable: {conn._CONNECT.why_unavailable()}")
+    else:
+        monkeypatch.setattr(conn, "_native_rows", lambda *args, **kwargs: None)
+    return request.param
+
+
+@pytest.mark.parametrize("k", [3, 40, 57, 59])  # sparse rows, bitmap rows, complement rows, all but the diagonal
+def test_every_builder_gives_sorted_distinct_exact_rows(sampler, k):
+    for autapses in (True, False):
+        for build, rows, degree_of in ((conn.fixed_in_degree, 1, "post"), (conn.fixed_out_degree, 0, "pre")):
+            mat = build(jax.random.key(k), 60, 60, k, autapses=autapses)
+            pre, post = _pairs(mat)
+            keys = pre.astype(np.int64) * 60 + post
+            assert np.all(np.diff(keys) > 0)  # sorted by (pre, post), no duplicate
+            assert np.all(np.bincount(_pairs(mat)[rows], minlength=60) == k), (degree_of, autapses)
+            if not autapses:
+                assert not np.any(pre == post)
+
+
+def test_partners_are_uniform(sampler):
+    # every presynaptic neuron is equally likely to be one of a neuron's k sources (chi-square over 10^5 draws)
+    mat = conn.fixed_in_degree(jax.random.key(9), 100, 5000, 20, autapses=True)
+    observed = np.bincount(_pairs(mat)[0], minlength=100)
+    expected = 5000 * 20 / 100
+    from scipy import stats
+
+    assert stats.chi2.sf(((observed - expected) ** 2 / expected).sum(), 99) > 1e-4
+    # and neighbouring neurons share sources as often as chance has them do: k^2 / n = 4 on average
+    pre, post = _pairs(mat)
+    sources = [set(pre[post == j]) for j in range(0, 2000)]
+    overlap = np.mean([len(sources[j] & sources[j + 1]) for j in range(1999)])
+    assert abs(overlap - 4.0) < 0.3, overlap
+
+
+def test_native_draw_is_reproducible_and_independent_of_other_rows():
+    if conn._CONNECT.library() is None:
+        pytest.skip("native connectivity unavailable")
+    a = conn.fixed_out_degree(jax.random.key(3), 50, 400, 30)
+    b = conn.fixed_out_degree(jax.random.key(3), 80, 400, 30)  # more rows: the first 50 are the same
+    pa, pb = _pairs(a), _pairs(b)
+    np.testing.assert_array_equal(pa[1], pb[1][: len(pa[1])])
+
+
+def test_fixed_total_number_with_and_without_multapses(sampler):
+    from scipy import stats
+
+    mat = conn.fixed_total_number(jax.random.key(12), 30, 40, 20000, 2.0)  # 16.7 synapses per pair: many repeats
+    pre, post = _pairs(mat)
+    assert mat.nse == 20000 and np.all(np.diff(pre.astype(np.int64) * 40 + post) >= 0)  # sorted, repeats kept
+    counts = np.bincount(pre.astype(np.int64) * 40 + post, minlength=1200)
+    assert stats.chi2.sf(((counts - 20000 / 1200) ** 2 / (20000 / 1200)).sum(), 1199) > 1e-4  # uniform pairs
+    distinct = conn.fixed_total_number(jax.random.key(13), 30, 30, 600, autapses=False, multapses=False)
+    pre, post = _pairs(distinct)
+    keys = pre.astype(np.int64) * 30 + post
+    assert distinct.nse == 600 and np.all(np.diff(keys) > 0) and not np.any(pre == post)
+    with pytest.raises(ValueError, match="exceeds the 870 distinct pairs"):
+        conn.fixed_total_number(jax.random.key(0), 30, 30, 871, autapses=False, multapses=False)
+
+
+def test_multapses_deliver_every_synapse():
+    from brainsim.propagation import EventOperator
+
+    mat = conn.fixed_total_number(jax.random.key(14), 20, 10, 500, 1.0)
+    op = EventOperator.from_sparse(mat, homogeneous=True)
+    spikes = np.zeros(20, np.float32)
+    spikes[[3, 7]] = 1.0
+    pre, post = _pairs(mat)
+    expected = np.bincount(post[(pre == 3) | (pre == 7)], minlength=10)
+    np.testing.assert_allclose(np.asarray(op(jax.numpy.asarray(spikes))), expected)
+
+
+def test_weight_and_initial_distributions():
+    from brainsim import LIF, Network, Normal, Population, Uniform
+
+    mat = conn.fixed_in_degree(jax.random.key(1), 400, 400, 50, Normal(87.8, 30.0, low=0.0))  # redrawn >= 0
+    w = np.asarray(mat.data)
+    assert w.min() >= 0 and abs(w.mean() - 87.8) < 2.0  # (the truncation moves the mean up by < 0.4)
+    clipped = Normal(1.5, 0.75, low=0.1, bounds="clip")(np.random.default_rng(0), 10000)
+    assert clipped.min() == pytest.approx(0.1) and np.mean(clipped == 0.1) > 0.02
+    net = Network({"P": Population(LIF(1000), initial={"v": Uniform(-70.0, -50.0)})})
+    state = net.init(0.1, key=jax.random.key(3))
+    v = np.asarray(state.neurons["P"].v)
+    assert v.min() >= -70 and v.max() < -50 and v.std() > 5
+    np.testing.assert_array_equal(v, np.asarray(net.init(0.1, key=jax.random.key(3)).neurons["P"].v))
+    with pytest.raises(ValueError, match="initial conditions \\['v'\\] are distributions"):
+        net.init(0.1)
+    with pytest.raises(ValueError, match="high .* must exceed low"):
+        Uniform(1.0, 1.0)
+    with pytest.raises(ValueError, match="std must be >= 0"):
+        Normal(0.0, -1.0)

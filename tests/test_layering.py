@@ -10,7 +10,7 @@ ROOT = Path(brainsim.__file__).parent
 LAYERS = [
     ("base", ["_types", "_checks", "_primitives", "_kernels", "spikes", "interrupts"]),
     ("core", ["core"]),
-    ("ops", ["propagation", "delays", "event_matmul", "connectivity"]),
+    ("ops", ["propagation", "delays", "event_matmul", "connectivity", "counts", "distributions"]),
     ("models", ["neurons", "synapses", "inputs", "plasticity", "astrocytes"]),
     ("projections", ["projections"]),
     ("network", ["network", "_population_step", "fused_lif"]),
