@@ -1,4 +1,4 @@
-"""Command-line entry point: ``brainsim run {coba,cuba,cobahh} [--n N] [--duration MS] ...``.
+"""Command-line entry point: ``brainsim run {coba,cuba,cobahh,brunel} [--n N] [--duration MS] [--state S] ...``.
 
 Prints a summary (neurons, synapses, E/I rates, CV of ISIs, compile and run time), writes a raster +
 population-rate PNG and the recorded spikes (.npz). Mistakes in the arguments give a one-line error
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .networks import BUILTINS
+from .networks import BRUNEL_STATES, BUILTINS, DEFAULT_N, WITH_STATE, synapses_per_neuron
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -69,7 +69,6 @@ def _seed(text):
 BASE_BYTES = 256 << 20
 BYTES_PER_SYNAPSE = 64
 BYTES_PER_SPIKE = 24
-FAN_IN = 80
 
 
 def _available_memory() -> int:
@@ -83,9 +82,10 @@ def _available_memory() -> int:
     return 0
 
 
-def _check_memory(n: int, duration_ms: float) -> None:
+def _check_memory(network: str, n: int, duration_ms: float) -> None:
     """Refuse, before building anything, a run that cannot fit in memory (an estimate: synapses and spikes)."""
-    needed = BASE_BYTES + n * FAN_IN * BYTES_PER_SYNAPSE + n * 50.0 * duration_ms / 1000.0 * BYTES_PER_SPIKE
+    synapses = n * synapses_per_neuron(network, n)
+    needed = BASE_BYTES + synapses * BYTES_PER_SYNAPSE + n * 50.0 * duration_ms / 1000.0 * BYTES_PER_SPIKE
     available = _available_memory()
     if available and needed > 0.8 * available:
         raise ValueError(f"--n {n} with --duration {duration_ms:g} ms needs about {needed / 2**30:.1f} GiB of memory, "
@@ -97,7 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
     run = sub.add_parser("run", help="simulate a built-in network and plot it")
     run.add_argument("network", nargs="?", choices=sorted(BUILTINS), help="built-in network (not with --resume)")
-    run.add_argument("--n", type=_neuron_count, default=4000, help="number of neurons (default 4000)")
+    run.add_argument("--n", type=_neuron_count, default=None,
+                     help="number of neurons (default 4000; brunel 10000)")
+    run.add_argument("--state", choices=sorted(BRUNEL_STATES), default=None,
+                     help="brunel only: the dynamical state of Brunel (2000) Fig. 8 (default AI)")
     run.add_argument("--duration", type=_positive_float("--duration"), default=1000.0, help="simulated time, ms")
     run.add_argument("--dt", type=_positive_float("--dt"), default=0.1, help="time step, ms")
     run.add_argument("--seed", type=_seed, default=1, help="random seed (connectivity, initial state, noise)")
@@ -109,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_RUN_ARGS = ("network", "n", "duration", "dt", "seed")
+_RUN_ARGS = ("network", "n", "duration", "dt", "seed", "state")
 
 
 def _resumed_args(args):
@@ -122,7 +125,7 @@ def _resumed_args(args):
     except (OSError, ValueError) as err:
         raise ValueError(f"--resume {args.resume}: {saved} is unreadable ({err})") from None
     for name in _RUN_ARGS:
-        setattr(args, name, stored[name])
+        setattr(args, name, stored.get(name))  # (runs saved before --state existed have none)
     args.out = args.resume
     return args
 
@@ -154,9 +157,13 @@ def _prepare_out(out: Path) -> None:
 def _run(args) -> int:
     if args.resume is not None:
         args = _resumed_args(args)
+    if args.state is not None and args.network not in WITH_STATE:
+        raise ValueError(f"--state applies to {', '.join(WITH_STATE)} only, not {args.network}")
+    if args.n is None:
+        args.n = DEFAULT_N[args.network]
     out = Path(args.out)
     _prepare_out(out)
-    _check_memory(args.n, args.duration)
+    _check_memory(args.network, args.n, args.duration)
     import jax
 
     from .networks import build
@@ -167,7 +174,8 @@ def _run(args) -> int:
 
     key = jax.random.key(args.seed)
     k_build, k_run = jax.random.split(key)
-    prepared = build(args.network, n=args.n, dt=args.dt, key=k_build)
+    options = {"state": args.state} if args.state is not None else {}
+    prepared = build(args.network, n=args.n, dt=args.dt, key=k_build, **options)
     checkpoint = out / "checkpoint"
     resume = args.resume is not None
     if not resume:  # a new run replaces an earlier run's checkpoint in the same directory
@@ -204,7 +212,7 @@ def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "run" and (args.network is None) == (args.resume is None):
-        parser.error("give a network (coba, cuba, cobahh) or --resume OUT, not both" if args.network else
+        parser.error(f"give a network ({', '.join(BUILTINS)}) or --resume OUT, not both" if args.network else
                      "the following arguments are required: network (or --resume OUT)")
     try:
         if args.command == "run":

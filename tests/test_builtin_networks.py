@@ -58,3 +58,34 @@ def test_unknown_network_and_bad_sizes():
         coba(n=100, dt=0.0)
     with pytest.raises(ValueError, match="at least 10 neurons"):
         coba(n=5)
+
+
+@pytest.mark.parametrize("state", ["AI", "SR"])
+def test_brunel_rate_and_cv_match_brian2(state):
+    # the full-size model (10 000 neurons, 10 M synapses) against brunel_brian2.py, 3 seeds each (reference data)
+    from brainsim.networks import brunel
+    from brainsim.monitors import SpikeTrains
+
+    reference = json.loads((DATA / "brunel_brian2.json").read_text())["states"][state]
+    k_build, k_run = jax.random.split(jax.random.key(1))
+    prepared = brunel(state=state, key=k_build)
+    res = simulate(prepared.network, 500.0, prepared.dt, key=k_run, state=prepared.state,
+                   monitors=[SpikeMonitor("P")], progress=False)
+    trains = res.spikes["P"]
+    late = trains.times >= 100.0
+    settled = SpikeTrains(trains.times[late], trains.indices[late], trains.size, 400.0)
+    assert abs(settled.mean_rate() - reference["mean_rate_hz"]) <= 0.05 * reference["mean_rate_hz"]
+    assert abs(settled.cv_isi() - reference["mean_cv_isi"]) <= 0.05
+
+
+def test_brunel_structure():
+    from brainsim.networks import brunel
+
+    prepared = brunel(1000, state="SI-slow", key=jax.random.key(0))
+    net = prepared.network
+    assert net.n_neurons == 1000 and net.n_synapses == 1000 * (80 + 20)
+    (drive,) = net.drives
+    assert float(drive.n_sources) == 80 and abs(float(drive.rate) - 0.9 * 20.0 / (0.1 * 80 * 20.0) * 1000) < 1e-3
+    assert float(net.projections["I"].operator.weights) == pytest.approx(-4.5 * 0.1)
+    with pytest.raises(ValueError, match="unknown state .chaos.; choose one of SR, AI"):
+        brunel(1000, state="chaos")

@@ -25,6 +25,14 @@ def test_run_writes_summary_plot_and_data(tmp_path, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+def test_run_brunel_in_a_state(tmp_path, capsys):
+    assert main(["run", "brunel", "--state", "SI-slow", "--n", "500", "--duration", "100", "--out", str(tmp_path),
+                 "--json", "--no-plot"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["neurons"] == 500 and summary["synapses"] == 500 * 50  # C_E + C_I = 0.1 N
+    assert summary["rate_hz"] > 0 and (tmp_path / "brunel_n500.npz").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "cobra"], "invalid choice: 'cobra'"),
     (["run", "coba", "--duration", "-5"], "--duration must be > 0"),
@@ -39,6 +47,9 @@ def test_run_writes_summary_plot_and_data(tmp_path, capsys):
     (["run", "coba", "--out", "/proc/version"], "exists and is not a directory"),
     (["run"], "the following arguments are required: network (or --resume OUT)"),
     (["run", "coba", "--resume", "somewhere"], "not both"),
+    (["run", "coba", "--state", "AI"], "--state applies to brunel only, not coba"),
+    (["run", "brunel", "--state", "XY"], "invalid choice: 'XY'"),
+    (["run", "brunel", "--n", "20"], "n must be at least 50 neurons"),
 ])
 def test_mistakes_exit_2_with_one_line(args, message):
     proc = _cli(*args)

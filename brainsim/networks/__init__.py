@@ -2,9 +2,18 @@
 builders (``with_astrocytes``) and trained-network tasks (``evidence``)."""
 from .astrocytes import with_astrocytes
 from .base import Prepared
-from .brette2007 import coba, cobahh, cuba
+from .brette2007 import FAN_IN, coba, cobahh, cuba
+from .brunel import STATES as BRUNEL_STATES
+from .brunel import brunel
 
-BUILTINS = {"coba": coba, "cuba": cuba, "cobahh": cobahh}
+BUILTINS = {"coba": coba, "cuba": cuba, "cobahh": cobahh, "brunel": brunel}
+DEFAULT_N = {"coba": 4000, "cuba": 4000, "cobahh": 4000, "brunel": 10000}
+WITH_STATE = ("brunel",)  # the built-ins that take a dynamical state (``state=``)
+
+
+def synapses_per_neuron(name: str, n: int) -> float:
+    """The mean number of incoming synapses of a neuron of built-in ``name`` with ``n`` neurons (memory estimates)."""
+    return 0.1 * n if name == "brunel" else FAN_IN
 
 
 def build(name: str, **kwargs) -> Prepared:
@@ -14,4 +23,5 @@ def build(name: str, **kwargs) -> Prepared:
     return BUILTINS[name](**kwargs)
 
 
-__all__ = ["Prepared", "coba", "cuba", "cobahh", "build", "BUILTINS", "with_astrocytes"]
+__all__ = ["Prepared", "coba", "cuba", "cobahh", "brunel", "build", "BUILTINS", "BRUNEL_STATES", "DEFAULT_N",
+           "WITH_STATE", "synapses_per_neuron", "with_astrocytes"]

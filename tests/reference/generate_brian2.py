@@ -491,14 +491,43 @@ def gen_peer(script_name, out_name, model, description, dt_ms, method, repeats=3
     return rates
 
 
+def gen_brunel(states=("AI", "SR"), seeds=(0, 1, 2), duration=1000.0):
+    """Brunel (2000) model A (``brunel_brian2.py``): rate and CV of ISIs after 100 ms, per state and seed."""
+    script = _peer_script("brunel_brian2.py")
+    mode = _mode()
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = {}
+    for state in states:
+        runs = []
+        for seed in seeds:
+            proc = subprocess.run([sys.executable, script, state, str(duration), mode, str(seed)], check=True,
+                                  capture_output=True, text=True, env=env)
+            runs.append(json.loads([l for l in proc.stdout.splitlines() if l.strip().startswith("{")][-1]))
+            print("   ", runs[-1], flush=True)
+        rates, cvs = np.array([r["rate_hz"] for r in runs]), np.array([r["cv_isi"] for r in runs])
+        out[state] = dict(runs=runs, mean_rate_hz=round(float(rates.mean()), 3),
+                          std_rate_hz=round(float(rates.std(ddof=1)), 3), mean_cv_isi=round(float(cvs.mean()), 4),
+                          std_cv_isi=round(float(cvs.std(ddof=1)), 4))
+    write("brunel_brian2.json", dict(
+        generator=GENERATOR, model="brunel2000_A", script="brunel_brian2.py", mode=mode, duration_ms=duration,
+        description=("Brunel (2000) model A: 10 000 LIF, fixed in-degree C_E = 800 / C_I = 200, J = 0.1 mV jumps, "
+                     "delay 1.5 ms, PoissonInput C_E sources at eta nu_thr; rate and CV after 100 ms"),
+        states=out))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--single", action="store_true", help="single-neuron files only")
     ap.add_argument("--networks", action="store_true", help="network benchmark files only")
+    ap.add_argument("--brunel", action="store_true", help="the Brunel (2000) file only")
     args = ap.parse_args()
+    _set_target()
+    if args.brunel:
+        gen_brunel()
+        return
     do_single = args.single or not args.networks
     do_net = args.networks or not args.single
-    _set_target()
     summary = []
     if do_single:
         for gen in (gen_hh, gen_traub_miles, gen_adex, gen_izhikevich):
@@ -522,6 +551,7 @@ def main():
                       "Brette et al. 2007 benchmark 3 (COBAHH, Traub-Miles), Brian2 COBAHH example; "
                       "p = 0.02*4000/N; refractory 'v > -20*mV'",
                       0.1, "exponential_euler")
+        gen_brunel()
 
 
 if __name__ == "__main__":
