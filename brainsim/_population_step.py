@@ -65,7 +65,8 @@ _MAX_RECEPTORS = 8
 
 def applicable(model, receptors) -> bool:
     """Whether ``population_step`` has a native kernel for this population (else callers use the pure path)."""
-    return (type(model) is LIF and model.method in ("exp_euler", "euler") and len(receptors) <= _MAX_RECEPTORS
+    return (type(model) is LIF and model.method in ("exp_euler", "euler", "exact") and len(receptors) <= _MAX_RECEPTORS
+            and (model.method != "exact" or jnp.ndim(model.tau_m) == 0)  # (one filtered drive per receptor)
             and all((type(rec.kinetics) is Instant
                      or (type(rec.kinetics) is Exponential and jnp.ndim(rec.kinetics.tau) == 0))
                     and type(rec.output) in (ConductanceOutput, CurrentOutput) for rec in receptors.values())
@@ -86,8 +87,11 @@ def reference_step(model, receptors, neuron_state, receptor_states, extra_curren
     voltage-independent)."""
     total = SynapticInput.zeros(model.size)
     v = model.membrane_potential(neuron_state) if receptors else None
+    tau = model.input_filter()  # exact integration: receptors report their step's effect on that membrane
     for name, rec in receptors.items():
-        total = total + rec.output.input(rec.kinetics.value(receptor_states[name], dt), v)
+        state = receptor_states[name]
+        g = rec.kinetics.value(state, dt) if tau is None else rec.kinetics.filtered_value(state, dt, tau)
+        total = total + rec.output.input(g, v)
     total = total._replace(current=total.current + extra_current)
     neuron_state, spikes = model.step(neuron_state, total, dt, key=key)
     decayed = {name: rec.kinetics.decay(receptor_states[name], dt) for name, rec in receptors.items()}
@@ -117,20 +121,24 @@ def _population_step_jvp(dt, primals, tangents):
 
 def _native_step(model, receptors, neuron_state, receptor_states, extra_current, *, dt):
     n = model.size
-    values = [jnp.asarray(getattr(model, name), jnp.float32) for name in _PARAMS]
+    values = [jnp.asarray(model.refractory_hold(dt) if name == "t_ref" else getattr(model, name), jnp.float32)
+              for name in _PARAMS]
     width = 1 if all(x.size == 1 for x in values) else n
     params = jnp.stack([jnp.broadcast_to(x.reshape(-1) if x.size == 1 else x, (width,)) for x in values])
     names = list(receptors)
+    tau = model.input_filter()
     rows = []
     for name in names:
         rec = receptors[name]
         # the same expression as Exponential.decay; Instant holds an arrival for one step: decay factor 0
         decay = jnp.float32(0.0) if type(rec.kinetics) is Instant else jnp.exp(-dt / rec.kinetics.tau)
+        # what one unit of state drives the step with: 1, or under exact integration its membrane-filtered value
+        drive = rec.kinetics.filtered_value(jnp.ones(()), dt, tau) if tau is not None else jnp.float32(1.0)
         if isinstance(rec.output, ConductanceOutput):
-            rows.append(jnp.stack([decay, rec.output.E_rev, jnp.float32(1.0)]))
+            rows.append(jnp.stack([decay, rec.output.E_rev, jnp.float32(1.0), drive]))
         else:
-            rows.append(jnp.stack([decay, jnp.float32(0.0), jnp.float32(0.0)]))
-    table = jnp.stack(rows).astype(jnp.float32) if rows else jnp.zeros((0, 3), jnp.float32)
+            rows.append(jnp.stack([decay, jnp.float32(0.0), jnp.float32(0.0), drive]))
+    table = jnp.stack(rows).astype(jnp.float32) if rows else jnp.zeros((0, 4), jnp.float32)
     extra = jnp.asarray(extra_current, jnp.float32)
     extra = extra.reshape(-1) if extra.size in (1, n) else jnp.broadcast_to(extra, (n,))
     v, ref, spikes, decayed = lif_population_step_native(

@@ -144,8 +144,10 @@ _N_DIFF = 3  # S, V, u: the differentiable outputs
 
 def supports(neuron) -> bool:
     """Whether ``lif_sequence`` can run populations of ``neuron``: plain ``LIF`` (a final class) with exponential
-    Euler and a surrogate the kernel implements (not the population-dependent ``"membrane"``)."""
-    return type(neuron) is LIF and neuron.method == "exp_euler" and neuron.surrogate in NATIVE_SURROGATES
+    Euler, Brian2's refractory counting and a surrogate the kernel implements (not the population-dependent
+    ``"membrane"``)."""
+    return (type(neuron) is LIF and neuron.method == "exp_euler" and neuron.refractory_convention == "brian2"
+            and neuron.surrogate in NATIVE_SURROGATES)
 
 
 def pack_params(neuron: LIF):

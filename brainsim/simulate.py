@@ -121,7 +121,9 @@ def _fastest_time_constant(network: Network):
     fastest = None
     for name, pop in network.populations.items():
         owners = [(f"{type(pop.model).__name__} {name!r}", pop.model.time_constants())]
-        owners += [(f"receptor {r!r} of {name!r}", rec.kinetics.time_constants()) for r, rec in pop.receptors.items()]
+        if pop.model.input_filter() is None:  # (a model that integrates its input exactly is not limited by it)
+            owners += [(f"receptor {r!r} of {name!r}", rec.kinetics.time_constants())
+                       for r, rec in pop.receptors.items()]
         for label, taus in owners:
             for tau in taus:
                 if not isinstance(tau, (np.ndarray, jax.Array, float)) or isinstance(tau, jax.core.Tracer):

@@ -94,3 +94,22 @@ def test_large_population_split_over_threads_is_exact():
     assert float(fast[1].sum()) > 1000
     for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(ref)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("convention", ["brian2", "nest"])
+def test_native_exact_integration_matches_reference(convention):
+    import equinox as eqx
+
+    _, receptors = _population("exact", "value", False)
+    model = LIF(N, tau_m=20.0, C_m=200.0, v_rest=-60.0, v_th=-50.0, v_reset=-60.0, t_ref=1.0, method="exact",
+                refractory_convention=convention)
+    model = eqx.tree_at(lambda m: m.tau_m, model, jnp.float32(20.0))  # one value shared by all neurons
+    assert _population_step.applicable(model, receptors)
+    extra = jnp.linspace(0.0, 300.0, N)
+    s_fast, v_fast = _run(_population_step.population_step, model, receptors, extra)
+    s_ref, v_ref = _run(_population_step.reference_step, model, receptors, extra)
+    assert float(s_ref.sum()) > 20
+    np.testing.assert_array_equal(np.asarray(s_fast), np.asarray(s_ref))
+    np.testing.assert_allclose(np.asarray(v_fast), np.asarray(v_ref), atol=1e-3)
+    per_neuron, _ = _population("exact", "value", True)
+    assert not _population_step.applicable(per_neuron, receptors)  # one filtered drive per receptor needs one tau_m

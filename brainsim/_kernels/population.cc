@@ -13,8 +13,9 @@
 //   g_k <- g_k * decay_k,  decay_k = exp(-dt / tau_k) (computed by the caller)
 //
 // Parameters P (6, M): tau_m, C_m, v_rest, v_th, v_reset, t_ref, with M = 1 (shared by all neurons)
-// or M = N (per neuron); the external current I_ext has 1 or N elements. R (K, 3) holds per receptor
-// [decay, E_rev, is_conductance]. The exponential is a vectorisable polynomial (Cephes expf
+// or M = N (per neuron); the external current I_ext has 1 or N elements. R (K, 4) holds per receptor
+// [decay, E_rev, is_conductance, drive]: a receptor drives the step with drive * g_k (drive = 1, or under exact
+// integration the membrane-filtered value of a unit state, computed by the caller). The exponential is a vectorisable polynomial (Cephes expf
 // coefficients, relative error ~1e-7 over the range used), so the whole loop runs in SIMD registers.
 #include <cmath>
 #include <cstdint>
@@ -117,7 +118,7 @@ static ffi::Error LifPopulationStepImpl(ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi
                                         ffi::RemainingRets g_out) {
   const int64_t N = v.element_count();
   const int64_t K = static_cast<int64_t>(g_in.size());
-  if (static_cast<int64_t>(g_out.size()) != K || r.element_count() != 3 * K) {
+  if (static_cast<int64_t>(g_out.size()) != K || r.element_count() != 4 * K) {
     return ffi::Error::InvalidArgument("lif_population_step: one result and one row of R per receptor");
   }
   const int64_t M = p.element_count() / 6;
@@ -130,7 +131,7 @@ static ffi::Error LifPopulationStepImpl(ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi
 
   const float* gk_in[8];
   float* gk_out[8];
-  float decay[8], e_rev[8], is_cond[8];
+  float decay[8], e_rev[8], is_cond[8], drive[8];
   for (int64_t k = 0; k < K; ++k) {
     auto in = g_in.get<ffi::Buffer<ffi::F32>>(k);
     auto out = g_out.get<ffi::Buffer<ffi::F32>>(k);
@@ -138,9 +139,10 @@ static ffi::Error LifPopulationStepImpl(ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi
     if (in->element_count() != N) return ffi::Error::InvalidArgument("lif_population_step: receptor size != N");
     gk_in[k] = in->typed_data();
     gk_out[k] = (*out)->typed_data();
-    decay[k] = r.typed_data()[3 * k];
-    e_rev[k] = r.typed_data()[3 * k + 1];
-    is_cond[k] = r.typed_data()[3 * k + 2];
+    decay[k] = r.typed_data()[4 * k];
+    e_rev[k] = r.typed_data()[4 * k + 1];
+    is_cond[k] = r.typed_data()[4 * k + 2];
+    drive[k] = r.typed_data()[4 * k + 3];
   }
   const float* P = p.typed_data();
   const float* I = i_ext.typed_data();
@@ -160,14 +162,15 @@ static ffi::Error LifPopulationStepImpl(ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi
       }
       for (int64_t k = 0; k < K; ++k) {
         const float* g = gk_in[k] + b0;
+        const float d = drive[k];
         if (is_cond[k] != 0.0f) {
           const float e = e_rev[k];
           for (int64_t j = 0; j < nb; ++j) {
-            g_sum[j] += g[j];
-            ge_sum[j] += g[j] * e;
+            g_sum[j] += d * g[j];
+            ge_sum[j] += d * g[j] * e;
           }
         } else {
-          for (int64_t j = 0; j < nb; ++j) i_sum[j] += g[j];
+          for (int64_t j = 0; j < nb; ++j) i_sum[j] += d * g[j];
         }
       }
       if (ext_shared) {
@@ -212,7 +215,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifPopulationStep, LifPopulationStepImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v (N), mV
                                   .Arg<ffi::Buffer<ffi::F32>>()  // refractory (N), ms
                                   .Arg<ffi::Buffer<ffi::F32>>()  // P (6, 1 or N)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // R (K, 3)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // R (K, 4)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // I_ext (1 or N), pA
                                   .RemainingArgs()               // g_1 .. g_K (N each)
                                   .Attr<float>("dt")

@@ -136,6 +136,13 @@ class AbstractPopulationModel(eqx.Module):
         declared by default."""
         return ()
 
+    def input_filter(self) -> Optional[Array]:
+        """For a model that integrates its synaptic input exactly: the time constant (ms) of the linear membrane
+        that filters it. Receptors then drive a step with ``kinetics.filtered_value`` (the constant input with the
+        same effect on that membrane over the step as their own time course) instead of their value at the
+        step's start. ``None`` (the default): inputs are held at their value at the start of the step."""
+        return None
+
 
 class AbstractNeuron(AbstractPopulationModel):
     """A neuron model: its state is a ``NamedTuple`` whose field ``v`` is the membrane potential (mV), read
@@ -188,6 +195,10 @@ class AbstractKinetics(eqx.Module):
       event delivery writes straight into it), others pass zeros and ``arrive`` the result. Returns
       ``(new_state, aux)``.
     - ``value(state, dt)``: the conductance (nS) or current (pA) that drives this step.
+    - ``filtered_value(state, dt, tau)``: the constant input with the same effect over the step on a linear
+      membrane of time constant ``tau`` (ms) as the kinetics' own time course from ``state`` (exact integration,
+      ``AbstractPopulationModel.input_filter``); kinetics whose value is constant over a step keep the default,
+      ``value``.
     """
 
     @abc.abstractmethod
@@ -209,6 +220,9 @@ class AbstractKinetics(eqx.Module):
     @abc.abstractmethod
     def value(self, state, dt: float) -> Array:
         ...
+
+    def filtered_value(self, state, dt: float, tau: Array) -> Array:
+        return self.value(state, dt)
 
     def time_constants(self) -> tuple:
         """The kinetics' time constants (ms), for ``simulate``'s check of a coarse dt; none by default."""

@@ -6,6 +6,17 @@ Membrane equation (v in mV, t in ms, C_m in pF, g_L = C_m / tau_m in nS, I(v) in
 
 Spike when v > v_th; then v <- v_reset ("value" reset) or v <- v - (v_th - v_reset) ("subtract"),
 and integration is frozen for the refractory period t_ref.
+
+Integration methods: ``"exp_euler"`` holds the input at its value at the start of the step and integrates the
+membrane exactly for it; ``"exact"`` integrates the linear subthreshold dynamics exactly for the receptors' own
+time course within the step (Rotter & Diesmann 1999: exponential, alpha, dual-exponential and delta current
+synapses, as NEST's ``iaf_psc_exp`` / ``iaf_psc_alpha`` / ``iaf_psc_delta``; with conductances it uses the
+membrane-weighted mean conductance of the step); ``"euler"`` is forward Euler (Brian2's ``method="euler"``).
+With tau_syn = 0.5 ms and dt = 0.1 ms, ``"exp_euler"`` gives a current-based PSC ~10 % more charge than exact.
+
+Refractory counting: after a spike in step k, ``refractory_convention="brian2"`` resumes integration in step
+k + t_ref/dt (Brian2's ``(unless refractory)``: t_ref/dt - 1 frozen steps), ``"nest"`` in step k + t_ref/dt + 1
+(NEST's t_ref/dt frozen steps).
 """
 from __future__ import annotations
 
@@ -20,7 +31,8 @@ from ..spikes import check_slope, check_surrogate, spike
 from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear, refractory_countdown
 
 RESETS = ("value", "subtract")
-LIF_METHODS = ("exp_euler", "euler")
+LIF_METHODS = ("exp_euler", "euler", "exact")
+REFRACTORY_CONVENTIONS = ("brian2", "nest")
 
 
 class LIFState(NamedTuple):
@@ -41,6 +53,7 @@ class AbstractLIF(AbstractNeuron):
     method: eqx.AbstractVar[str]
     surrogate: eqx.AbstractVar[str]
     slope: eqx.AbstractVar[float]
+    refractory_convention: eqx.AbstractVar[str]
 
     @property
     def g_L(self) -> Array:
@@ -49,6 +62,13 @@ class AbstractLIF(AbstractNeuron):
 
     def time_constants(self) -> tuple:
         return (self.tau_m,)
+
+    def input_filter(self):
+        return self.tau_m if self.method == "exact" else None
+
+    def refractory_hold(self, dt: float) -> Array:
+        """The refractory counter (ms) set at a spike: ``t_ref``, one step more under NEST's convention."""
+        return self.t_ref + dt if self.refractory_convention == "nest" else self.t_ref
 
     def _rest(self, v: ArrayLike | None) -> tuple[Array, Array]:
         """Initial membrane potential (``v_rest`` or ``v`` mV) and a zero refractory counter."""
@@ -74,7 +94,8 @@ class AbstractLIF(AbstractNeuron):
         return v, spikes
 
 
-def _set_lif_params(module, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope):
+def _set_lif_params(module, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope,
+                    refractory_convention):
     """Check and set the parameters LIF and AdaptiveLIF share (each declares them as its own fields)."""
     owner = type(module).__name__
     module.size = check_size(size, owner)
@@ -91,6 +112,8 @@ def _set_lif_params(module, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, rese
     module.method = check_choice(method, LIF_METHODS, "method", owner)
     module.surrogate = check_surrogate(surrogate, owner)
     module.slope = check_slope(slope, owner)
+    module.refractory_convention = check_choice(refractory_convention, REFRACTORY_CONVENTIONS,
+                                                "refractory_convention", owner)
 
 
 class LIF(AbstractLIF):
@@ -105,9 +128,11 @@ class LIF(AbstractLIF):
         v_reset: reset potential, mV.
         t_ref: refractory period, ms (>= 0).
         reset: ``"value"`` (v <- v_reset) or ``"subtract"`` (v <- v - (v_th - v_reset)).
-        method: ``"exp_euler"`` (exact for inputs constant over a step) or ``"euler"`` (forward Euler,
-            as Brian2's ``method="euler"``).
+        method: ``"exp_euler"`` (exact for inputs constant over a step), ``"exact"`` (exact for the receptors'
+            time course within the step, NEST's ``iaf_psc_*``) or ``"euler"`` (forward Euler, as Brian2's
+            ``method="euler"``); see the module docstring.
         surrogate, slope: surrogate derivative of the spike function (see ``brainsim.spikes``).
+        refractory_convention: ``"brian2"`` or ``"nest"``: how many steps t_ref freezes (module docstring).
     """
 
     tau_m: Array  # ms
@@ -121,11 +146,14 @@ class LIF(AbstractLIF):
     method: str = eqx.field(static=True)
     surrogate: str = eqx.field(static=True)
     slope: float = eqx.field(static=True)
+    refractory_convention: str = eqx.field(static=True)
 
     def __init__(self, size: int, *, tau_m: ArrayLike = 10.0, C_m: ArrayLike = 250.0, v_rest: ArrayLike = -70.0,
                  v_th: ArrayLike = -55.0, v_reset: ArrayLike = -70.0, t_ref: ArrayLike = 2.0, reset: str = "value",
-                 method: str = "exp_euler", surrogate: str = "fast_sigmoid", slope: float = 10.0):
-        _set_lif_params(self, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope)
+                 method: str = "exp_euler", surrogate: str = "fast_sigmoid", slope: float = 10.0,
+                 refractory_convention: str = "brian2"):
+        _set_lif_params(self, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope,
+                        refractory_convention)
 
     def init(self, *, key=None, v: ArrayLike | None = None) -> LIFState:
         """Resting state (or membrane potential ``v`` in mV), not refractory."""
@@ -144,7 +172,7 @@ class LIF(AbstractLIF):
         refractory, frozen = refractory_countdown(state.refractory, dt)
         v_new = jnp.where(frozen, state.v, self._integrate_v(state.v, inputs, dt))
         v, spikes = self._fire_and_reset(v_new, self.v_th)
-        refractory = jnp.where(spikes > 0, self.t_ref, refractory)
+        refractory = jnp.where(spikes > 0, self.refractory_hold(dt), refractory)
         return LIFState(v=v, refractory=refractory), spikes, v_new, frozen
 
 
@@ -185,6 +213,7 @@ class AdaptiveLIF(AbstractLIF):
     method: str = eqx.field(static=True)
     surrogate: str = eqx.field(static=True)
     slope: float = eqx.field(static=True)
+    refractory_convention: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -205,8 +234,10 @@ class AdaptiveLIF(AbstractLIF):
         method: str = "exp_euler",
         surrogate: str = "fast_sigmoid",
         slope: float = 10.0,
+        refractory_convention: str = "brian2",
     ):
-        _set_lif_params(self, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope)
+        _set_lif_params(self, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, reset, method, surrogate, slope,
+                        refractory_convention)
         owner = type(self).__name__
         check_positive(tau_w, "tau_w (ms)", owner)
         check_positive(tau_theta, "tau_theta (ms)", owner)
@@ -237,5 +268,5 @@ class AdaptiveLIF(AbstractLIF):
         v, spikes = self._fire_and_reset(v, self.v_th + theta)
         w = w + spikes * self.b
         theta = theta + spikes * self.delta_theta
-        refractory = jnp.where(spikes > 0, self.t_ref, refractory)
+        refractory = jnp.where(spikes > 0, self.refractory_hold(dt), refractory)
         return ALIFState(v=v, w=w, theta=theta, refractory=refractory), spikes

@@ -18,6 +18,29 @@ from ..core.contracts import AbstractKinetics
 from .._types import Array
 
 
+def membrane_filter(rate: Array, dt: float, tau: Array) -> Array:
+    """``integral_0^dt exp(-rate t) exp(-(dt - t)/tau) dt / (tau (1 - exp(-dt/tau)))``: the constant input equivalent,
+    on a linear membrane of time constant ``tau`` (ms), to an input decaying as ``exp(-rate t)`` (rate in 1/ms) over
+    a step of ``dt`` ms (Rotter & Diesmann 1999); stable where ``rate`` is close to ``1/tau``."""
+    a = 1.0 / tau - rate
+    x = a * dt
+    small = jnp.abs(x) < 1e-4
+    growth = jnp.where(small, dt * (1.0 + 0.5 * x), jnp.expm1(jnp.where(small, 1.0, x)) / jnp.where(small, 1.0, a))
+    return jnp.exp(-dt / tau) * growth / (-tau * jnp.expm1(-dt / tau))
+
+
+def membrane_filter_ramp(rate: Array, dt: float, tau: Array) -> Array:
+    """As ``membrane_filter`` for an input ``t exp(-rate t)`` (the rising part of an alpha function)."""
+    b = rate - 1.0 / tau
+    x = b * dt
+    small = jnp.abs(x) < 1e-3
+    x_safe = jnp.where(small, 1.0, x)
+    # integral_0^dt t exp(-b t) dt = dt^2 (1 - exp(-x)(1 + x)) / x^2
+    ramp = dt * dt * jnp.where(small, 0.5 - x / 3.0 + x * x / 8.0, -(jnp.expm1(-x_safe) + x_safe * jnp.exp(-x_safe))
+                               / (x_safe * x_safe))
+    return jnp.exp(-dt / tau) * ramp / (-tau * jnp.expm1(-dt / tau))
+
+
 class AbstractOneStep(AbstractKinetics):
     """Kinetics without memory: arrivals drive only the step they arrive in (``value`` says how)."""
 
@@ -44,6 +67,10 @@ class Delta(AbstractOneStep):
 
     def value(self, state: Array, dt: float) -> Array:
         return state / dt
+
+    def filtered_value(self, state: Array, dt: float, tau: Array) -> Array:
+        # the charge arrives at the start of the step: a jump of q / C_m that the membrane relaxes over it
+        return state * jnp.exp(-dt / tau) / (-tau * jnp.expm1(-dt / tau))
 
 
 class Instant(AbstractOneStep):
@@ -87,6 +114,9 @@ class Exponential(AbstractKinetics):
 
     def value(self, state: Array, dt: float) -> Array:
         return state
+
+    def filtered_value(self, state: Array, dt: float, tau: Array) -> Array:
+        return state * membrane_filter(1.0 / self.tau, dt, tau)
 
 
 class TwoStateKinetics(NamedTuple):
@@ -144,6 +174,10 @@ class DualExponential(AbstractKinetics):
     def value(self, state: TwoStateKinetics, dt: float) -> Array:
         return self._peak_normalisation() * (state.a - state.b)
 
+    def filtered_value(self, state: TwoStateKinetics, dt: float, tau: Array) -> Array:
+        return self._peak_normalisation() * (state.a * membrane_filter(1.0 / self.tau_decay, dt, tau)
+                                             - state.b * membrane_filter(1.0 / self.tau_rise, dt, tau))
+
 
 class Alpha(AbstractKinetics):
     """Alpha synapse ``g(t) = w (t / tau) exp(1 - t / tau)``: peaks at w, t = tau after an arrival.
@@ -182,3 +216,9 @@ class Alpha(AbstractKinetics):
 
     def value(self, state: TwoStateKinetics, dt: float) -> Array:
         return state.a
+
+    def filtered_value(self, state: TwoStateKinetics, dt: float, tau: Array) -> Array:
+        # g(t) = (g0 + e t / tau_a y0) exp(-t / tau_a) over the step (the solution ``decay`` advances)
+        rate = 1.0 / self.tau
+        return (state.a * membrane_filter(rate, dt, tau)
+                + math.e * rate * state.b * membrane_filter_ramp(rate, dt, tau))
