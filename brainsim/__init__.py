@@ -3,8 +3,9 @@
 Units everywhere: ms, mV, pA, nS, pF, µM, Hz. The public API is re-exported here; ``docs/architecture.md``
 describes the layers and the contracts between components.
 """
-from . import (adjoints, connectivity, core, evaluation, inputs, monitors, neurons, networks, plasticity, projections,
-               synapses)
+from . import (adjoints, connectivity, core, counts, distributions, evaluation, inputs, monitors, neurons, networks,
+               plasticity, projections, synapses)
+from .distributions import Normal, Uniform
 from .core import (AbstractDrive, AbstractKinetics, AbstractNeuron, AbstractOutput, AbstractRule, AbstractSource,
                    AbstractSTP, StepContext, SynapticInput)
 from .inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 from . import train  # noqa: E402  (train builds on everything above)
 
 __all__ = [
-    "adjoints", "connectivity", "core", "evaluation", "inputs", "monitors", "neurons", "networks", "plasticity", "projections", "synapses", "train",
+    "adjoints", "connectivity", "core", "counts", "distributions", "Normal", "Uniform", "evaluation", "inputs", "monitors", "neurons", "networks", "plasticity", "projections", "synapses", "train",
     "AbstractDrive", "AbstractKinetics", "AbstractNeuron", "AbstractOutput", "AbstractRule", "AbstractSource",
     "AbstractSTP", "StepContext", "SynapticInput",
     "CurrentStep", "PoissonInput", "PoissonSource", "SpikeTimes",
