@@ -35,6 +35,7 @@ from jax.experimental import sparse
 
 from ._checks import check_count, check_size, positive_number
 from ._types import Array, ArrayLike
+from ._kernels import KERNEL_DIR, NativeLibrary, cpu_or_pure
 from .propagation import EventOperator, default_capacity, ell_layout, for_each_event, row_cotangents
 
 
@@ -86,7 +87,7 @@ def _scatter_rows(buffer, rows, values, targets, delays, weights, step, n_post: 
     return buffer.reshape(-1).at[flat].add(contrib.astype(buffer.dtype), mode="drop").reshape(buffer.shape)
 
 
-def _schedule_forward(buffer, spikes, targets, delays, weights, step, capacity: int):
+def _schedule_pure(buffer, spikes, targets, delays, weights, step, capacity: int):
     n_post = buffer.shape[1]
 
     def body(buf, rows):
@@ -94,6 +95,29 @@ def _schedule_forward(buffer, spikes, targets, delays, weights, step, capacity: 
         return _scatter_rows(buf, rows, values, targets, delays, weights, step, n_post)
 
     return for_each_event(spikes, capacity, body, buffer)
+
+
+# Native binding: the same scheduling in place, O(out-degree) per spike (brainsim/_kernels/delayed_schedule.cc).
+_SCHEDULE_TARGETS = {np.dtype(np.int8): "brainsim_delayed_schedule_s8", np.dtype(np.int16): "brainsim_delayed_schedule_s16",
+                     np.dtype(np.int32): "brainsim_delayed_schedule_s32"}
+_SCHEDULE = NativeLibrary(KERNEL_DIR / "delayed_schedule.cc",
+                          {"brainsim_delayed_schedule_s8": "BrainsimDelayedScheduleS8",
+                           "brainsim_delayed_schedule_s16": "BrainsimDelayedScheduleS16",
+                           "brainsim_delayed_schedule_s32": "BrainsimDelayedScheduleS32"})
+
+
+def _schedule_native(buffer, spikes, targets, delays, weights, step):
+    target = _SCHEDULE_TARGETS[np.dtype(delays.dtype)]
+    return jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(buffer.shape, buffer.dtype), input_output_aliases={0: 0},
+                            vmap_method="sequential")(buffer, spikes, targets, delays, weights.reshape(-1),
+                                                      jnp.asarray(step, jnp.int32).reshape(1))
+
+
+def _schedule_forward(buffer, spikes, targets, delays, weights, step, capacity: int):
+    usable = (buffer.dtype == jnp.float32 and spikes.dtype == jnp.float32 and weights.dtype == jnp.float32
+              and targets.dtype == jnp.int32 and np.dtype(delays.dtype) in _SCHEDULE_TARGETS and _SCHEDULE.available())
+    return cpu_or_pure(_schedule_native, functools.partial(_schedule_pure, capacity=capacity), buffer, spikes,
+                       targets, delays, weights, step, usable=usable)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))

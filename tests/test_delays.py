@@ -179,3 +179,20 @@ def test_dcls_bad_arguments():
     layer = DelayedDense(3, 2, 4, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"input has shape \(10, 5\), expected \(T, 3\)"):
         layer(jnp.zeros((10, 5)))
+
+
+@pytest.mark.parametrize("max_delay, homogeneous", [(7, False), (300, True), (40000, False)])  # int8, int16, int32
+def test_native_schedule_equals_the_pure_path(native_kernels, max_delay, homogeneous):
+    from brainsim import delays as D
+
+    rng = np.random.default_rng(max_delay)
+    m = fixed_probability(jax.random.key(3), 40, 30, 0.3, 1.0 if homogeneous else (lambda r, n: r.normal(1.0, 0.5, n)))
+    op = DelayedEventOperator.from_sparse(m, rng.integers(0, max_delay + 1, size=m.nse), max_delay=max_delay,
+                                          homogeneous=homogeneous)
+    assert np.dtype(op.delays.dtype) == {7: np.int8, 300: np.int16, 40000: np.int32}[max_delay]
+    buffer = jnp.asarray(rng.normal(size=(op.depth, op.n_post)), jnp.float32)
+    spikes = jnp.asarray((rng.random(op.n_pre) < 0.3) * rng.uniform(0.5, 1.5, op.n_pre), jnp.float32)
+    step = jnp.int32(12345)
+    native = jax.jit(D._schedule_native)(buffer, spikes, op.targets, op.delays, op.weights, step)
+    pure = jax.jit(D._schedule_pure, static_argnums=6)(buffer, spikes, op.targets, op.delays, op.weights, step, 5)
+    np.testing.assert_allclose(np.asarray(native), np.asarray(pure), rtol=1e-6, atol=1e-6)
