@@ -1,4 +1,5 @@
-"""Command-line entry point: ``brainsim run {coba,cuba,cobahh,brunel} [--n N] [--duration MS] [--state S] ...``.
+"""Command-line entry point: ``brainsim run {coba,cuba,cobahh,brunel,microcircuit} [--n N | --scale S] [--duration MS]
+[--state S] ...``.
 
 Prints a summary (neurons, synapses, E/I rates, CV of ISIs, compile and run time), writes a raster +
 population-rate PNG and the recorded spikes (.npz). Mistakes in the arguments give a one-line error
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .networks import BRUNEL_STATES, BUILTINS, DEFAULT_N, WITH_STATE, synapses_per_neuron
+from .networks import BRUNEL_STATES, BUILTINS, DEFAULT_N, WITH_SCALE, WITH_STATE, expected_synapses
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -82,13 +83,13 @@ def _available_memory() -> int:
     return 0
 
 
-def _check_memory(network: str, n: int, duration_ms: float) -> None:
+def _check_memory(network: str, n: int, duration_ms: float, scale: float = 1.0) -> None:
     """Refuse, before building anything, a run that cannot fit in memory (an estimate: synapses and spikes)."""
-    synapses = n * synapses_per_neuron(network, n)
+    synapses = expected_synapses(network, n=n, scale=scale)
     needed = BASE_BYTES + synapses * BYTES_PER_SYNAPSE + n * 50.0 * duration_ms / 1000.0 * BYTES_PER_SPIKE
     available = _available_memory()
     if available and needed > 0.8 * available:
-        raise ValueError(f"--n {n} with --duration {duration_ms:g} ms needs about {needed / 2**30:.1f} GiB of memory, "
+        raise ValueError(f"{network} ({n} neurons) with --duration {duration_ms:g} ms needs about {needed / 2**30:.1f} GiB of memory, "
                          f"more than 80 % of the {available / 2**30:.1f} GiB available; use a smaller --n or --duration")
 
 
@@ -99,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("network", nargs="?", choices=sorted(BUILTINS), help="built-in network (not with --resume)")
     run.add_argument("--n", type=_neuron_count, default=None,
                      help="number of neurons (default 4000; brunel 10000)")
+    run.add_argument("--scale", type=_positive_float("--scale"), default=None,
+                     help="microcircuit only: N_scaling = K_scaling of Potjans & Diesmann (2014), in (0, 1] (default 0.1)")
     run.add_argument("--state", choices=sorted(BRUNEL_STATES), default=None,
                      help="brunel only: the dynamical state of Brunel (2000) Fig. 8 (default AI)")
     run.add_argument("--duration", type=_positive_float("--duration"), default=1000.0, help="simulated time, ms")
@@ -112,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_RUN_ARGS = ("network", "n", "duration", "dt", "seed", "state")
+_RUN_ARGS = ("network", "n", "duration", "dt", "seed", "state", "scale")
 
 
 def _resumed_args(args):
@@ -159,11 +162,21 @@ def _run(args) -> int:
         args = _resumed_args(args)
     if args.state is not None and args.network not in WITH_STATE:
         raise ValueError(f"--state applies to {', '.join(WITH_STATE)} only, not {args.network}")
-    if args.n is None:
-        args.n = DEFAULT_N[args.network]
+    if args.network in WITH_SCALE:
+        if args.n is not None:
+            raise ValueError(f"--n does not apply to {args.network}: give its --scale")
+        args.scale = 0.1 if args.scale is None else args.scale
+        if args.scale > 1:
+            raise ValueError(f"--scale must be in (0, 1], got {args.scale:g}")
+        n_neurons = int(round(77169 * args.scale))
+    elif args.scale is not None:
+        raise ValueError(f"--scale applies to {', '.join(WITH_SCALE)} only, not {args.network}")
+    else:
+        args.n = DEFAULT_N[args.network] if args.n is None else args.n
+        n_neurons = args.n
     out = Path(args.out)
     _prepare_out(out)
-    _check_memory(args.network, args.n, args.duration)
+    _check_memory(args.network, n_neurons, args.duration, args.scale or 1.0)
     import jax
 
     from .networks import build
@@ -175,7 +188,8 @@ def _run(args) -> int:
     key = jax.random.key(args.seed)
     k_build, k_run = jax.random.split(key)
     options = {"state": args.state} if args.state is not None else {}
-    prepared = build(args.network, n=args.n, dt=args.dt, key=k_build, **options)
+    options.update({"scale": args.scale} if args.network in WITH_SCALE else {"n": args.n})
+    prepared = build(args.network, dt=args.dt, key=k_build, **options)
     checkpoint = out / "checkpoint"
     resume = args.resume is not None
     if not resume:  # a new run replaces an earlier run's checkpoint in the same directory
@@ -190,11 +204,12 @@ def _run(args) -> int:
               f"spikes and state saved in {checkpoint}; continue with: brainsim run --resume {out}", file=sys.stderr)
         return 143 if stop.signal_name == "SIGTERM" else 130
     summary = _summarise(args.network, prepared, result)
-    data_path = out / f"{args.network}_n{args.n}.npz"
+    label = f"{args.network}_scale{args.scale:g}" if args.network in WITH_SCALE else f"{args.network}_n{args.n}"
+    data_path = out / f"{label}.npz"
     result.save(data_path)
     summary["data"] = str(data_path)
     if not args.no_plot:
-        png = out / f"{args.network}_n{args.n}.png"
+        png = out / f"{label}.png"
         groups = {g: (start, stop) for g, (_, start, stop) in prepared.groups.items()}
         raster_and_rate(result.spikes["P"], groups, title=prepared.description, path=png)
         summary["plot"] = str(png)

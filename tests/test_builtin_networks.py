@@ -89,3 +89,40 @@ def test_brunel_structure():
     assert float(net.projections["I"].operator.weights) == pytest.approx(-4.5 * 0.1)
     with pytest.raises(ValueError, match="unknown state .chaos.; choose one of SR, AI"):
         brunel(1000, state="chaos")
+
+
+def test_microcircuit_rates_match_nest():
+    # scale 0.1 (7 717 neurons, 3.0 M synapses with per-synapse delays), 100 ms transient + 1 s, against the mean of
+    # three NEST 3.10 runs of the unmodified PyNEST example (tests/reference/generate_nest_microcircuit.py)
+    from brainsim.networks import microcircuit
+
+    reference = json.loads((DATA / "nest_microcircuit.json").read_text())["rates_hz"]
+    k_build, k_run = jax.random.split(jax.random.key(1))
+    prepared = microcircuit(0.1, key=k_build)
+    assert prepared.network.n_synapses == 2988807  # NEST's count at this scale
+    res = simulate(prepared.network, 1100.0, prepared.dt, key=k_run, state=prepared.state,
+                   monitors=[SpikeMonitor("P")], progress=False)
+    trains = res.spikes["P"]
+    late = trains.times >= 100.0
+    counts = np.bincount(trains.indices[late], minlength=trains.size)
+    for name, (_, start, stop) in prepared.groups.items():
+        rate = counts[start:stop].sum() / (stop - start)  # Hz over 1 s
+        nest = reference[name]
+        assert abs(rate - nest["mean"]) <= max(0.1 * nest["mean"], 3 * nest["sd"]), (name, rate, nest)
+
+
+def test_microcircuit_structure_and_errors():
+    from brainsim.networks import microcircuit
+    from brainsim.networks.microcircuit import derived_parameters
+
+    sizes, synapses, k_ext, weights, w_ext, dc = derived_parameters(1.0)
+    assert sizes.sum() == 77169 and abs(synapses.sum() - 299e6) < 1e6 and np.all(dc == 0)
+    assert w_ext == pytest.approx(87.81, abs=0.01)  # pA for a 0.15 mV PSP (the example's value)
+    small = microcircuit(0.02, key=jax.random.key(0))
+    op = small.network.projections["recurrent"].operator
+    real = np.asarray(op.targets) < op.n_post
+    assert int(np.asarray(op.delays)[real].min()) >= 1  # every delay rounds to at least one step
+    assert small.network.n_neurons == int(np.round(np.array([20683, 5834, 21915, 5479, 4850, 1065, 14395, 2948])
+                                                   * 0.02).sum())
+    with pytest.raises(ValueError, match="scale must be in \\(0, 1\\]"):
+        microcircuit(1.5)

@@ -33,6 +33,13 @@ def test_run_brunel_in_a_state(tmp_path, capsys):
     assert summary["rate_hz"] > 0 and (tmp_path / "brunel_n500.npz").exists()
 
 
+def test_run_microcircuit_reports_every_population(tmp_path, capsys):
+    assert main(["run", "microcircuit", "--scale", "0.02", "--duration", "100", "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert all(f"rate_{name}_hz" in summary for name in ("L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I"))
+    assert (tmp_path / "microcircuit_scale0.02.npz").exists() and (tmp_path / "microcircuit_scale0.02.png").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "cobra"], "invalid choice: 'cobra'"),
     (["run", "coba", "--duration", "-5"], "--duration must be > 0"),
@@ -48,6 +55,9 @@ def test_run_brunel_in_a_state(tmp_path, capsys):
     (["run"], "the following arguments are required: network (or --resume OUT)"),
     (["run", "coba", "--resume", "somewhere"], "not both"),
     (["run", "coba", "--state", "AI"], "--state applies to brunel only, not coba"),
+    (["run", "coba", "--scale", "0.5"], "--scale applies to microcircuit only, not coba"),
+    (["run", "microcircuit", "--n", "500"], "--n does not apply to microcircuit"),
+    (["run", "microcircuit", "--scale", "2"], "--scale must be in (0, 1]"),
     (["run", "brunel", "--state", "XY"], "invalid choice: 'XY'"),
     (["run", "brunel", "--n", "20"], "n must be at least 50 neurons"),
 ])

@@ -5,15 +5,19 @@ from .base import Prepared
 from .brette2007 import FAN_IN, coba, cobahh, cuba
 from .brunel import STATES as BRUNEL_STATES
 from .brunel import brunel
+from .microcircuit import microcircuit
 
-BUILTINS = {"coba": coba, "cuba": cuba, "cobahh": cobahh, "brunel": brunel}
-DEFAULT_N = {"coba": 4000, "cuba": 4000, "cobahh": 4000, "brunel": 10000}
+BUILTINS = {"coba": coba, "cuba": cuba, "cobahh": cobahh, "brunel": brunel, "microcircuit": microcircuit}
+DEFAULT_N = {"coba": 4000, "cuba": 4000, "cobahh": 4000, "brunel": 10000}  # (microcircuit: its scale instead)
 WITH_STATE = ("brunel",)  # the built-ins that take a dynamical state (``state=``)
+WITH_SCALE = ("microcircuit",)  # the built-ins sized by ``scale=`` instead of ``n=``
 
 
-def synapses_per_neuron(name: str, n: int) -> float:
-    """The mean number of incoming synapses of a neuron of built-in ``name`` with ``n`` neurons (memory estimates)."""
-    return 0.1 * n if name == "brunel" else FAN_IN
+def expected_synapses(name: str, *, n: int = 0, scale: float = 1.0) -> float:
+    """About how many synapses built-in ``name`` has with ``n`` neurons (or at ``scale``), for memory estimates."""
+    if name == "microcircuit":
+        return 2.99e8 * scale * scale
+    return n * (0.1 * n if name == "brunel" else FAN_IN)
 
 
 def build(name: str, **kwargs) -> Prepared:
@@ -23,5 +27,5 @@ def build(name: str, **kwargs) -> Prepared:
     return BUILTINS[name](**kwargs)
 
 
-__all__ = ["Prepared", "coba", "cuba", "cobahh", "brunel", "build", "BUILTINS", "BRUNEL_STATES", "DEFAULT_N",
-           "WITH_STATE", "synapses_per_neuron", "with_astrocytes"]
+__all__ = ["Prepared", "coba", "cuba", "cobahh", "brunel", "microcircuit", "build", "BUILTINS", "BRUNEL_STATES",
+           "DEFAULT_N", "WITH_STATE", "WITH_SCALE", "expected_synapses", "with_astrocytes"]
