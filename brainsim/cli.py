@@ -180,7 +180,7 @@ def _run(args) -> int:
     import jax
 
     from .networks import build
-    from .plotting import raster_and_rate
+    from .plotting import raster_and_rate, rate_distributions
     from .simulate import SimulationInterrupted, SpikeMonitor, _n_steps, simulate
 
     _n_steps(args.duration, args.dt)  # a duration dt does not divide fails here, before the network is built
@@ -213,6 +213,10 @@ def _run(args) -> int:
         groups = {g: (start, stop) for g, (_, start, stop) in prepared.groups.items()}
         raster_and_rate(result.spikes["P"], groups, title=prepared.description, path=png)
         summary["plot"] = str(png)
+        if len(groups) > 2:  # (the microcircuit's layers: their rate distributions too)
+            boxes = out / f"{label}_rates.png"
+            rate_distributions(result.spikes["P"], groups, title=prepared.description, path=boxes)
+            summary["rates_plot"] = str(boxes)
     if args.json:
         print(json.dumps(summary))
     else:

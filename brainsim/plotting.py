@@ -1,4 +1,4 @@
-"""Raster and population-rate plots (matplotlib, Agg-safe)."""
+"""Raster, population-rate and rate-distribution plots (matplotlib, Agg-safe)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -34,7 +34,7 @@ def raster_and_rate(trains: SpikeTrains, groups: dict, title: str = "", path=Non
 
     fig, (ax_raster, ax_rate) = plt.subplots(2, 1, figsize=(9, 6), sharex=True,
                                              gridspec_kw={"height_ratios": [3, 1]})
-    colors = ["tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange"]
+    colors = [f"C{i % 10}" for i in range(len(groups))]  # (tab10: one colour per group, up to 10)
     shown = min(max_neurons, trains.size)
     stride = max(1, trains.size // shown)
     for (name, (start, stop)), color in zip(groups.items(), colors):
@@ -50,6 +50,37 @@ def raster_and_rate(trains: SpikeTrains, groups: dict, title: str = "", path=Non
     ax_rate.set_ylabel(f"rate (Hz, {bin_ms:g} ms bins)")
     ax_rate.set_xlim(0, trains.duration)
     ax_rate.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return None
+    return fig
+
+
+def rate_distributions(trains: SpikeTrains, groups: dict, title: str = "", path=None):
+    """Box plot of the firing rates (Hz) of the neurons of every group, as the Potjans–Diesmann figure.
+
+    Args:
+        trains: spikes of the population.
+        groups: name -> (start, stop) index ranges.
+        path: if given, the figure is saved there (PNG) and closed; otherwise it is returned.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rates = trains.counts() / (trains.duration / 1000.0)
+    names = list(groups)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(names) + 2.0), 4))
+    ax.boxplot([rates[start:stop] for start, stop in groups.values()], showfliers=False)
+    ax.set_xticks(range(1, len(names) + 1), names)
+    for i, (start, stop) in enumerate(groups.values(), start=1):
+        ax.plot(i, rates[start:stop].mean(), "k^", ms=5)  # the mean
+    ax.set_ylabel("firing rate (Hz)")
+    ax.set_title(title or "rates per group (box: quartiles; triangle: mean)")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=120)

@@ -37,7 +37,8 @@ def test_run_microcircuit_reports_every_population(tmp_path, capsys):
     assert main(["run", "microcircuit", "--scale", "0.02", "--duration", "100", "--out", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert all(f"rate_{name}_hz" in summary for name in ("L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I"))
-    assert (tmp_path / "microcircuit_scale0.02.npz").exists() and (tmp_path / "microcircuit_scale0.02.png").exists()
+    for name in ("microcircuit_scale0.02.npz", "microcircuit_scale0.02.png", "microcircuit_scale0.02_rates.png"):
+        assert (tmp_path / name).exists(), name
 
 
 @pytest.mark.parametrize("args, message", [

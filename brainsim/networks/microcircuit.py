@@ -14,10 +14,13 @@ normal with the example's "optimized" per-population mean and sd.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
+from tqdm.auto import tqdm
 
 from .._checks import check_dt
 from ..connectivity import fixed_total_number
@@ -83,13 +86,14 @@ def derived_parameters(scale: float):
     return sizes, synapses, k_ext, weights, w_ext, dc
 
 
-def microcircuit(scale: float = 0.1, *, dt: float = 0.1, key=None) -> Prepared:
+def microcircuit(scale: float = 0.1, *, dt: float = 0.1, key=None, progress: Optional[bool] = None) -> Prepared:
     """The Potjans–Diesmann microcircuit at ``scale`` (module docstring).
 
     The eight populations share one neuron model, so they are built as one population ``"P"`` whose neuron ranges
     are the populations (``groups``: name -> ("P", start, stop), in the order of ``POPULATIONS``), with one projection
     ``"recurrent"`` holding all 64 blocks of synapses and their per-synapse delays: one delivery per step instead of
-    64, and a compile time that does not grow with the number of blocks.
+    64, and a compile time that does not grow with the number of blocks. ``progress``: a progress bar over the
+    blocks (default: from scale 0.5, where building takes tens of seconds).
     """
     owner = "microcircuit"
     try:
@@ -108,7 +112,9 @@ def microcircuit(scale: float = 0.1, *, dt: float = 0.1, key=None) -> Prepared:
     k_blocks, k_v = jax.random.split(key)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_v)).tolist())
     pre, post, w, d = [], [], [], []
-    for (target, source), block_key in zip(np.ndindex(8, 8), jax.random.split(k_blocks, 64)):
+    blocks = tqdm(list(zip(np.ndindex(8, 8), jax.random.split(k_blocks, 64))), desc="microcircuit synapses",
+                  unit="block", leave=False, disable=not (scale >= 0.5 if progress is None else progress))
+    for (target, source), block_key in blocks:
         count = int(synapses[target, source])
         if count == 0:
             continue
