@@ -45,7 +45,8 @@ def as_param(value: ArrayLike, size: int, name: str, owner: str) -> Array:
         )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{owner}: parameter {name!r} contains NaN or infinite values")
-    return jnp.broadcast_to(jnp.asarray(arr, dtype=jnp.result_type(float)), (size,))
+    # broadcast on the host: one transfer, no program compiled per population size
+    return jnp.asarray(np.broadcast_to(arr.astype(jnp.result_type(float)), (size,)))
 
 
 def check_finite(value: ArrayLike, name: str, owner: str) -> None:

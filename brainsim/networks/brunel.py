@@ -52,7 +52,8 @@ def brunel(n: int = 10000, *, state: str = "AI", dt: float = 0.1, key=None) -> P
     c_exc, c_inh = int(round(0.1 * n_exc)), int(round(0.1 * (n - n_exc)))
     nu_thr = THETA / (J * c_exc * TAU) * 1000.0  # Hz
     key = jax.random.key(0) if key is None else key
-    k_exc, k_inh, k_v = jax.random.split(key, 3)
+    k_connect, k_v = jax.random.split(key)  # (splits in two: the program a caller's own split already compiled)
+    k_exc, k_inh = jax.random.split(k_connect)
     neurons = LIF(n, tau_m=TAU, C_m=1.0, v_rest=0.0, v_th=THETA, v_reset=V_RESET, t_ref=T_REF)
     w_exc = EventOperator.from_sparse(fixed_in_degree(k_exc, n_exc, n, c_exc, J), homogeneous=True)
     w_inh = EventOperator.from_sparse(fixed_in_degree(k_inh, n - n_exc, n, c_inh, -g * J), homogeneous=True)
