@@ -1,9 +1,9 @@
 """One population step (receptor input, model step, receptor decay), with a native fast path for LIF populations
-with exponential (or instant) receptors.
+with exponential or one-step (instant, delta) receptors.
 
 ``step`` is what ``Population.step`` runs; it picks the native kernel when ``applicable`` and the pure path
-(``reference_step``) otherwise. The fast path serves only ``LIF`` (exponential or forward Euler) with
-``Exponential`` or ``Instant`` receptors (an exponential with decay factor 0) and current/conductance outputs;
+(``reference_step``) otherwise. The fast path serves only ``LIF`` (exponential Euler, exact or forward Euler) with
+``Exponential``, ``Instant`` or ``Delta`` receptors (the last two: decay factor 0) and current/conductance outputs;
 every other population takes the pure path.
 
 For such a population, one step is: the summed receptor input, the LIF membrane update (exponential
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from . import _kernels
 from .neurons import LIF
 from .core.contracts import SynapticInput
-from .synapses.kinetics import Exponential, Instant
+from .synapses.kinetics import AbstractOneStep, Exponential
 from .synapses.outputs import ConductanceOutput, CurrentOutput
 import numpy as np
 
@@ -67,7 +67,7 @@ def applicable(model, receptors) -> bool:
     """Whether ``population_step`` has a native kernel for this population (else callers use the pure path)."""
     return (type(model) is LIF and model.method in ("exp_euler", "euler", "exact") and len(receptors) <= _MAX_RECEPTORS
             and (model.method != "exact" or jnp.ndim(model.tau_m) == 0)  # (one filtered drive per receptor)
-            and all((type(rec.kinetics) is Instant
+            and all((isinstance(rec.kinetics, AbstractOneStep)
                      or (type(rec.kinetics) is Exponential and jnp.ndim(rec.kinetics.tau) == 0))
                     and type(rec.output) in (ConductanceOutput, CurrentOutput) for rec in receptors.values())
             and population_available())
@@ -130,10 +130,11 @@ def _native_step(model, receptors, neuron_state, receptor_states, extra_current,
     rows = []
     for name in names:
         rec = receptors[name]
-        # the same expression as Exponential.decay; Instant holds an arrival for one step: decay factor 0
-        decay = jnp.float32(0.0) if type(rec.kinetics) is Instant else jnp.exp(-dt / rec.kinetics.tau)
-        # what one unit of state drives the step with: 1, or under exact integration its membrane-filtered value
-        drive = rec.kinetics.filtered_value(jnp.ones(()), dt, tau) if tau is not None else jnp.float32(1.0)
+        # the same expression as Exponential.decay; one-step kinetics (Instant, Delta) hold an arrival for one step
+        decay = jnp.float32(0.0) if isinstance(rec.kinetics, AbstractOneStep) else jnp.exp(-dt / rec.kinetics.tau)
+        # what one unit of state drives the step with (1, or 1/dt for a Delta charge), membrane-filtered when exact
+        unit = jnp.ones((), jnp.float32)
+        drive = rec.kinetics.filtered_value(unit, dt, tau) if tau is not None else rec.kinetics.value(unit, dt)
         if isinstance(rec.output, ConductanceOutput):
             rows.append(jnp.stack([decay, rec.output.E_rev, jnp.float32(1.0), drive]))
         else:

@@ -7,7 +7,7 @@ import pytest
 
 from brainsim import _population_step
 from brainsim.neurons import LIF
-from brainsim.synapses import CurrentOutput, Instant, Receptor
+from brainsim.synapses import CurrentOutput, Delta, Instant, Receptor
 from brainsim.synapses.receptors import conductance_exp, current_exp
 
 pytestmark = pytest.mark.usefixtures("native_kernels")  # fails if a compiler is present but the kernel does not build
@@ -21,7 +21,8 @@ def _population(method, reset, per_neuron):
     model = LIF(N, tau_m=tau, C_m=200.0, v_rest=-60.0, v_th=-50.0, v_reset=-60.0, t_ref=0.5, reset=reset,
                 method=method)
     receptors = {"ge": conductance_exp(5.0, 0.0), "gi": conductance_exp(10.0, -80.0), "ie": current_exp(3.0),
-                 "ii": Receptor(Instant(), CurrentOutput())}  # an arrival drives one step only
+                 "ii": Receptor(Instant(), CurrentOutput()),  # an arrival drives one step only
+                 "dq": Receptor(Delta(), CurrentOutput())}  # a charge (pA ms) delivered within one step
     return model, receptors
 
 
@@ -33,9 +34,9 @@ def _run(step_fn, model, receptors, extra):
     def body(carry, k):
         state, recs = carry
         state, spikes, recs = step_fn(model, receptors, state, recs, extra, DT)
-        kicks = (jax.random.uniform(k, (4, N)) < 0.05).astype(jnp.float32)  # random arrivals, as spike delivery would add
+        kicks = (jax.random.uniform(k, (5, N)) < 0.05).astype(jnp.float32)  # random arrivals, as spike delivery would add
         recs = {"ge": recs["ge"] + 3.0 * kicks[0], "gi": recs["gi"] + 5.0 * kicks[1], "ie": recs["ie"] + 40.0 * kicks[2],
-                "ii": recs["ii"] + 300.0 * kicks[3]}
+                "ii": recs["ii"] + 300.0 * kicks[3], "dq": recs["dq"] + 30.0 * kicks[4]}
         return (state, recs), (spikes, state.v)
 
     return jax.jit(lambda: jax.lax.scan(body, (state, recs), jax.random.split(key, STEPS))[1])()
