@@ -15,19 +15,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import check_choice
+from ._checks import check_choice, check_finite, numbers
 
 BOUNDS = ("redraw", "clip")
 
 
 def _number(value, name: str, owner: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner}: parameter {name!r} must be a number, got {value!r}") from None
-    if not np.isfinite(number):
-        raise ValueError(f"{owner}: parameter {name!r} must be finite, got {value!r}")
-    return number
+    """One finite number (the messages of ``brainsim._checks``)."""
+    check_finite(value, name, owner)
+    array = numbers(value, name, owner)
+    if array.ndim:
+        raise ValueError(f"{owner}: parameter {name!r} must be one number, got shape {array.shape}")
+    return float(array)
 
 
 class AbstractDistribution(abc.ABC):

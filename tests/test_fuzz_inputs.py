@@ -21,6 +21,7 @@ import brainsim as bs
 from brainsim import connectivity
 from brainsim.adjoints import Checkpointed, Truncated
 from brainsim.astrocytes import AstroModulated, AstroSTDP, GapJunctions, GChI, GlobalAstrocyte, LiRinzel, TripartiteSynapse
+from brainsim.distributions import Normal, Uniform
 from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
 from brainsim.monitors import CountMonitor, MeanMonitor, StateMonitor
 from brainsim.network import Network, Population
@@ -120,6 +121,9 @@ ENTRY_POINTS = {
                      {"n_sources": "sources", "rate": "scalar_nonnegative", "weight": "scalar_finite"}),
     "CurrentStep": (lambda **k: CurrentStep(**({"target": "P", "amplitude": 10.0} | k)),
                     {"amplitude": "scalar_finite"}),
+    "Normal": (lambda **k: Normal(**({"mean": 0.0, "std": 1.0} | k)), {"mean": "scalar_finite",
+                                                                       "std": "scalar_nonnegative"}),
+    "Uniform": (lambda **k: Uniform(**({"low": 0.0, "high": 1.0} | k)), {"low": "scalar_finite"}),
     "fixed_probability": (lambda **k: connectivity.fixed_probability(
         jax.random.key(0), **({"n_pre": 4, "n_post": 4, "p": 0.5} | k)),
         {"p": "probability", "n_pre": "count", "n_post": "count"}),
@@ -159,6 +163,8 @@ ENTRY_POINTS = {
     "fixed_in_degree": (lambda **k: connectivity.fixed_in_degree(jax.random.key(0), **({"n_pre": 4, "n_post": 4,
                                                                                        "k": 2} | k)),
                         {"n_pre": "count", "n_post": "count", "k": "degree"}),
+    "fixed_total_number": (lambda **k: connectivity.fixed_total_number(
+        jax.random.key(0), **({"n_pre": 4, "n_post": 4, "n": 6} | k)), {"n_pre": "count", "n_post": "count", "n": "steps"}),
     "fixed_out_degree": (lambda **k: connectivity.fixed_out_degree(jax.random.key(0), **({"n_pre": 4, "n_post": 4,
                                                                                          "k": 2} | k)),
                          {"k": "degree"}),
