@@ -11,7 +11,6 @@ import resource
 import time
 
 import jax
-import numpy as np
 
 from brainsim.monitors import SpikeTrains
 from brainsim.networks import BRUNEL_STATES, brunel

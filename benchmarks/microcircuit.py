@@ -13,7 +13,6 @@ import resource
 import time
 
 import jax
-import numpy as np
 
 from brainsim.monitors import SpikeTrains
 from brainsim.networks import microcircuit

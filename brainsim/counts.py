@@ -90,8 +90,8 @@ def _pure_counts(key, words, n, p, size: int, stream: int):
     give P(X <= mode) of a large binomial accurately enough for the walk from the mode) and where P(X = 0) is below
     float32's range."""
     n, p = (jnp.broadcast_to(a, (size,)) for a in (n, p))
-    # (also where P(X = 0) = (1 - p)^n underflows float32: p near 1, where the walk from 0 cannot start)
-    large = (n * p > CENTERED_ABOVE) | (n * jnp.log1p(-jnp.minimum(p, 1.0 - 1e-7)) < -80.0) & (p < 1.0)
+    underflows = n * jnp.log1p(-jnp.minimum(p, 1.0 - 1e-7)) < -80.0  # P(X = 0) = (1 - p)^n below float32's range
+    large = (n * p > CENTERED_ABOVE) | (underflows & (p < 1.0))
     p_small = jnp.where(large, 0.0, p)  # (large elements walk nowhere)
     counts = _walk_from_zero(uniforms(words, size, stream), n, p_small)
     drawn = jax.lax.cond(jnp.any(large), lambda: jax.random.binomial(jax.random.fold_in(key, stream), n, p),
@@ -112,9 +112,8 @@ def binomial(key, n, p, size: int, *, stream: int = 0) -> jax.Array:
     p = jax.lax.stop_gradient(jnp.clip(jnp.asarray(p, jnp.float32), 0.0, 1.0))
     if n.ndim > 1 or p.ndim > 1 or (n.ndim == 1 and n.shape[0] != size) or (p.ndim == 1 and p.shape[0] != size):
         raise ValueError(f"binomial: n {n.shape} and p {p.shape} must be scalars or ({size},) arrays")
-    n, p = (a.reshape(-1) for a in (n, p))
-    if n.shape != p.shape:
-        n, p = jnp.broadcast_arrays(n, p)
+    n, p = (a.reshape(-1) for a in (n, p))  # (1,) or (size,) each: the kernel reads either, the pure path broadcasts
+
     def native(words, n, p):
         return _counts_native(words, n, p, stream=stream, size=size)
 

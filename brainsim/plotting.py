@@ -17,6 +17,27 @@ def population_rate(trains: SpikeTrains, bin_ms: float = 5.0, start: int = 0, st
     return 0.5 * (edges[1:] + edges[:-1]), counts / max(stop - start, 1) / (bin_ms / 1000.0)
 
 
+def _pyplot(path):
+    """matplotlib's pyplot, on the Agg backend when the figure goes to a file."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_or_return(fig, path):
+    """Save ``fig`` to ``path`` (PNG) and close it, or return it when there is no path."""
+    fig.tight_layout()
+    if path is None:
+        return fig
+    fig.savefig(path, dpi=120)
+    _pyplot(path).close(fig)
+    return None
+
+
 def raster_and_rate(trains: SpikeTrains, groups: dict, title: str = "", path=None, max_neurons: int = 1000,
                     bin_ms: float = 5.0):
     """Spike raster (at most ``max_neurons`` neurons shown) above population rates per group.
@@ -26,12 +47,7 @@ def raster_and_rate(trains: SpikeTrains, groups: dict, title: str = "", path=Non
         groups: name -> (start, stop) index ranges, each plotted in its own colour.
         path: if given, the figure is saved there (PNG) and closed; otherwise it is returned.
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot(path)
     fig, (ax_raster, ax_rate) = plt.subplots(2, 1, figsize=(9, 6), sharex=True,
                                              gridspec_kw={"height_ratios": [3, 1]})
     colors = [f"C{i % 10}" for i in range(len(groups))]  # (tab10: one colour per group, up to 10)
@@ -50,12 +66,7 @@ def raster_and_rate(trains: SpikeTrains, groups: dict, title: str = "", path=Non
     ax_rate.set_ylabel(f"rate (Hz, {bin_ms:g} ms bins)")
     ax_rate.set_xlim(0, trains.duration)
     ax_rate.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return None
-    return fig
+    return _save_or_return(fig, path)
 
 
 def rate_distributions(trains: SpikeTrains, groups: dict, title: str = "", path=None):
@@ -66,12 +77,7 @@ def rate_distributions(trains: SpikeTrains, groups: dict, title: str = "", path=
         groups: name -> (start, stop) index ranges.
         path: if given, the figure is saved there (PNG) and closed; otherwise it is returned.
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot(path)
     rates = trains.counts() / (trains.duration / 1000.0)
     names = list(groups)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(names) + 2.0), 4))
@@ -81,9 +87,4 @@ def rate_distributions(trains: SpikeTrains, groups: dict, title: str = "", path=
         ax.plot(i, rates[start:stop].mean(), "k^", ms=5)  # the mean
     ax.set_ylabel("firing rate (Hz)")
     ax.set_title(title or "rates per group (box: quartiles; triangle: mean)")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return None
-    return fig
+    return _save_or_return(fig, path)
