@@ -10,7 +10,7 @@ from .core import (AbstractDrive, AbstractKinetics, AbstractNeuron, AbstractOutp
                    AbstractSTP, StepContext, SynapticInput)
 from .inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
 from .network import Network, NetworkState, Population
-from .neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, ExpIF, Izhikevich, LeakyIntegrator, TraubMilesHH
+from .neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, EquationNeuron, ExpIF, Izhikevich, LeakyIntegrator, TraubMilesHH
 from .projections import (AbstractProjection, DelayedProjection, EventProjection, PlasticProjection,
                           Projection)
 from .propagation import EventOperator
@@ -32,7 +32,7 @@ __all__ = [
     "AbstractSTP", "StepContext", "SynapticInput",
     "CurrentStep", "PoissonInput", "PoissonSource", "SpikeTimes",
     "Network", "NetworkState", "Population",
-    "HH", "LIF", "QIF", "AdaptiveLIF", "AdEx", "ExpIF", "Izhikevich", "LeakyIntegrator", "TraubMilesHH",
+    "HH", "LIF", "QIF", "AdaptiveLIF", "AdEx", "EquationNeuron", "ExpIF", "Izhikevich", "LeakyIntegrator", "TraubMilesHH",
     "AbstractProjection", "DelayedProjection", "EventProjection", "PlasticProjection", "Projection",
     "EventOperator", "DelayedEventOperator",
     "AbstractAdjoint", "Checkpointed", "Direct", "Truncated",

@@ -45,8 +45,12 @@ def as_param(value: ArrayLike, size: int, name: str, owner: str) -> Array:
         )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{owner}: parameter {name!r} contains NaN or infinite values")
+    with np.errstate(over="ignore"):
+        cast = arr.astype(jnp.result_type(float))
+    if not np.all(np.isfinite(cast)):
+        raise ValueError(f"{owner}: parameter {name!r} is too large for {cast.dtype} (got {value!r})")
     # broadcast on the host: one transfer, no program compiled per population size
-    return jnp.asarray(np.broadcast_to(arr.astype(jnp.result_type(float)), (size,)))
+    return jnp.asarray(np.broadcast_to(cast, (size,)))
 
 
 def check_finite(value: ArrayLike, name: str, owner: str) -> None:
