@@ -136,6 +136,16 @@ def check_key(key, owner: str):
     raise TypeError(f"{owner}: key must be a JAX PRNG key such as jax.random.key(0), got {key!r}")
 
 
+def to_steps(ms, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Times or delays in ms to whole steps of ``dt`` ms by brainsim's one rule: the nearest step, halves up.
+
+    Returns ``(steps int64, off_grid bool)``, ``off_grid`` marking values that were not already (within 1e-6
+    of a step) on the grid."""
+    x = np.asarray(ms, dtype=np.float64) / float(dt)
+    steps = np.floor(x + 0.5 + 1e-9 * np.maximum(1.0, np.abs(x)))
+    return steps.astype(np.int64), np.abs(x - steps) > 1e-6 * np.maximum(1.0, np.abs(x))
+
+
 def check_steps(n_steps, owner: str) -> int:
     """A number of steps: a Python/NumPy integer >= 0."""
     return check_count(n_steps, owner, "n_steps")

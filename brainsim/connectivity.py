@@ -52,10 +52,11 @@ def _weights(weight: WeightSpec, n: int, rng: np.random.Generator | None, owner:
     return values
 
 
-def _to_bcoo(pre: np.ndarray, post: np.ndarray, weights: np.ndarray, shape: tuple[int, int]) -> sparse.BCOO:
-    order = np.lexsort((post, pre))  # row-major order: sorted by pre, then post
+def _to_bcoo(pre: np.ndarray, post: np.ndarray, weights: np.ndarray, shape: tuple[int, int], *,
+             unique: bool = True) -> sparse.BCOO:
+    order = np.lexsort((post, pre))  # row-major order: sorted by pre, then post (stable among repeated pairs)
     indices = np.stack([pre[order], post[order]], axis=1).astype(np.int32)
-    return _sorted_bcoo(indices, weights[order], shape)
+    return _sorted_bcoo(indices, weights[order], shape, unique=unique)
 
 
 def _sorted_bcoo(indices: np.ndarray, weights: np.ndarray, shape: tuple[int, int], *,
@@ -249,8 +250,11 @@ def all_to_all(n_pre: int, n_post: int, weight: WeightSpec = 1.0, *, autapses: b
     return _to_bcoo(pre, post, _weights(weight, len(pre), None, owner), (n_pre, n_post))
 
 
-def from_indices(pre, post, n_pre: int, n_post: int, weight: WeightSpec = 1.0) -> sparse.BCOO:
-    """Synapses given by index arrays ``pre[i] -> post[i]`` (duplicates are rejected)."""
+def from_indices(pre, post, n_pre: int, n_post: int, weight: WeightSpec = 1.0, *,
+                 multapses: bool = False) -> sparse.BCOO:
+    """Synapses given by index arrays ``pre[i] -> post[i]``, stored sorted by (pre, post); repeated pairs are
+    rejected unless ``multapses`` (then each is its own synapse). Per-synapse delays listed with the indices go
+    to ``DelayedEventOperator.from_indices``, which keeps each with its synapse."""
     owner = "from_indices"
     n_pre, n_post = check_size(n_pre, owner, "n_pre"), check_size(n_post, owner, "n_post")
     pre, post = np.asarray(pre), np.asarray(post)
@@ -265,9 +269,9 @@ def from_indices(pre, post, n_pre: int, n_post: int, weight: WeightSpec = 1.0) -
     pre, post = pre.astype(np.int64), post.astype(np.int64)
     if len(pre) and (pre.min() < 0 or pre.max() >= n_pre or post.min() < 0 or post.max() >= n_post):
         raise ValueError(f"{owner}: indices out of range for shape ({n_pre}, {n_post})")
-    if len(np.unique(pre.astype(np.int64) * n_post + post)) != len(pre):
-        raise ValueError(f"{owner}: duplicate (pre, post) pairs; merge their weights first")
-    return _to_bcoo(pre, post, _weights(weight, len(pre), None, owner), (n_pre, n_post))
+    if not multapses and len(np.unique(pre.astype(np.int64) * n_post + post)) != len(pre):
+        raise ValueError(f"{owner}: duplicate (pre, post) pairs; merge their weights first (or multapses=True)")
+    return _to_bcoo(pre, post, _weights(weight, len(pre), None, owner), (n_pre, n_post), unique=not multapses)
 
 
 def n_synapses(matrix) -> int:

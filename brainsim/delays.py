@@ -25,6 +25,7 @@ Delays are stored unconstrained and mapped through ``d = max_delay * sigmoid(raw
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Optional
 
 import equinox as eqx
@@ -33,9 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from ._checks import check_count, check_size, positive_number
+from ._checks import check_count, check_size, positive_number, to_steps
 from ._types import Array, ArrayLike
 from ._kernels import KERNEL_DIR, NativeLibrary, cpu_or_pure
+from . import connectivity
+from .distributions import AbstractDistribution
 from .propagation import EventOperator, default_capacity, ell_layout, for_each_event, row_cotangents
 
 
@@ -53,16 +56,21 @@ def check_integer_delays(delays, owner: str, *, max_delay: Optional[int] = None,
         max_delay = check_count(max_delay, owner, "max_delay")
     if arr.size and arr.min() < 0:
         raise ValueError(f"{owner}: delays must be >= 0 {unit}, got {arr.min()}")
-    if dt is not None:
+    if dt is not None:  # ms: the one rounding rule of every delay (nearest step, halves up)
         dt = positive_number(dt, "dt", "ms", owner)
-        arr = np.asarray(arr, dtype=np.float64) / dt
-    steps = np.rint(arr)
-    bad = np.abs(arr - steps) > tol * np.maximum(1.0, np.abs(arr))
-    if np.any(bad):
-        example = np.asarray(delays).ravel()[np.argmax(bad.ravel())]
-        what = f"integer multiples of dt = {dt} ms" if dt is not None else "integer numbers of steps"
-        raise ValueError(f"{owner}: delays must be {what}; got {example}")
-    steps = steps.astype(np.int64)
+        steps, off_grid = to_steps(arr, dt)
+        if np.any(off_grid):
+            example = np.asarray(delays).ravel()[np.argmax(off_grid.ravel())]
+            warnings.warn(f"{owner}: {int(off_grid.sum())} delays are not whole numbers of steps of dt = {dt} ms "
+                          f"(e.g. {example} ms); they are rounded to the nearest step, halves up", stacklevel=3)
+    else:
+        steps = np.rint(arr)
+        bad = np.abs(arr - steps) > tol * np.maximum(1.0, np.abs(arr))
+        if np.any(bad):
+            example = np.asarray(delays).ravel()[np.argmax(bad.ravel())]
+            raise ValueError(f"{owner}: delays in steps must be integer numbers of steps; got {example} (give "
+                             f"dt= to give them in ms)")
+        steps = steps.astype(np.int64)
     if max_delay is not None and steps.size and steps.max() > max_delay:
         raise ValueError(f"{owner}: delay of {steps.max()} steps exceeds max_delay = {max_delay} steps")
     return steps
@@ -150,6 +158,27 @@ def _schedule_bwd(capacity, residuals, d_out):
 schedule.defvjp(_schedule_fwd, _schedule_bwd)
 
 
+def _aligned_values(matrix: sparse.BCOO, values: sparse.BCOO, owner: str) -> np.ndarray:
+    """``values``' data in the stored order of ``matrix``, matching entries by (pre, post); repeated pairs are
+    matched in their stored order. Raises when the two hold different synapses."""
+    if values.shape != matrix.shape:
+        raise ValueError(f"{owner}: the delay matrix has shape {values.shape}, the weights {matrix.shape}")
+    a, b = np.asarray(matrix.indices), np.asarray(values.indices)
+    data = np.asarray(values.data)
+    if a.shape == b.shape and np.array_equal(a, b):
+        return data
+    n_post = matrix.shape[1]
+    key_a, key_b = a[:, 0].astype(np.int64) * n_post + a[:, 1], b[:, 0].astype(np.int64) * n_post + b[:, 1]
+    order_a, order_b = np.argsort(key_a, kind="stable"), np.argsort(key_b, kind="stable")
+    if len(key_a) != len(key_b) or not np.array_equal(key_a[order_a], key_b[order_b]):
+        missing = len(np.setdiff1d(key_a, key_b))
+        raise ValueError(f"{owner}: the delay matrix does not hold the same synapses as the weights ({len(key_b)} vs "
+                         f"{len(key_a)} entries, {missing} synapses without a delay)")
+    out = np.empty_like(data)
+    out[order_a] = data[order_b]
+    return out
+
+
 class DelayedEventOperator(eqx.Module):
     """ELL synapses with one integer delay per synapse (see module docstring).
 
@@ -158,6 +187,8 @@ class DelayedEventOperator(eqx.Module):
         targets: ``(n_pre, K)`` int32 postsynaptic indices, ``n_post`` = padding (at row ends).
         delays: ``(n_pre, K)`` integer delays in steps of ``dt`` (int8/int16/int32 by ``max_delay``).
         max_delay: largest allowed delay, steps (static; sets the ring-buffer depth ``max_delay + 1``).
+        dt: the step (ms) the delays were given in, when they were given in ms (``from_sparse(..., dt=)``,
+            ``from_indices(..., dt=)``): a projection stepped with another dt is an error.
     """
 
     weights: Array
@@ -168,9 +199,10 @@ class DelayedEventOperator(eqx.Module):
     n_synapses: int = eqx.field(static=True)
     max_delay: int = eqx.field(static=True)
     capacity: int = eqx.field(static=True)
+    dt: Optional[float] = eqx.field(static=True)
 
     def __init__(self, weights, targets, delays, n_post: int, *, max_delay: Optional[int] = None,
-                 n_synapses: Optional[int] = None, capacity: Optional[int] = None):
+                 n_synapses: Optional[int] = None, capacity: Optional[int] = None, dt: Optional[float] = None):
         owner = "DelayedEventOperator"
         targets = np.asarray(targets, dtype=np.int32)
         if targets.ndim != 2:
@@ -195,37 +227,83 @@ class DelayedEventOperator(eqx.Module):
         self.max_delay = top
         cap = default_capacity(self.n_pre) if capacity is None else check_size(capacity, owner, "capacity")
         self.capacity = min(cap, self.n_pre)
+        self.dt = None if dt is None else positive_number(dt, "dt", "ms", owner)
+
+    def check_dt(self, dt: float, owner: str) -> None:
+        """Raise when the delays were given in ms for another step than ``dt``."""
+        if self.dt is not None and abs(self.dt - dt) > 1e-9 * self.dt:
+            raise ValueError(f"{owner}: its delays were converted to steps of dt = {self.dt} ms, but it is stepped "
+                             f"with dt = {dt} ms; build the operator with the dt you simulate with")
+
+    @classmethod
+    def from_indices(cls, pre, post, n_pre: int, n_post: int, weights, delays, *, dt: Optional[float] = None,
+                     max_delay: Optional[int] = None, capacity: Optional[int] = None) -> "DelayedEventOperator":
+        """Synapses ``pre[i] -> post[i]`` with weight ``weights[i]`` and delay ``delays[i]``, in any order (each
+        delay stays with its synapse; repeated pairs are separate synapses).
+
+        Args:
+            pre, post: 1-D integer arrays of equal length.
+            weights, delays: a scalar or one value per synapse, in the order of ``pre``/``post``; delays in steps,
+                or in ms when ``dt`` (ms) is given (rounded to the nearest step, halves up).
+        """
+        owner = "DelayedEventOperator.from_indices"
+        pre, post = np.asarray(pre), np.asarray(post)
+        if pre.shape != post.shape or pre.ndim != 1:
+            raise ValueError(f"{owner}: pre and post must be 1-D arrays of equal length, got {pre.shape} and {post.shape}")
+        n = len(pre)
+        for name, value in (("weights", weights), ("delays", delays)):
+            if np.ndim(value) not in (0, 1) or (np.ndim(value) == 1 and len(value) != n):
+                raise ValueError(f"{owner}: {name} must be a scalar or one value per synapse ({n}), got shape "
+                                 f"{np.shape(value)}")
+        matrix = connectivity.from_indices(pre, post, n_pre, n_post, weights, multapses=True)
+        order = np.lexsort((post, pre))  # the stored order of from_indices (stable among repeated pairs)
+        delays = np.broadcast_to(np.asarray(delays), (n,))[order]
+        return cls._from_aligned(matrix, delays, dt, max_delay, capacity, False, owner)
 
     @classmethod
     def from_sparse(cls, matrix, delays, *, dt: Optional[float] = None, max_delay: Optional[int] = None,
-                    capacity: Optional[int] = None, homogeneous: bool = False) -> "DelayedEventOperator":
-        """Build from a ``(n_pre, n_post)`` BCOO/BCSR weight matrix and delays for its stored entries.
+                    capacity: Optional[int] = None, homogeneous: bool = False, key=None) -> "DelayedEventOperator":
+        """Build from a ``(n_pre, n_post)`` BCOO/BCSR weight matrix and the delays of its synapses.
 
         Args:
             matrix: weights (nS or pA).
-            delays: one delay per stored entry, aligned with ``matrix.data`` (or a BCOO with the same
-                sparsity pattern): integer steps, or ms when ``dt`` (ms) is given (then every delay must
-                be an integer multiple of ``dt``).
+            delays: a sparse matrix (BCOO/BCSR) holding each synapse's delay at its (pre, post) position (the
+                same synapses as ``matrix``, in any stored order), one delay for all synapses (a number), or a
+                distribution (``brainsim.distributions``) drawn once per synapse with ``key``. A plain array is
+                refused: nothing ties its order to the synapses' (use ``from_indices`` for delays listed with
+                their pre and post indices). Delays are integer steps, or ms when ``dt`` (ms) is given (rounded
+                to the nearest step, halves up).
             max_delay: maximum delay in steps (default: the largest delay given); larger delays are errors.
+            key: JAX key or NumPy ``Generator`` for a distribution of delays.
         """
+        owner = "DelayedEventOperator.from_sparse"
         if isinstance(matrix, sparse.BCSR):
             matrix = matrix.to_bcoo()
+        nse = int(matrix.data.shape[0])
         if isinstance(delays, sparse.BCSR):
             delays = delays.to_bcoo()
         if isinstance(delays, sparse.BCOO):
-            if not np.array_equal(np.asarray(delays.indices), np.asarray(matrix.indices)):
-                raise ValueError("DelayedEventOperator.from_sparse: the delay matrix must have the same "
-                                 "sparsity pattern (indices) as the weight matrix")
-            delays = delays.data
-        steps = check_integer_delays(delays, "DelayedEventOperator", max_delay=max_delay, dt=dt)
+            delays = _aligned_values(matrix, delays, owner)
+        elif isinstance(delays, AbstractDistribution):
+            if key is None:
+                raise ValueError(f"{owner}: delays drawn from {type(delays).__name__} need a key (key=jax.random.key(0))")
+            delays = np.asarray(delays(key, nse))
+        elif np.ndim(delays) == 0:
+            delays = np.full(nse, delays)
+        else:
+            raise ValueError(f"{owner}: delays given as a plain array cannot be matched to the synapses (their order "
+                             f"is the matrix's stored order, not yours): give a sparse matrix of delays with the same "
+                             f"(pre, post) entries, or use DelayedEventOperator.from_indices(pre, post, ..., delays)")
+        return cls._from_aligned(matrix, delays, dt, max_delay, capacity, homogeneous, owner)
+
+    @classmethod
+    def _from_aligned(cls, matrix, delays, dt, max_delay, capacity, homogeneous, owner) -> "DelayedEventOperator":
+        """From a BCOO and one delay per stored entry, in the order of ``matrix.data``."""
+        steps = check_integer_delays(delays, owner, max_delay=max_delay, dt=dt)
         base = EventOperator.from_sparse(matrix, homogeneous=homogeneous)
-        nse = int(matrix.data.shape[0])
-        if steps.shape != (nse,):
-            raise ValueError(f"DelayedEventOperator.from_sparse: delays have shape {steps.shape}, expected ({nse},) "
-                             "(one per stored entry of the weight matrix)")
         ell_delays = ell_layout(matrix).scatter(steps, np.int64)
         return cls(base.weights, base.targets, ell_delays, base.n_post, max_delay=max_delay,
-                   n_synapses=base.n_synapses, capacity=capacity)
+                   n_synapses=base.n_synapses, capacity=capacity, dt=dt)
 
     @property
     def homogeneous(self) -> bool:

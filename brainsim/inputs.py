@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import counts
-from ._checks import as_param, check_finite, check_positive, check_size, numbers
+from ._checks import as_param, check_finite, check_positive, check_size, numbers, to_steps
 from ._types import Array, ArrayLike
 from .core.contracts import AbstractDrive, AbstractSource
 
@@ -57,8 +57,8 @@ class SpikeTimesState(NamedTuple):
 class SpikeTimes(AbstractSource):
     """Emits given spikes: neuron ``indices[k]`` spikes at ``times[k]`` ms (Brian2's SpikeGeneratorGroup).
 
-    Times are rounded to the step grid of ``dt`` (given at construction, ms): the spike is emitted in the
-    step ``round(t / dt)``. Several spikes of one neuron in the same step are rejected. Each step emits
+    Times are rounded to the step grid of ``dt`` (given at construction, ms; stepping with another dt is an
+    error): the spike is emitted in the step nearest to ``t`` (halves up, the rule of delays too). Several spikes of one neuron in the same step are rejected. Each step emits
     the events at the cursor of a sorted event list: cost O(max events per step), no spike is dropped.
     """
 
@@ -66,6 +66,7 @@ class SpikeTimes(AbstractSource):
     event_indices: Array  # int32
     size: int = eqx.field(static=True)
     max_per_step: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
 
     def __init__(self, size: int, times, indices, dt: float):
         self.size = check_size(size, "SpikeTimes")
@@ -82,7 +83,8 @@ class SpikeTimes(AbstractSource):
             raise ValueError("SpikeTimes: spike times must be finite and >= 0 ms")
         if len(indices) and (indices.min() < 0 or indices.max() >= size):
             raise ValueError(f"SpikeTimes: neuron indices must be in [0, {size})")
-        steps = np.round(times / dt).astype(np.int64)
+        self.dt = float(dt)
+        steps = to_steps(times, dt)[0]
         order = np.lexsort((indices, steps))
         steps, indices = steps[order], indices[order]
         if len(steps) and np.any((np.diff(steps) == 0) & (np.diff(indices) == 0)):
@@ -95,6 +97,9 @@ class SpikeTimes(AbstractSource):
         return SpikeTimesState(step=jnp.zeros((), jnp.int32), cursor=jnp.zeros((), jnp.int32))
 
     def step(self, state: SpikeTimesState, inputs, dt: float, *, key=None) -> tuple[SpikeTimesState, Array]:
+        if abs(dt - self.dt) > 1e-9 * self.dt:
+            raise ValueError(f"SpikeTimes: its spike times were put on the grid of dt = {self.dt} ms, but it is "
+                             f"stepped with dt = {dt} ms; build it with the dt you simulate with")
         window = state.cursor + jnp.arange(self.max_per_step)
         steps = jnp.take(self.event_steps, window, mode="fill", fill_value=-1)
         due = steps == state.step

@@ -3,6 +3,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import sparse
 import pytest
 
 from brainsim.connectivity import fixed_probability
@@ -34,11 +35,17 @@ def propagate_all(op, spikes):
     return jax.lax.scan(body, (op.init_buffer(), jnp.int32(0)), spikes)[1]
 
 
+def delay_matrix(m, values):
+    """Delays at the stored entries of ``m``: a sparse matrix of the same synapses."""
+    return sparse.BCOO((jnp.asarray(values), m.indices), shape=m.shape)
+
+
 def random_operator(seed, n_pre=12, n_post=9, max_delay=7, p=0.5, capacity=None):
     rng = np.random.default_rng(seed)
     m = fixed_probability(jax.random.key(seed), n_pre, n_post, p, lambda r, n: r.normal(1.0, 0.5, n))
     delays = rng.integers(0, max_delay + 1, size=m.nse)
-    return DelayedEventOperator.from_sparse(m, delays, max_delay=max_delay, capacity=capacity), m, delays
+    return (DelayedEventOperator.from_sparse(m, delay_matrix(m, delays), max_delay=max_delay, capacity=capacity), m,
+            delays)
 
 
 @pytest.mark.parametrize("seed, capacity", [(0, None), (1, 2), (2, 1)])
@@ -73,7 +80,7 @@ def test_heterogeneous_delays_in_network_are_exact():
     idx = np.array([0, 1, 2, 3, 4, 5])
     m = fixed_probability(jax.random.key(3), n_pre, n_post, 0.7, lambda r, n: r.uniform(1, 2, n))
     delays_ms = dt * rng.integers(0, 9, size=m.nse)
-    op = DelayedEventOperator.from_sparse(m, delays_ms, dt=dt, max_delay=10)
+    op = DelayedEventOperator.from_sparse(m, delay_matrix(m, delays_ms), dt=dt, max_delay=10)
     net = Network({"src": Population(SpikeTimes(n_pre, times, idx, dt)),
                    "post": Population(LIF(n_post, v_th=1e9), {"i": Receptor(Delta(), CurrentOutput())})},
                   {"p": Projection("src", "post", "i", op)})
@@ -137,28 +144,30 @@ def test_dcls_batched_input():
 # ------------------------------------------------------------------------------------------ bad input
 def test_negative_delays_rejected():
     m = fixed_probability(jax.random.key(0), 4, 3, 0.9, 1.0)
-    with pytest.raises(ValueError, match=r"DelayedEventOperator: delays must be >= 0 steps, got -1"):
-        DelayedEventOperator.from_sparse(m, -np.ones(m.nse, int))
+    with pytest.raises(ValueError, match=r"DelayedEventOperator.from_sparse: delays must be >= 0 steps, got -1"):
+        DelayedEventOperator.from_sparse(m, -1)
 
 
 def test_non_integer_delays_rejected():
     m = fixed_probability(jax.random.key(0), 4, 3, 0.9, 1.0)
-    with pytest.raises(ValueError, match=r"delays must be integer numbers of steps; got 1.5"):
-        DelayedEventOperator.from_sparse(m, np.full(m.nse, 1.5))
-    with pytest.raises(ValueError, match=r"delays must be integer multiples of dt = 0.4 ms; got 1.0"):
-        DelayedEventOperator.from_sparse(m, np.full(m.nse, 1.0), dt=0.4)
+    with pytest.raises(ValueError, match=r"delays in steps must be integer numbers of steps; got 1.5"):
+        DelayedEventOperator.from_sparse(m, 1.5)
+    # in ms, off the grid of steps: the one rounding rule of every delay (nearest step, halves up), with a warning
+    with pytest.warns(UserWarning, match=r"not whole numbers of steps of dt = 0.4 ms \(e.g. 1.0 ms\)"):
+        op = DelayedEventOperator.from_sparse(m, 1.0, dt=0.4)
+    assert np.all(op.to_dense()[1][op.to_dense()[1] >= 0] == 3)
 
 
 def test_delays_over_maximum_rejected():
     m = fixed_probability(jax.random.key(0), 4, 3, 0.9, 1.0)
     with pytest.raises(ValueError, match=r"delay of 9 steps exceeds max_delay = 5 steps"):
-        DelayedEventOperator.from_sparse(m, np.full(m.nse, 9), max_delay=5)
+        DelayedEventOperator.from_sparse(m, 9, max_delay=5)
 
 
 def test_delay_shape_and_nan_rejected():
     m = fixed_probability(jax.random.key(0), 4, 3, 0.9, 1.0)
-    with pytest.raises(ValueError, match=r"delays have shape \(2,\), expected"):
-        DelayedEventOperator.from_sparse(m, np.ones(2, int))
+    with pytest.raises(ValueError, match=r"plain array cannot be matched to the synapses"):
+        DelayedEventOperator.from_sparse(m, np.ones(m.nse, int))
     with pytest.raises(ValueError, match="delays contain NaN or infinite values"):
         check_integer_delays([1.0, np.nan], "X")
     with pytest.raises(ValueError, match="max_delay must be a non-negative integer"):
@@ -187,8 +196,8 @@ def test_native_schedule_equals_the_pure_path(native_kernels, max_delay, homogen
 
     rng = np.random.default_rng(max_delay)
     m = fixed_probability(jax.random.key(3), 40, 30, 0.3, 1.0 if homogeneous else (lambda r, n: r.normal(1.0, 0.5, n)))
-    op = DelayedEventOperator.from_sparse(m, rng.integers(0, max_delay + 1, size=m.nse), max_delay=max_delay,
-                                          homogeneous=homogeneous)
+    op = DelayedEventOperator.from_sparse(m, delay_matrix(m, rng.integers(0, max_delay + 1, size=m.nse)),
+                                          max_delay=max_delay, homogeneous=homogeneous)
     assert np.dtype(op.delays.dtype) == {7: np.int8, 300: np.int16, 40000: np.int32}[max_delay]
     buffer = jnp.asarray(rng.normal(size=(op.depth, op.n_post)), jnp.float32)
     spikes = jnp.asarray((rng.random(op.n_pre) < 0.3) * rng.uniform(0.5, 1.5, op.n_pre), jnp.float32)

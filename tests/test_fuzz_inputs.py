@@ -161,7 +161,7 @@ ENTRY_POINTS = {
                                                             "weights": _matrix(), "rule": STDP()} | k)),
                           {"delay": "scalar_nonnegative", "capacity": "optional_count"}),
     "DelayedEventOperator": (lambda **k: DelayedEventOperator.from_sparse(
-        **({"matrix": _matrix(), "delays": np.full(_matrix().nse, 2)} | k)),
+        **({"matrix": _matrix(), "delays": 2} | k)),
                              {"delays": "nonnegative", "dt": "scalar_positive", "max_delay": "optional_count",
                               "capacity": "optional_count"}),
     "fixed_in_degree": (lambda **k: connectivity.fixed_in_degree(jax.random.key(0), **({"n_pre": 4, "n_post": 4,

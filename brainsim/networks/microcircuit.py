@@ -14,6 +14,8 @@ normal with the example's "optimized" per-population mean and sd.
 """
 from __future__ import annotations
 
+import warnings
+
 from typing import Optional
 
 import jax
@@ -131,10 +133,12 @@ def microcircuit(scale: float = 0.1, *, dt: float = 0.1, key=None, progress: Opt
     pre, post, w, d = (np.concatenate(x) for x in (pre, post, w, d))
     order = np.argsort(pre, kind="stable")  # rows in order (a row's blocks one after the other)
     pre, post, w, d = pre[order], post[order], w[order], d[order]
-    steps = np.floor(d / dt + 0.5).astype(np.int64)  # to the nearest step, halves up: every delay >= 1 step
     indices = np.stack([pre, post], axis=1).astype(np.int32)
     matrix = sparse.BCOO((jnp.asarray(w), jnp.asarray(indices)), shape=(n, n))
-    operator = DelayedEventOperator.from_sparse(matrix, steps)
+    delays = sparse.BCOO((d, indices), shape=(n, n))  # the same synapses, in the same order
+    with warnings.catch_warnings():  # delays are drawn off the grid: rounded to the nearest step, halves up
+        warnings.simplefilter("ignore", UserWarning)
+        operator = DelayedEventOperator.from_sparse(matrix, delays, dt=dt)
     per_neuron = lambda values: np.repeat(np.asarray(values, np.float64), sizes).astype(np.float32)  # noqa: E731
     model = _shared_parameters(LIF(n, method="exact", refractory_convention="nest", **NEURON))
     receptor = {"syn": Receptor(Exponential(TAU_SYN), CurrentOutput())}

@@ -55,9 +55,11 @@ class DelayedProjection(AbstractEventDriven):
         check_synapses(name, self, populations, (self.operator.n_pre, self.operator.n_post))
 
     def init(self, dt: float) -> DelayedState:
+        self.operator.check_dt(dt, f"DelayedProjection {self.pre}->{self.post}")
         return DelayedState(init_presynaptic(self.stp, 0.0, self.operator.n_pre, dt), self.operator.init_buffer())
 
     def deliver(self, state: DelayedState, target, kinetics: AbstractKinetics, ctx: StepContext):
+        self.operator.check_dt(ctx.dt, f"projection {ctx.projection!r}")
         pre_state, values, _ = presynaptic_values(self.stp, 0.0, self.pre_range, state.presynaptic,
                                                   ctx.spikes[self.pre], ctx, need_rows=True)
         arrivals, arrived = self.operator.propagate(state.arrivals, ctx.step, values)

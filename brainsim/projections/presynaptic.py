@@ -19,7 +19,7 @@ import numpy as np
 
 import equinox as eqx
 
-from .._checks import nonnegative_number
+from .._checks import nonnegative_number, to_steps
 from .._types import Array
 from ..core.contracts import AbstractSTP, StepContext
 from .base import AbstractProjection
@@ -49,13 +49,14 @@ class PresynapticState(NamedTuple):
 def delay_steps(delay: float, dt: float) -> int:
     """Whole steps of ``dt`` ms in a homogeneous delay of ``delay`` ms, rounded to the nearest step (with a warning
     when the delay is off the grid of steps); a nonzero delay that would round to no delay raises."""
-    d = int(round(delay / dt))
+    steps, off_grid = to_steps(delay, dt)
+    d = int(steps)
     if delay > 0 and d == 0:
         raise ValueError(f"a delay of {delay} ms is less than half a step of dt = {dt} ms and would be no delay; "
                          f"use delay=0 or a smaller dt")
-    if abs(delay / dt - d) > 1e-6 * max(d, 1):
+    if off_grid:
         warnings.warn(f"a delay of {delay} ms is not a whole number of steps of dt = {dt} ms; it is rounded to "
-                      f"{d * dt:g} ms", stacklevel=3)
+                      f"{d * dt:g} ms (the nearest step, halves up)", stacklevel=3)
     return d
 
 
