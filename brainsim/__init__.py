@@ -8,7 +8,7 @@ from . import (adjoints, connectivity, core, counts, distributions, evaluation, 
 from .distributions import Normal, Uniform
 from .core import (AbstractDrive, AbstractKinetics, AbstractNeuron, AbstractOutput, AbstractRule, AbstractSource,
                    AbstractSTP, StepContext, SynapticInput)
-from .inputs import CurrentStep, PoissonInput, PoissonSource, SpikeTimes
+from .inputs import CurrentStep, NoiseCurrent, PoissonInput, PoissonSource, SpikeTimes
 from .network import Network, NetworkState, Population
 from .neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, EquationNeuron, ExpIF, Izhikevich, LeakyIntegrator, TraubMilesHH
 from .projections import (AbstractProjection, DelayedProjection, EventProjection, PlasticProjection,
@@ -30,7 +30,7 @@ __all__ = [
     "adjoints", "connectivity", "core", "counts", "distributions", "Normal", "Uniform", "evaluation", "inputs", "monitors", "neurons", "networks", "plasticity", "projections", "synapses", "train",
     "AbstractDrive", "AbstractKinetics", "AbstractNeuron", "AbstractOutput", "AbstractRule", "AbstractSource",
     "AbstractSTP", "StepContext", "SynapticInput",
-    "CurrentStep", "PoissonInput", "PoissonSource", "SpikeTimes",
+    "CurrentStep", "NoiseCurrent", "PoissonInput", "PoissonSource", "SpikeTimes",
     "Network", "NetworkState", "Population",
     "HH", "LIF", "QIF", "AdaptiveLIF", "AdEx", "EquationNeuron", "ExpIF", "Izhikevich", "LeakyIntegrator", "TraubMilesHH",
     "AbstractProjection", "DelayedProjection", "EventProjection", "PlasticProjection", "Projection",

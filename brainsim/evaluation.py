@@ -188,7 +188,7 @@ class LayerByLayer(AbstractOrder):
                 if proj.same_step:
                     deliver(pname, proj)
             t = _start_time(first_step + i, dt)
-            total = sum((drive.current(t, dt) for _, drive in drives), jnp.zeros(()))
+            total = sum((drive.current(pop, t, dt, step_keys[n_pop + d]) for d, drive in drives), jnp.zeros(()))
             if current is not None:
                 total = total + current
             new_state, spikes, receptor_states = pop.step(model_state, receptor_states, total, dt,

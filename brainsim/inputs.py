@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -149,7 +150,7 @@ class PoissonInput(AbstractDrive):
         """This step's arrivals (receptor unit) at the ``size`` neurons, drawn with ``key``."""
         return self.weight * counts.binomial(key, self.n_sources, self.rate * (dt / 1000.0), size)
 
-    def current(self, t: Array, dt: float):
+    def current(self, population, t: Array, dt: float, key):
         return 0.0
 
     def arrive(self, population, receptor_states, dt: float, key) -> dict:
@@ -186,7 +187,7 @@ class CurrentStep(AbstractDrive):
         self.target, self.start, self.stop = target, float(start), float(stop)
         self.amplitude = jnp.asarray(amplitude, dtype=jnp.result_type(float))
 
-    def current(self, t: Array, dt: float) -> Array:
+    def current(self, population, t: Array, dt: float, key) -> Array:
         # the step starting at time t (ms) is driven if t lies in [start, stop), with a half-step tolerance
         on = (t >= self.start - 0.5 * dt) & (t < self.stop - 0.5 * dt)
         return jnp.where(on, self.amplitude, 0.0)
@@ -197,3 +198,51 @@ class CurrentStep(AbstractDrive):
     def check(self, populations) -> None:
         if self.target not in populations:
             raise ValueError(f"Network: CurrentStep targets unknown population {self.target!r}")
+
+
+class NoiseCurrent(AbstractDrive):
+    """Gaussian white-noise current ``I(t) = mean + sigma xi(t)`` into every neuron of population ``target``
+    (independent per neuron; Brian2's ``sigma*xi`` in a current, NEST's ``noise_generator`` with dt-wide pulses).
+
+    Over a step of ``dt`` ms the current is held at ``mean + sigma N(0, 1) / sqrt(dt)``: the charge it carries
+    has variance ``sigma^2 dt``, as white noise, so the membrane's variance does not depend on dt. For an LIF
+    (time constant tau_m, capacitance C_m) the stationary variance of v is ``sigma^2 tau_m / (2 C_m^2)``
+    (an Ornstein–Uhlenbeck process; within 0.1 % for dt <= tau_m / 10 under exact or exponential integration).
+
+    Args:
+        target: population name.
+        sigma: noise amplitude, pA ms^1/2 (>= 0; scalar or per neuron).
+        mean: mean current, pA (scalar or per neuron).
+    """
+
+    sigma: Array  # pA ms^1/2
+    mean: Array  # pA
+    target: str = eqx.field(static=True)
+
+    def __init__(self, target: str, sigma: ArrayLike, mean: ArrayLike = 0.0):
+        owner = "NoiseCurrent"
+        check_positive(sigma, "sigma (pA ms^1/2)", owner, allow_zero=True)
+        check_finite(mean, "mean (pA)", owner)
+        for name, value in (("sigma", sigma), ("mean", mean)):
+            if np.ndim(value) > 1:
+                raise ValueError(f"{owner}: {name} must be a scalar or one value per neuron, got shape {np.shape(value)}")
+        self.target = target
+        self.sigma = jnp.asarray(sigma, dtype=jnp.result_type(float))
+        self.mean = jnp.asarray(mean, dtype=jnp.result_type(float))
+
+    def current(self, population, t: Array, dt: float, key) -> Array:
+        noise = jax.random.normal(key, (population.size,), self.sigma.dtype)
+        return self.mean + self.sigma * noise / jnp.sqrt(dt)
+
+    def arrive(self, population, receptor_states, dt: float, key) -> dict:
+        return receptor_states
+
+    def check(self, populations) -> None:
+        if self.target not in populations:
+            raise ValueError(f"Network: NoiseCurrent targets unknown population {self.target!r}")
+        size = populations[self.target].size
+        for name in ("sigma", "mean"):
+            shape = getattr(self, name).shape
+            if shape not in ((), (size,)):
+                raise ValueError(f"Network: NoiseCurrent {name} has shape {shape}; {self.target!r} has {size} neurons "
+                                 f"(give a scalar or one value per neuron)")

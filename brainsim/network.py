@@ -242,7 +242,8 @@ class Network(eqx.Module):
                 raise ValueError(f"Network.step: projection {sig.target!r} already has a signal of the network")
             signals[sig.target] = sig.value(state.neurons)
         currents = dict(currents or {})
-        keys = iter(jax.random.split(key, len(self.populations) + len(self.drives)))
+        keys = jax.random.split(key, len(self.populations) + len(self.drives))
+        pop_keys, drive_keys = iter(keys[:len(self.populations)]), keys[len(self.populations):]
         t = _start_time(state.step, dt)
         neurons, spikes, projections = {}, {}, {}
         receptors = {name: dict(states) for name, states in state.receptors.items()}
@@ -257,14 +258,15 @@ class Network(eqx.Module):
             for proj_name, proj in self.projections.items():  # this step's output of earlier populations
                 if proj.same_step and proj.post == name:
                     deliver(proj_name, proj)
-            current = sum((d.current(t, dt) for d in self.drives if d.target == name), jnp.zeros(()))
+            current = sum((d.current(pop, t, dt, k) for d, k in zip(self.drives, drive_keys) if d.target == name),
+                          jnp.zeros(()))
             if name in currents:
                 current = current + currents[name]
             neurons[name], spikes[name], receptors[name] = pop.step(
-                state.neurons[name], receptors[name], current, dt, key=next(keys))
-        for drive in self.drives:
+                state.neurons[name], receptors[name], current, dt, key=next(pop_keys))
+        for drive, drive_key in zip(self.drives, drive_keys):
             receptors[drive.target] = drive.arrive(self.populations[drive.target], receptors[drive.target], dt,
-                                                   next(keys))
+                                                   drive_key)
         for name, proj in self.projections.items():
             if not proj.same_step:
                 deliver(name, proj)

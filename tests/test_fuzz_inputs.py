@@ -125,6 +125,8 @@ ENTRY_POINTS = {
                      {"n_sources": "sources", "rate": "scalar_nonnegative", "weight": "scalar_finite"}),
     "CurrentStep": (lambda **k: CurrentStep(**({"target": "P", "amplitude": 10.0} | k)),
                     {"amplitude": "scalar_finite"}),
+    "NoiseCurrent": (lambda **k: bs.NoiseCurrent(**({"target": "P", "sigma": 10.0} | k)),
+                     {"sigma": "scalar_nonnegative", "mean": "scalar_finite"}),
     "Normal": (lambda **k: Normal(**({"mean": 0.0, "std": 1.0} | k)), {"mean": "scalar_finite",
                                                                        "std": "scalar_nonnegative"}),
     "Uniform": (lambda **k: Uniform(**({"low": 0.0, "high": 1.0} | k)), {"low": "scalar_finite"}),

@@ -19,7 +19,8 @@ kind                   ``init``                         one step of ``dt`` ms
 ``AbstractSTP``        ``init(size)``                   ``step(state, spikes, dt, signal=None) -> (state, released)``
 ``AbstractRule``       ``init_state(weights, n_pre,     ``update(...)``, ``deliver_and_update(...)``
                        n_post)``
-``AbstractDrive``      (stateless)                      ``current(t, dt)``, ``arrive(population, receptors, dt, key)``
+``AbstractDrive``      (stateless)                      ``current(population, t, dt, key)``,
+                                                        ``arrive(population, receptors, dt, key)``
 ``AbstractSignal``     (stateless)                      ``value(states) -> signal`` of the component ``target``
 =====================  ===============================  =====================================================
 
@@ -298,17 +299,18 @@ class AbstractRule(eqx.Module):
 class AbstractDrive(eqx.Module):
     """An input acting on population ``target`` every step without a presynaptic population.
 
-    ``current(t, dt)``: current (pA, scalar or ``(size,)``) injected in the step starting at ``t`` ms, added
-    to the membrane input before the population steps. ``arrive(population, receptor_states, dt, key)``: the
+    ``current(population, t, dt, key)``: current (pA, scalar or ``(size,)``) injected into the target
+    ``population`` in the step starting at ``t`` ms, added to the membrane input before the population steps. ``arrive(population, receptor_states, dt, key)``: the
     target's receptor states (name -> state) after this step's arrivals, added after the receptors decayed
-    (``population`` is the target ``Population``: its size and receptors).
+    (``population`` is the target ``Population``: its size and receptors). Both receive the drive's key of the
+    step (the same one: a drive that draws in both splits it).
     ``check(populations)`` raises ``ValueError`` when the drive does not fit the network.
     """
 
     target: eqx.AbstractVar[str]
 
     @abc.abstractmethod
-    def current(self, t: Array, dt: float):
+    def current(self, population, t: Array, dt: float, key):
         ...
 
     @abc.abstractmethod
