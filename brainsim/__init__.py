@@ -17,7 +17,8 @@ from .propagation import EventOperator
 from .delays import DelayedEventOperator
 from .adjoints import AbstractAdjoint, Checkpointed, Direct, Truncated
 from .evaluation import AbstractOrder, LayerByLayer, StepByStep
-from .monitors import AbstractMonitor, CountMonitor, MeanMonitor, RateMonitor, SpikeMonitor, StateMonitor
+from .monitors import (AbstractMonitor, CountMonitor, MeanMonitor, ProjectionMonitor, RateMonitor, SpikeMonitor,
+                       StateMonitor)
 from .simulate import CheckpointError, NonFiniteError, SimulationInterrupted, SimulationResult, run, simulate
 from .spikes import spike
 from .synapses import (AMPA, GABA_A, NMDA, Alpha, ConductanceOutput, CurrentOutput, Delta, DualExponential,
@@ -37,7 +38,7 @@ __all__ = [
     "EventOperator", "DelayedEventOperator",
     "AbstractAdjoint", "Checkpointed", "Direct", "Truncated",
     "AbstractOrder", "LayerByLayer", "StepByStep",
-    "AbstractMonitor", "CountMonitor", "MeanMonitor", "RateMonitor", "SpikeMonitor", "StateMonitor",
+    "AbstractMonitor", "CountMonitor", "MeanMonitor", "ProjectionMonitor", "RateMonitor", "SpikeMonitor", "StateMonitor",
     "CheckpointError", "NonFiniteError", "SimulationInterrupted", "SimulationResult", "run", "simulate",
     "spike",
     "AMPA", "GABA_A", "NMDA", "Alpha", "ConductanceOutput", "CurrentOutput", "Delta", "DualExponential",

@@ -56,15 +56,15 @@ class AbstractOrder(eqx.Module):
         ...
 
 
-def _size(network: Network, monitor) -> int:
-    return network.populations[monitor.population].size
+def _size(network: Network, state, monitor) -> int:
+    return monitor.size(network, state)
 
 
 class StepByStep(AbstractOrder):
     """One loop over time; each step is ``Network.step``."""
 
     def run(self, network, state, n_steps, dt, key, monitors, currents, unroll, adjoint):
-        accs = [m.init(_size(network, m), n_steps) for m in monitors]
+        accs = [m.init(_size(network, state, m), n_steps) for m in monitors]
         first_step = state.step
 
         def body(carry, xs):
@@ -74,8 +74,8 @@ class StepByStep(AbstractOrder):
                                        currents=step_currents)
             accs, ys = list(accs), []
             for j, m in enumerate(monitors):
-                p = m.population
-                accs[j], y = m.update(accs[j], i, state.neurons[p], new.neurons[p], spikes[p], dt)
+                accs[j], y = m.update(accs[j], i, m.select(network, state, dt), m.select(network, new, dt),
+                                      spikes.get(m.population), dt)
                 ys.append(y)
             return (new, accs), ys
 
@@ -118,6 +118,10 @@ class LayerByLayer(AbstractOrder):
 
     def run(self, network, state, n_steps, dt, key, monitors, currents, unroll, adjoint):
         self.check(network)
+        for m in monitors:
+            if m.reads_beyond_population(network):
+                raise ValueError(f"LayerByLayer: {type(m).__name__} {m.name!r} reads receptors or projections, "
+                                 f"which this order does not keep step by step; use order=StepByStep()")
         names = list(network.populations)
         n_keys = len(names) + len(network.drives)
         steps = jnp.arange(n_steps, dtype=jnp.int32)
@@ -170,7 +174,7 @@ class LayerByLayer(AbstractOrder):
         n_pop = len(network.populations)
         pre_seq = {proj.pre: outputs[proj.pre] for proj in incoming.values() if proj.same_step}
         first_step = state.step
-        accs = [m.init(pop.size, n_steps) for _, m in mine]
+        accs = [m.init(m.size(network, state), n_steps) for _, m in mine]
         carry = ((state.neurons[name], state.receptors[name], {p: state.projections[p] for p in incoming}), accs)
 
         def body(carry, xs):

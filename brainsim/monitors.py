@@ -54,6 +54,21 @@ class AbstractMonitor(abc.ABC):
         """Device memory one step's record takes in ``simulate`` (bounds its chunk length)."""
         return 0
 
+    def size(self, network, state) -> int:
+        """The width ``init`` is given (``state``: the ``NetworkState`` the run starts from): by default the size
+        of the population watched."""
+        return network.populations[self.population].size
+
+    def select(self, network, state, dt: float):
+        """What ``update``'s ``before``/``after`` are, from a ``NetworkState``: by default the population's model
+        state. A monitor that reads more of the network (receptors, projections) says so in
+        ``reads_beyond_population``."""
+        return state.neurons[self.population]
+
+    def reads_beyond_population(self, network) -> bool:
+        """Whether ``select`` reads anything but the population's model state (then only ``StepByStep`` runs it)."""
+        return False
+
     def check(self, network, state) -> None:
         """Raise a one-line error if the population or a variable read does not exist."""
         if self.population not in network.populations:
@@ -103,21 +118,37 @@ class AbstractMonitor(abc.ABC):
 
 @dataclass
 class SpikeTrains:
-    """Spikes of one population: ``times`` (ms) and ``indices`` (neuron), sorted by time."""
+    """Spikes of one population: ``times`` (ms) and ``indices`` (neuron), sorted by time.
+
+    ``neurons``: the neurons recorded (``None``: all ``size`` of them); counts and rates are over these."""
 
     times: np.ndarray
     indices: np.ndarray
     size: int
     duration: float  # ms
     start: float = 0.0  # ms: the recording covers [start, start + duration)
+    neurons: Optional[np.ndarray] = None
+
+    @property
+    def recorded(self) -> np.ndarray:
+        """Indices of the neurons recorded."""
+        return np.arange(self.size) if self.neurons is None else np.asarray(self.neurons)
 
     def counts(self) -> np.ndarray:
-        """Spike count of every neuron."""
-        return np.bincount(self.indices, minlength=self.size)
+        """Spike count of every recorded neuron (in the order of ``recorded``)."""
+        full = np.bincount(self.indices, minlength=self.size)
+        return full if self.neurons is None else full[self.recorded]
 
     def mean_rate(self) -> float:
-        """Mean firing rate over neurons and time, Hz."""
-        return float(len(self.times) / self.size / (self.duration / 1000.0))
+        """Mean firing rate over the recorded neurons and time, Hz."""
+        return float(len(self.times) / max(len(self.recorded), 1) / (self.duration / 1000.0))
+
+    def trains(self) -> dict:
+        """Neuron index -> its spike times (ms, sorted), for every recorded neuron."""
+        order = np.lexsort((self.times, self.indices))
+        t, i = self.times[order], self.indices[order]
+        bounds = np.searchsorted(i, self.recorded), np.searchsorted(i, self.recorded, side="right")
+        return {int(n): t[a:b] for n, a, b in zip(self.recorded, *bounds)}
 
     def cv_isi(self, min_spikes: int = 3) -> float:
         """Mean coefficient of variation of inter-spike intervals over neurons with >= ``min_spikes`` spikes
@@ -175,19 +206,30 @@ class SpikeMonitor(AbstractMonitor):
     population: str
     packed: bool = False
     differentiable: bool = False
+    indices: Optional[tuple] = None
     section: ClassVar[Optional[str]] = "spikes"
 
     def __post_init__(self):
         if self.packed and self.differentiable:
             raise ValueError("SpikeMonitor: packed and differentiable exclude each other")
+        _set_indices(self, "SpikeMonitor")
+
+    def check(self, network, state) -> None:
+        super().check(network, state)
+        _check_indices(self, network)
+
+    def size(self, network, state) -> int:
+        return len(self.indices) if self.indices is not None else super().size(network, state)
 
     def bytes_per_step(self, size: int) -> int:
-        return size
+        return len(self.indices) if self.indices is not None else size
 
     def for_simulate(self) -> "SpikeMonitor":
         return replace(self, packed=True, differentiable=False)
 
     def _raster(self, spikes):
+        if self.indices is not None:
+            spikes = spikes[..., jnp.asarray(self.indices)]
         if self.differentiable:
             return spikes
         return pack_spikes(spikes.astype(jnp.float32)) if self.packed else spikes > 0
@@ -207,15 +249,35 @@ class SpikeMonitor(AbstractMonitor):
     def to_host(self, record, first_step, dt):
         record = np.asarray(record)
         steps, indices = decode_spikes(record) if self.packed else np.nonzero(record)
+        if self.indices is not None:
+            indices = np.asarray(self.indices)[indices]
         return ((steps + first_step) * dt).astype(np.float64), indices.astype(np.int32)
 
     def join(self, parts, size, start_ms, duration_ms):
         times = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0,))
         indices = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0,), np.int32)
-        return SpikeTrains(times, indices, size, duration_ms, start=start_ms)
+        neurons = None if self.indices is None else np.asarray(self.indices)
+        return SpikeTrains(times, indices, size, duration_ms, start=start_ms, neurons=neurons)
 
 
 _WHEN = ("start", "end")
+
+
+def _set_indices(monitor, owner: str) -> None:
+    """Normalise a monitor's ``indices`` (neurons or elements to record) to a tuple of ints."""
+    if monitor.indices is None:
+        return
+    indices = np.atleast_1d(np.asarray(monitor.indices))
+    if indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"{owner}: indices must be neuron indices (integers), got {monitor.indices!r}")
+    object.__setattr__(monitor, "indices", tuple(int(i) for i in indices))
+
+
+def _check_indices(monitor, network) -> None:
+    size = network.populations[monitor.population].size
+    if monitor.indices is not None and (min(monitor.indices) < 0 or max(monitor.indices) >= size):
+        raise ValueError(f"{type(monitor).__name__}: indices out of range for population {monitor.population!r} "
+                         f"of size {size}")
 
 
 class AbstractVariableMonitor(AbstractMonitor):
@@ -260,21 +322,31 @@ class StateMonitor(AbstractVariableMonitor):
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
             raise ValueError(f"StateMonitor: every must be a positive integer number of steps, got {self.every!r}")
         self._check_when()
-        if self.indices is not None:
-            indices = np.atleast_1d(np.asarray(self.indices))
-            if indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
-                raise ValueError(f"StateMonitor: indices must be neuron indices (integers), got {self.indices!r}")
-            object.__setattr__(self, "indices", tuple(int(i) for i in indices))
+        _set_indices(self, "StateMonitor")
 
     @property
     def period(self) -> int:
         return self.every
 
+    def _is_receptor(self, network) -> bool:
+        pop = network.populations[self.population]
+        return self.variable in pop.receptors and self.variable not in getattr(pop.model.init(), "_fields", ())
+
+    def reads_beyond_population(self, network) -> bool:
+        return self._is_receptor(network)
+
+    def select(self, network, state, dt: float):
+        if not self._is_receptor(network):
+            return state.neurons[self.population]
+        kinetics = network.populations[self.population].receptors[self.variable].kinetics
+        return _Reading(self.variable, kinetics.value(state.receptors[self.population][self.variable], dt))
+
     def check(self, network, state) -> None:
-        super().check(network, state)
-        size = network.populations[self.population].size
-        if self.indices is not None and (min(self.indices) < 0 or max(self.indices) >= size):
-            raise ValueError(f"StateMonitor: indices out of range for population {self.population!r} of size {size}")
+        if self.population in network.populations and self._is_receptor(network):
+            pass  # a receptor's conductance (nS) or current (pA), as Brian2 records a synaptic variable
+        else:
+            super().check(network, state)
+        _check_indices(self, network)
 
     def for_simulate(self) -> "StateMonitor":
         return self
@@ -299,6 +371,124 @@ class StateMonitor(AbstractVariableMonitor):
 
     def record_sequence(self, steps, before, after, spikes, dt):
         return self._value(before, after)[::self.every].astype(jnp.result_type(float))
+
+
+class _Reading:
+    """One named value read from a network state, for a monitor's ``update``."""
+
+    def __init__(self, name, value):
+        setattr(self, name, value)
+
+
+@dataclass(frozen=True)
+class ProjectionMonitor(AbstractMonitor):
+    """Record a variable of projection ``projection``'s state every ``every`` steps, after the step.
+
+    ``variable`` is a dotted path into the state: ``"rule.weights"`` (the learned weights of a
+    ``PlasticProjection``, ``(n_pre, K)``), ``"stp.u"`` / ``"stp.x"`` (Tsodyks–Markram utilisation and resources
+    per presynaptic neuron of a ``Projection``; ``"presynaptic.stp.u"`` in delayed and plastic ones), ... ``synapses``: ``(pre, post)`` pairs to record from a
+    per-synapse leaf (the first of repeated pairs); ``indices``: flat indices into the leaf; default the whole
+    leaf, flattened. The record is ``(ceil(n_steps / every), n_recorded)``, in ``result.traces["<projection>.<variable>"]``.
+    """
+
+    projection: str
+    variable: str
+    every: int = 1
+    synapses: Optional[tuple] = None
+    indices: Optional[tuple] = None
+    section: ClassVar[Optional[str]] = "traces"
+
+    def __post_init__(self):
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"ProjectionMonitor: every must be a positive integer number of steps, got {self.every!r}")
+        if self.synapses is not None and self.indices is not None:
+            raise ValueError("ProjectionMonitor: give synapses or indices, not both")
+        object.__setattr__(self, "indices", self.indices)
+        if self.synapses is not None:
+            pairs = np.asarray(self.synapses)
+            if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
+                raise ValueError(f"ProjectionMonitor: synapses must be (pre, post) pairs of integers, got {self.synapses!r}")
+            object.__setattr__(self, "synapses", tuple((int(a), int(b)) for a, b in pairs))
+        _set_indices(self, "ProjectionMonitor")
+
+    @property
+    def population(self) -> None:  # watches no population
+        return None
+
+    @property
+    def name(self) -> str:
+        return f"{self.projection}.{self.variable}"
+
+    @property
+    def period(self) -> int:
+        return self.every
+
+    def reads_beyond_population(self, network) -> bool:
+        return True
+
+    def _leaf(self, proj_state):
+        value = proj_state
+        for part in self.variable.split("."):
+            value = getattr(value, part)
+        return value
+
+    def _slots(self, network):
+        return None if self.indices is None else np.asarray(self.indices)
+
+    def check(self, network, state) -> None:
+        if self.projection not in network.projections:
+            raise ValueError(f"ProjectionMonitor: unknown projection {self.projection!r}; known: "
+                             f"{', '.join(network.projections) or 'none'}")
+        try:
+            leaf = self._leaf(state.projections[self.projection])
+        except AttributeError:
+            top = state.projections[self.projection]
+            raise ValueError(f"ProjectionMonitor: the state of projection {self.projection!r} has no "
+                             f"{self.variable!r}; its fields: {', '.join(getattr(top, '_fields', ())) or 'none'}"
+                             ) from None
+        if leaf is None or not hasattr(leaf, "shape"):
+            raise ValueError(f"ProjectionMonitor: {self.projection}.{self.variable} is not an array")
+        if self.synapses is not None and self.indices is None:  # resolved on first use (a concrete network)
+            slots = network.projections[self.projection].synapse_slots(self.synapses)
+            object.__setattr__(self, "indices", tuple(int(i) for i in slots))
+        slots = self._slots(network)
+        if slots is not None and (slots.min() < 0 or slots.max() >= np.size(leaf)):
+            raise ValueError(f"ProjectionMonitor: indices out of range for {self.name} of {np.size(leaf)} elements")
+
+    def size(self, network, state) -> int:
+        slots = self._slots(network)
+        return len(slots) if slots is not None else int(np.size(self._leaf(state.projections[self.projection])))
+
+    def select(self, network, state, dt: float):
+        flat = jnp.ravel(self._leaf(state.projections[self.projection]))
+        slots = self._slots(network)
+        return _Reading("value", flat if slots is None else flat[jnp.asarray(slots)])
+
+    def bytes_per_step(self, size: int) -> int:
+        return 4 * size // self.every
+
+    def for_simulate(self) -> "ProjectionMonitor":
+        return self
+
+    def init(self, size, n_steps):
+        return jnp.zeros((-(-n_steps // self.every), size))
+
+    def update(self, acc, i, before, after, spikes, dt):
+        row = i // self.every
+        keep = jax.lax.dynamic_index_in_dim(acc, row, keepdims=False)
+        value = jnp.where(i % self.every == self.every - 1, after.value.astype(acc.dtype), keep)
+        return jax.lax.dynamic_update_index_in_dim(acc, value, row, 0), None
+
+    def finish(self, acc, ys, n_steps):
+        return acc
+
+    def record_sequence(self, steps, before, after, spikes, dt):
+        raise ValueError("ProjectionMonitor runs with order=StepByStep()")
+
+    def to_host(self, record, first_step, dt):
+        record = np.asarray(record)
+        times = (first_step + self.every * np.arange(record.shape[0]) + self.every) * dt
+        return times.astype(np.float64), record
 
 
 @dataclass(frozen=True)

@@ -178,14 +178,14 @@ def _check_currents(network: Network, currents, n_steps: int) -> dict:
     return checked
 
 
-def _chunk_steps(network: Network, monitors: tuple, n_steps: int, chunk_steps: Optional[int]) -> int:
+def _chunk_steps(network: Network, state, monitors: tuple, n_steps: int, chunk_steps: Optional[int]) -> int:
     if chunk_steps is not None and (isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer))
                                     or chunk_steps < 1):
         raise ValueError(f"simulate: chunk_steps must be a positive integer number of steps, got {chunk_steps!r}")
     unit = math.lcm(*[m.period for m in monitors] or [1])
     if chunk_steps is None:
         # bound the per-chunk records: ~64 MB of spike rasters, and at most 10 000 steps per chunk
-        bytes_per_step = sum(m.bytes_per_step(network.populations[m.population].size) for m in monitors)
+        bytes_per_step = sum(m.bytes_per_step(m.size(network, state)) for m in monitors)
         chunk_steps = min(10_000, max(100, (64 << 20) // max(bytes_per_step, 1)))
     chunk = max(unit, (min(chunk_steps, n_steps) // unit) * unit)
     return chunk
@@ -288,7 +288,7 @@ def simulate(network: Network, duration: float, dt: float, *, key, state: Option
     monitors = check_monitors(network, state, monitors)
     recorded = tuple(m.for_simulate() for m in monitors)
     currents = _check_currents(network, currents, n_steps)
-    chunk = _chunk_steps(network, monitors, n_steps, chunk_steps)
+    chunk = _chunk_steps(network, state, monitors, n_steps, chunk_steps)
 
     dynamic, static = eqx.partition(network, eqx.is_array)
 
@@ -421,7 +421,7 @@ def _check_finite(pending, nonfinite, warned, collected, recorded, run_chunk, ne
 def _result(network, monitors, collected, state, dt, offset, n_steps, compile_s, run_s) -> SimulationResult:
     result = SimulationResult(state=state, dt=dt, duration=n_steps * dt, compile_s=compile_s, run_s=run_s)
     for m, parts in zip(monitors, collected):
-        size = network.populations[m.population].size
+        size = network.populations[m.population].size if m.population in network.populations else 0
         getattr(result, m.section)[m.name] = m.join(parts, size, offset * dt, n_steps * dt)
     return result
 

@@ -18,6 +18,7 @@ import abc
 from typing import Any, Mapping
 
 import equinox as eqx
+import numpy as np
 
 from ..core.contracts import AbstractKinetics, StepContext
 
@@ -34,6 +35,9 @@ class AbstractProjection(eqx.Module):
       ``Network`` after it has checked that ``pre``, ``post`` and ``receptor`` exist.
     - ``n_synapses``: number of synapses (for reports).
     - ``reads_signal``: whether ``deliver`` reads ``ctx.signal()`` (a signal addressed to this projection).
+    - ``synapse_slots(pairs)``: for monitors of per-synapse state (``ProjectionMonitor(..., synapses=)``): the
+      flat indices, in a per-synapse leaf of the state (e.g. learned weights), of the synapses ``(pre, post)``;
+      by default the projection has no per-synapse state to monitor.
     - ``same_step``: ``False`` (Brian2's order, the default of every kind): delivered at the end of the step, after
       every population stepped, so its effect is seen from the next step. ``True``: delivered during the step,
       right before ``post`` steps, with the output ``pre`` emitted in this same step (the convention of
@@ -66,3 +70,6 @@ class AbstractProjection(eqx.Module):
     @abc.abstractmethod
     def reads_signal(self) -> bool:
         ...
+
+    def synapse_slots(self, pairs) -> np.ndarray:
+        raise ValueError(f"{type(self).__name__} has no per-synapse state to monitor")

@@ -40,6 +40,20 @@ class AbstractEventDriven(AbstractProjection):
     def reads_signal(self) -> bool:
         return self.stp is not None and self.stp.reads_signal
 
+    def synapse_slots(self, pairs) -> np.ndarray:
+        """Flat indices into the ELL layout ``(n_pre, K)`` of the synapses ``(pre, post)`` (the first of repeated
+        pairs); ``ValueError`` naming a pair that does not exist."""
+        targets = np.asarray(self.operator.targets)
+        slots = []
+        for pre, post in pairs:
+            if not 0 <= pre < targets.shape[0]:
+                raise ValueError(f"projection {self.pre}->{self.post}: no presynaptic neuron {pre}")
+            hit = np.nonzero(targets[pre] == post)[0]
+            if hit.size == 0:
+                raise ValueError(f"projection {self.pre}->{self.post}: no synapse {pre} -> {post}")
+            slots.append(pre * targets.shape[1] + int(hit[0]))
+        return np.asarray(slots, np.int64)
+
 
 class PresynapticState(NamedTuple):
     stp: Any  # state of the projection's AbstractSTP (None without)
