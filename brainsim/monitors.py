@@ -143,6 +143,21 @@ class SpikeTrains:
         """Mean firing rate over the recorded neurons and time, Hz."""
         return float(len(self.times) / max(len(self.recorded), 1) / (self.duration / 1000.0))
 
+    def binned(self, bin_ms: float) -> np.ndarray:
+        """Spike counts ``(n_recorded, n_bins)`` in bins of ``bin_ms`` from ``start`` (the last partial bin dropped)."""
+        n_bins = int(np.floor(self.duration / bin_ms + 1e-9))
+        column = np.floor((self.times - self.start) / bin_ms + 1e-9).astype(np.int64)
+        row = np.searchsorted(self.recorded, self.indices)
+        keep = (column < n_bins) & (row < len(self.recorded))
+        keep &= self.recorded[np.minimum(row, len(self.recorded) - 1)] == self.indices
+        counts = np.zeros((len(self.recorded), n_bins), np.int64)
+        np.add.at(counts, (row[keep], column[keep]), 1)
+        return counts
+
+    def correlation(self, bin_ms: float) -> np.ndarray:
+        """Pearson correlation coefficients ``(n_recorded, n_recorded)`` of the binned spike counts."""
+        return np.corrcoef(self.binned(bin_ms))
+
     def trains(self) -> dict:
         """Neuron index -> its spike times (ms, sorted), for every recorded neuron."""
         order = np.lexsort((self.times, self.indices))

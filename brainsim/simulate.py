@@ -100,6 +100,13 @@ class SimulationResult:
         return {name: {"rate_hz": round(tr.mean_rate(), 3), "cv_isi": round(tr.cv_isi(), 3), "n_spikes": len(tr.times)}
                 for name, tr in self.spikes.items()}
 
+    def to_neo(self, units=None):
+        """The records as a ``neo.Block`` (spike trains and analog signals with units) for Elephant and the
+        EBRAINS tools; see ``brainsim.neo_export``."""
+        from .neo_export import to_neo
+
+        return to_neo(self, units)
+
     def save(self, path) -> None:
         """Save spikes, traces and rates to a NumPy ``.npz`` file."""
         arrays = {"dt_ms": np.asarray(self.dt), "duration_ms": np.asarray(self.duration)}
