@@ -11,8 +11,8 @@ from .core import (AbstractDrive, AbstractKinetics, AbstractNeuron, AbstractOutp
 from .inputs import CurrentStep, NoiseCurrent, PoissonInput, PoissonSource, SpikeTimes
 from .network import Network, NetworkState, Population
 from .neurons import HH, LIF, QIF, AdaptiveLIF, AdEx, EquationNeuron, ExpIF, Izhikevich, LeakyIntegrator, TraubMilesHH
-from .projections import (AbstractProjection, DelayedProjection, EventProjection, PlasticProjection,
-                          Projection)
+from .projections import (AbstractProjection, DelayedProjection, EventProjection, GapJunctionProjection,
+                          PlasticProjection, Projection)
 from .propagation import EventOperator
 from .delays import DelayedEventOperator
 from .adjoints import AbstractAdjoint, Checkpointed, Direct, Truncated
@@ -34,7 +34,8 @@ __all__ = [
     "CurrentStep", "NoiseCurrent", "PoissonInput", "PoissonSource", "SpikeTimes",
     "Network", "NetworkState", "Population",
     "HH", "LIF", "QIF", "AdaptiveLIF", "AdEx", "EquationNeuron", "ExpIF", "Izhikevich", "LeakyIntegrator", "TraubMilesHH",
-    "AbstractProjection", "DelayedProjection", "EventProjection", "PlasticProjection", "Projection",
+    "AbstractProjection", "DelayedProjection", "EventProjection", "GapJunctionProjection", "PlasticProjection",
+    "Projection",
     "EventOperator", "DelayedEventOperator",
     "AbstractAdjoint", "Checkpointed", "Direct", "Truncated",
     "AbstractOrder", "LayerByLayer", "StepByStep",

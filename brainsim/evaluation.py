@@ -200,6 +200,7 @@ class LayerByLayer(AbstractOrder):
             for d, drive in drives:
                 receptor_states = drive.arrive(pop, receptor_states, dt, step_keys[n_pop + d])
             ctx.spikes[name] = spikes
+            ctx = ctx._replace(potentials={name: pop.model.membrane_potential(new_state)})
             for pname, proj in incoming.items():
                 if not proj.same_step:
                     deliver(pname, proj)

@@ -267,6 +267,8 @@ class Network(eqx.Module):
         for drive, drive_key in zip(self.drives, drive_keys):
             receptors[drive.target] = drive.arrive(self.populations[drive.target], receptors[drive.target], dt,
                                                    drive_key)
+        ctx = ctx._replace(potentials={name: pop.model.membrane_potential(neurons[name])
+                                       for name, pop in self.populations.items()})
         for name, proj in self.projections.items():
             if not proj.same_step:
                 deliver(name, proj)

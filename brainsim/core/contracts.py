@@ -93,7 +93,9 @@ class StepContext(NamedTuple):
 
     ``spikes`` holds this step's output of every population (float, ``(size,)``); ``signals`` holds the
     extra inputs of this step given to ``Network.step(signals=...)``, keyed by the name of the component that
-    reads them (for a projection: its own name, which ``projection`` carries while it delivers).
+    reads them (for a projection: its own name, which ``projection`` carries while it delivers); ``potentials``
+    the membrane potential (mV) of every population with one at the end of this step, for projections delivered
+    after the populations stepped (gap junctions).
     """
 
     dt: float  # ms
@@ -101,6 +103,7 @@ class StepContext(NamedTuple):
     spikes: Mapping[str, Array]
     signals: Mapping[str, Any]
     projection: Optional[str] = None
+    potentials: Mapping[str, Any] = {}
 
     def signal(self) -> Any:
         """The signal addressed to the projection now delivering (``None`` when it has none)."""

@@ -3,7 +3,7 @@
 ``AbstractProjection`` (``base.py``) is the contract. Kinds: ``EventProjection`` (static weights, event-driven,
 optional STP and homogeneous delay), ``DelayedProjection`` (per-synapse delays), ``PlasticProjection``
 (weights changed by a local learning rule), ``DenseProjection`` (all-to-all learnable weights, optionally
-delivered within the step as ML layers do), ``GradedProjection`` (a population's graded output, e.g. an
+delivered within the step as ML layers do), ``GapJunctionProjection`` (electrical synapses), ``GradedProjection`` (a population's graded output, e.g. an
 astrocyte's slow inward current, through sparse weights). ``StateSignal`` turns a population's state variable into
 the signal of a component (an ``AbstractSignal``). ``Projection(...)`` builds the kind its arguments ask for.
 """
@@ -17,6 +17,7 @@ from .base import AbstractProjection
 from .delayed import DelayedProjection, DelayedState
 from .dense import DenseProjection
 from .event import EventProjection
+from .gap import GapJunctionProjection
 from .graded import GradedProjection, StateSignal
 from .plastic import PlasticProjection, PlasticState
 from .presynaptic import PresynapticState, check_delay
@@ -63,4 +64,4 @@ def Projection(pre: str, post: str, receptor: str, weights, *, delay: float = 0.
 
 
 __all__ = ["AbstractProjection", "DelayedProjection", "DelayedState", "DenseProjection", "EventProjection",
-           "GradedProjection", "PlasticProjection", "PlasticState", "PresynapticState", "Projection", "StateSignal"]
+           "GapJunctionProjection", "GradedProjection", "PlasticProjection", "PlasticState", "PresynapticState", "Projection", "StateSignal"]
