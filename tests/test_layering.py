@@ -14,9 +14,9 @@ LAYERS = [
     ("models", ["neurons", "synapses", "inputs", "plasticity", "astrocytes"]),
     ("projections", ["projections"]),
     ("network", ["network", "_population_step", "fused_lif"]),
-    ("simulate", ["simulate", "adjoints", "monitors", "evaluation", "checkpoint", "networks", "plotting"]),
+    ("simulate", ["simulate", "adjoints", "monitors", "evaluation", "checkpoint", "networks", "plotting", "neo_export"]),
     ("train", ["train"]),
-    ("interop", ["train.nnx"]),
+    ("interop", ["train.nnx", "pynn"]),
     ("entry", ["cli", "__main__", ""]),
 ]
 
