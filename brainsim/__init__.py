@@ -21,6 +21,7 @@ from .monitors import (AbstractMonitor, CountMonitor, MeanMonitor, ProjectionMon
                        StateMonitor)
 from .simulate import CheckpointError, NonFiniteError, SimulationInterrupted, SimulationResult, run, simulate
 from .spikes import spike
+from .sweeps import sweep, with_params
 from .synapses import (AMPA, GABA_A, NMDA, Alpha, ConductanceOutput, CurrentOutput, Delta, DualExponential,
                        Exponential, NMDAOutput, Receptor, TsodyksMarkram)
 
@@ -41,7 +42,7 @@ __all__ = [
     "AbstractOrder", "LayerByLayer", "StepByStep",
     "AbstractMonitor", "CountMonitor", "MeanMonitor", "ProjectionMonitor", "RateMonitor", "SpikeMonitor", "StateMonitor",
     "CheckpointError", "NonFiniteError", "SimulationInterrupted", "SimulationResult", "run", "simulate",
-    "spike",
+    "spike", "sweep", "with_params",
     "AMPA", "GABA_A", "NMDA", "Alpha", "ConductanceOutput", "CurrentOutput", "Delta", "DualExponential",
     "Exponential", "NMDAOutput", "Receptor", "TsodyksMarkram",
 ]

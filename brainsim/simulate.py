@@ -95,6 +95,7 @@ class SimulationResult:
     rates: dict = field(default_factory=dict)
     compile_s: float = 0.0
     run_s: float = 0.0
+    params: dict = field(default_factory=dict)  # the parameters a sweep set (path -> value)
 
     def summary(self) -> dict:
         return {name: {"rate_hz": round(tr.mean_rate(), 3), "cv_isi": round(tr.cv_isi(), 3), "n_spikes": len(tr.times)}
