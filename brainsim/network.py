@@ -38,6 +38,7 @@ import numpy as np
 
 from . import _population_step
 from ._checks import check_mapping
+from ._frozen import FrozenDict
 from ._types import Array
 from .distributions import AbstractDistribution
 from .core.contracts import (AbstractAstrocyte, AbstractDrive, AbstractNeuron, AbstractPopulationModel,
@@ -72,8 +73,8 @@ class Population(eqx.Module):
             raise TypeError(f"Population: model must be a neuron model, spike source or astrocyte model "
                             f"(AbstractNeuron / AbstractSource / AbstractAstrocyte), got {type(model).__name__}")
         self.model = model
-        self.receptors = check_mapping(receptors, "receptors", "Population")
-        self.initial = check_mapping(initial, "initial", "Population")
+        self.receptors = FrozenDict(check_mapping(receptors, "receptors", "Population"))
+        self.initial = FrozenDict(check_mapping(initial, "initial", "Population"))
         if self.receptors and not isinstance(model, (AbstractNeuron, AbstractAstrocyte)):
             raise ValueError(f"Population: {type(model).__name__} has no membrane, it cannot have receptors")
         for name, rec in self.receptors.items():
@@ -148,8 +149,8 @@ class Network(eqx.Module):
 
     def __init__(self, populations: Mapping[str, Population], projections: Optional[Mapping[str, Any]] = None,
                  drives=(), signals=()):
-        self.populations = check_mapping(populations, "populations", "Network")
-        self.projections = check_mapping(projections, "projections", "Network")
+        self.populations = FrozenDict(check_mapping(populations, "populations", "Network"))
+        self.projections = FrozenDict(check_mapping(projections, "projections", "Network"))
         self.drives = tuple(drives)
         self.signals = tuple(signals)
         if not self.populations:

@@ -57,3 +57,14 @@ def test_sweep_errors():
                  key=jax.random.key(0))
     with pytest.raises(TypeError, match="SpikeMonitor or StateMonitor"):
         bs.sweep(net, {"drives.0.rate": [1.0]}, 10.0, 0.1, key=jax.random.key(0), monitors=[bs.RateMonitor("E")])
+
+
+def test_networks_are_immutable_all_the_way_down():
+    net = _net()
+    with pytest.raises(TypeError, match="read-only"):
+        net.populations["I"] = net.populations["E"]
+    with pytest.raises(TypeError, match="read-only"):
+        net.populations["E"].receptors["gi"] = net.populations["E"].receptors["ge"]
+    with pytest.raises(TypeError, match="read-only"):
+        net.projections.update({})
+    assert list(net.populations) == ["E"]
