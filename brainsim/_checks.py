@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._types import Array, ArrayLike
+from ._units import is_quantity, magnitude
 
 
 def _is_concrete(x) -> bool:
@@ -23,7 +24,13 @@ def _parameter(name: str) -> str:
 
 
 def numbers(value, name: str, owner: str) -> np.ndarray:
-    """A concrete ``value`` as a float64 array, or ``TypeError`` naming the parameter (strings, None, objects)."""
+    """A concrete ``value`` as a float64 array, or ``TypeError`` naming the parameter (strings, None, objects).
+    A quantity with units (pint, brainunit, quantities) is converted to brainsim's unit of its dimension."""
+    if is_quantity(value):
+        try:
+            value = magnitude(value)
+        except ValueError as e:
+            raise ValueError(f"{owner}: parameter {_parameter(name)!r}: {e}") from None
     if value is None or isinstance(value, (str, bytes)):
         raise TypeError(f"{owner}: parameter {_parameter(name)!r} must be a number or an array of numbers, "
                         f"got {value!r}")
@@ -35,7 +42,10 @@ def numbers(value, name: str, owner: str) -> np.ndarray:
 
 
 def as_param(value: ArrayLike, size: int, name: str, owner: str) -> Array:
-    """Broadcast a scalar or per-neuron parameter to shape ``(size,)`` float32, checking finiteness."""
+    """Broadcast a scalar or per-neuron parameter to shape ``(size,)`` float32, checking finiteness (a quantity with
+    units is converted to brainsim's units first)."""
+    if is_quantity(value):
+        value = numbers(value, name, owner)
     if not _is_concrete(value):
         return jnp.broadcast_to(jnp.asarray(value, dtype=jnp.result_type(float)), (size,))
     arr = numbers(value, name, owner)
@@ -102,7 +112,7 @@ def positive_number(value, name: str, unit: str, owner: str, *, allow_zero: bool
     """A concrete finite number > 0 (>= 0 with ``allow_zero``) as a float, else ``ValueError`` naming ``name`` and
     its ``unit``."""
     try:
-        number = float(value)
+        number = float(magnitude(value))
     except (TypeError, ValueError):
         raise ValueError(f"{owner}: {name} must be a number{' in ' + unit if unit else ''}, got {value!r}") from None
     if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
@@ -149,3 +159,30 @@ def to_steps(ms, dt: float) -> tuple[np.ndarray, np.ndarray]:
 def check_steps(n_steps, owner: str) -> int:
     """A number of steps: a Python/NumPy integer >= 0."""
     return check_count(n_steps, owner, "n_steps")
+
+
+def warn_implausible(owner: str, *, time_constants: Mapping = (), voltages: Mapping = (), threshold=None,
+                     reset=None) -> None:
+    """Warn about concrete parameters that look like a unit mistake: time constants (ms) below 0.1 (seconds given
+    as numbers?), membrane potentials (mV) all within (-1, 1) with a resting potential (the first of ``voltages``)
+    between -0.2 and 0 (volts?), or a threshold at or below the reset potential."""
+    import warnings
+
+    def values(x):
+        return None if x is None or not _is_concrete(x) else np.asarray(x, np.float64)
+
+    for name, tau in dict(time_constants).items():
+        tau = values(tau)
+        if tau is not None and tau.size and np.all(tau > 0) and np.all(tau < 0.1):
+            warnings.warn(f"{owner}: {name} = {tau.ravel()[0]:g} ms is very short; brainsim's time unit is the ms "
+                          f"(give {tau.ravel()[0] * 1000:g} for {tau.ravel()[0]:g} s)", stacklevel=3)
+    given = [v for v in (values(x) for x in dict(voltages).values()) if v is not None and v.size]
+    rest = given[0] if given else None  # a resting potential of -0.2 .. 0 mV with the rest as small: volts
+    if rest is not None and np.all((rest > -0.2) & (rest < 0)) and all(np.all(np.abs(v) < 1.0) for v in given):
+        warnings.warn(f"{owner}: the potentials {', '.join(dict(voltages))} all lie within (-1, 1) mV with a negative "
+                      f"resting potential; brainsim's voltage unit is the mV (volts given as numbers?)", stacklevel=3)
+    th, re = values(threshold), values(reset)
+    if th is not None and re is not None and np.any(th <= re):
+        warnings.warn(f"{owner}: the threshold is at or below the reset potential for some neurons (v_th <= v_reset): "
+                      f"they would fire at every step after a spike", stacklevel=3)
+

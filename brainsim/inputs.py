@@ -17,6 +17,7 @@ import numpy as np
 
 from . import counts
 from ._checks import as_param, check_finite, check_positive, check_size, numbers, to_steps
+from ._units import magnitude
 from ._types import Array, ArrayLike
 from .core.contracts import AbstractDrive, AbstractSource
 
@@ -143,8 +144,8 @@ class PoissonInput(AbstractDrive):
             if np.ndim(value) > 1:
                 raise ValueError(f"{owner}: {name} must be a scalar or one value per neuron, got shape {np.shape(value)}")
         self.n_sources = jnp.asarray(sources, dtype=jnp.result_type(float))
-        self.rate = jnp.asarray(rate, dtype=jnp.result_type(float))
-        self.weight = jnp.asarray(weight, dtype=jnp.result_type(float))
+        self.rate = jnp.asarray(magnitude(rate), dtype=jnp.result_type(float))
+        self.weight = jnp.asarray(magnitude(weight), dtype=jnp.result_type(float))
 
     def arrivals(self, size: int, dt: float, key) -> Array:
         """This step's arrivals (receptor unit) at the ``size`` neurons, drawn with ``key``."""
@@ -185,7 +186,7 @@ class CurrentStep(AbstractDrive):
             raise ValueError(f"CurrentStep: stop ({stop} ms) must be after start ({start} ms)")
         check_finite(amplitude, "amplitude (pA)", "CurrentStep")
         self.target, self.start, self.stop = target, float(start), float(stop)
-        self.amplitude = jnp.asarray(amplitude, dtype=jnp.result_type(float))
+        self.amplitude = jnp.asarray(magnitude(amplitude), dtype=jnp.result_type(float))
 
     def current(self, population, t: Array, dt: float, key) -> Array:
         # the step starting at time t (ms) is driven if t lies in [start, stop), with a half-step tolerance
@@ -227,8 +228,8 @@ class NoiseCurrent(AbstractDrive):
             if np.ndim(value) > 1:
                 raise ValueError(f"{owner}: {name} must be a scalar or one value per neuron, got shape {np.shape(value)}")
         self.target = target
-        self.sigma = jnp.asarray(sigma, dtype=jnp.result_type(float))
-        self.mean = jnp.asarray(mean, dtype=jnp.result_type(float))
+        self.sigma = jnp.asarray(magnitude(sigma), dtype=jnp.result_type(float))
+        self.mean = jnp.asarray(magnitude(mean), dtype=jnp.result_type(float))
 
     def current(self, population, t: Array, dt: float, key) -> Array:
         noise = jax.random.normal(key, (population.size,), self.sigma.dtype)

@@ -8,7 +8,7 @@ ROOT = Path(brainsim.__file__).parent
 
 # bottom to top; a module belongs to the layer of its longest matching prefix
 LAYERS = [
-    ("base", ["_types", "_frozen", "_checks", "_primitives", "_kernels", "spikes", "interrupts"]),
+    ("base", ["_types", "_frozen", "_units", "_checks", "_primitives", "_kernels", "spikes", "interrupts"]),
     ("core", ["core"]),
     ("ops", ["propagation", "delays", "event_matmul", "connectivity", "counts", "distributions"]),
     ("models", ["neurons", "synapses", "inputs", "plasticity", "astrocytes"]),

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import as_param, check_choice, check_positive, check_size
+from .._checks import as_param, check_choice, check_positive, check_size, warn_implausible
 from .._types import Array, ArrayLike
 from ..spikes import check_slope, check_surrogate, spike
 from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear, refractory_countdown
@@ -114,6 +114,8 @@ def _set_lif_params(module, size, tau_m, C_m, v_rest, v_th, v_reset, t_ref, rese
     module.slope = check_slope(slope, owner)
     module.refractory_convention = check_choice(refractory_convention, REFRACTORY_CONVENTIONS,
                                                 "refractory_convention", owner)
+    warn_implausible(owner, time_constants={"tau_m": module.tau_m}, threshold=module.v_th, reset=module.v_reset,
+                     voltages={"v_rest": module.v_rest, "v_th": module.v_th, "v_reset": module.v_reset})
 
 
 class LIF(AbstractLIF):

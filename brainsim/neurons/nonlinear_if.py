@@ -25,7 +25,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import as_param, check_choice, check_positive, check_size
+from .._checks import as_param, check_choice, check_positive, check_size, warn_implausible
 from .._types import Array, ArrayLike
 from ..spikes import check_slope, check_surrogate, spike
 from .base import AbstractNeuron, SynapticInput, as_input, exp_euler_linear, refractory_countdown
@@ -114,6 +114,8 @@ def _set_expif_params(self, size, C_m, g_L, E_L, V_T, delta_T, v_reset, v_peak, 
     self.method = check_choice(method, NONLINEAR_IF_METHODS, "method", owner)
     self.surrogate = check_surrogate(surrogate, owner)
     self.slope = check_slope(slope, type(self).__name__)
+    warn_implausible(owner, time_constants={"C_m/g_L": self.C_m / self.g_L}, threshold=self.v_peak,
+                     reset=self.v_reset, voltages={"E_L": self.E_L, "V_T": self.V_T, "v_reset": self.v_reset})
 
 
 class ExpIF(AbstractExpIF):

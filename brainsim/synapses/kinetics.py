@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_positive
+from .._units import magnitude
 from ..core.contracts import AbstractKinetics
 from .._types import Array
 
@@ -95,7 +96,7 @@ class Exponential(AbstractKinetics):
 
     def __init__(self, tau: float = 5.0):
         check_positive(tau, "tau (ms)", "Exponential")
-        self.tau = jnp.asarray(tau, dtype=jnp.result_type(float))
+        self.tau = jnp.asarray(magnitude(tau), dtype=jnp.result_type(float))
 
     def time_constants(self) -> tuple:
         return (self.tau,)
@@ -146,8 +147,8 @@ class DualExponential(AbstractKinetics):
                 f"DualExponential: tau_decay ({tau_decay} ms) must exceed tau_rise ({tau_rise} ms); "
                 "use Alpha for equal time constants"
             )
-        self.tau_rise = jnp.asarray(tau_rise, dtype=jnp.result_type(float))
-        self.tau_decay = jnp.asarray(tau_decay, dtype=jnp.result_type(float))
+        self.tau_rise = jnp.asarray(magnitude(tau_rise), dtype=jnp.result_type(float))
+        self.tau_decay = jnp.asarray(magnitude(tau_decay), dtype=jnp.result_type(float))
 
     def _peak_normalisation(self) -> Array:
         tr, td = self.tau_rise, self.tau_decay
@@ -193,7 +194,7 @@ class Alpha(AbstractKinetics):
 
     def __init__(self, tau: float = 2.0):
         check_positive(tau, "tau (ms)", "Alpha")
-        self.tau = jnp.asarray(tau, dtype=jnp.result_type(float))
+        self.tau = jnp.asarray(magnitude(tau), dtype=jnp.result_type(float))
 
     def time_constants(self) -> tuple:
         return (self.tau,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from .._checks import check_finite, check_positive
+from .._units import magnitude
 from .._types import Array
 from ..core.contracts import AbstractOutput, SynapticInput
 
@@ -27,7 +28,7 @@ class ConductanceOutput(AbstractOutput):
 
     def __init__(self, E_rev: float = 0.0):
         check_finite(E_rev, "E_rev (mV)", "ConductanceOutput")
-        self.E_rev = jnp.asarray(E_rev, dtype=jnp.result_type(float))
+        self.E_rev = jnp.asarray(magnitude(E_rev), dtype=jnp.result_type(float))
 
     def input(self, g: Array, v: Array) -> SynapticInput:
         return SynapticInput(jnp.zeros_like(g), g, g * self.E_rev)
@@ -50,8 +51,8 @@ class NMDAOutput(AbstractOutput):
     def __init__(self, E_rev: float = 0.0, mg: float = 1.0):
         check_finite(E_rev, "E_rev (mV)", "NMDAOutput")
         check_positive(mg, "mg (mM)", "NMDAOutput", allow_zero=True)
-        self.E_rev = jnp.asarray(E_rev, dtype=jnp.result_type(float))
-        self.mg = jnp.asarray(mg, dtype=jnp.result_type(float))
+        self.E_rev = jnp.asarray(magnitude(E_rev), dtype=jnp.result_type(float))
+        self.mg = jnp.asarray(magnitude(mg), dtype=jnp.result_type(float))
 
     def block(self, v: Array) -> Array:
         return 1.0 / (1.0 + self.mg / 3.57 * jnp.exp(-0.062 * v))

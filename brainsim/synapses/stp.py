@@ -15,6 +15,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from .._checks import check_finite, check_positive
+from .._units import magnitude
 from .._types import Array
 from ..core.contracts import AbstractSTP
 
@@ -44,9 +45,9 @@ class TsodyksMarkram(AbstractSTP):
             raise ValueError(f"TsodyksMarkram: U must be in (0, 1], got {U}")
         check_positive(tau_f, "tau_f (ms)", "TsodyksMarkram")
         check_positive(tau_d, "tau_d (ms)", "TsodyksMarkram")
-        self.U = jnp.asarray(U, dtype=jnp.result_type(float))
-        self.tau_f = jnp.asarray(tau_f, dtype=jnp.result_type(float))
-        self.tau_d = jnp.asarray(tau_d, dtype=jnp.result_type(float))
+        self.U = jnp.asarray(magnitude(U), dtype=jnp.result_type(float))
+        self.tau_f = jnp.asarray(magnitude(tau_f), dtype=jnp.result_type(float))
+        self.tau_d = jnp.asarray(magnitude(tau_d), dtype=jnp.result_type(float))
 
     @property
     def size(self) -> None:
