@@ -101,6 +101,36 @@ class SimulationResult:
         return {name: {"rate_hz": round(tr.mean_rate(), 3), "cv_isi": round(tr.cv_isi(), 3), "n_spikes": len(tr.times)}
                 for name, tr in self.spikes.items()}
 
+    def table(self, section: str = "spikes") -> dict:
+        """A long-format view of one section, as equal-length NumPy columns (``pandas.DataFrame(result.table())``):
+        ``"spikes"``: population, neuron, time_ms (sorted by time); ``"traces"``: trace, element (index among the
+        recorded), time_ms, value; ``"rates"``: population, time_ms, rate_hz."""
+        if section == "spikes":
+            parts = [(np.full(len(tr.times), name), tr.indices, tr.times) for name, tr in self.spikes.items()]
+            columns = ("population", "neuron", "time_ms")
+        elif section == "traces":
+            parts = [(np.full(v.size, name), np.tile(np.arange(v.shape[1]), v.shape[0]), np.repeat(t, v.shape[1]),
+                      v.reshape(-1)) for name, (t, v) in self.traces.items()]
+            columns = ("trace", "element", "time_ms", "value")
+        elif section == "rates":
+            parts = [(np.full(len(t), name), t, r) for name, (t, r) in self.rates.items()]
+            columns = ("population", "time_ms", "rate_hz")
+        else:
+            raise ValueError(f"SimulationResult.table: section must be 'spikes', 'traces' or 'rates', got {section!r}")
+        if not parts:
+            return {c: np.zeros((0,)) for c in columns}
+        table = {c: np.concatenate([p[i] for p in parts]) for i, c in enumerate(columns)}
+        if section == "spikes":
+            order = np.argsort(table["time_ms"], kind="stable")
+            table = {c: v[order] for c, v in table.items()}
+        return table
+
+    def to_pandas(self, section: str = "spikes"):
+        """``table(section)`` as a ``pandas.DataFrame`` (needs pandas)."""
+        import pandas
+
+        return pandas.DataFrame(self.table(section))
+
     def to_neo(self, units=None):
         """The records as a ``neo.Block`` (spike trains and analog signals with units) for Elephant and the
         EBRAINS tools; see ``brainsim.neo_export``."""

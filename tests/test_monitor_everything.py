@@ -111,3 +111,18 @@ def test_monitor_errors():
         bs.ProjectionMonitor("syn", "x", synapses=[(0, 1)], indices=[0])
     with pytest.raises(ValueError, match="indices out of range"):
         bs.simulate(net, 1.0, DT, key=jax.random.key(0), monitors=[bs.SpikeMonitor("n", indices=[5])])
+
+
+def test_long_format_tables():
+    net = _driven()
+    result = bs.simulate(net, 10.0, DT, key=jax.random.key(0),
+                         monitors=[bs.SpikeMonitor("src"), bs.StateMonitor("n", "ge", every=10)])
+    spikes = result.table("spikes")
+    assert spikes["population"].tolist() == ["src", "src"] and spikes["neuron"].tolist() == [0, 0]
+    np.testing.assert_allclose(spikes["time_ms"], [1.0, 6.0])
+    traces = result.table("traces")
+    assert len(traces["value"]) == 10 * 3 and set(traces["element"].tolist()) == {0, 1, 2}
+    t, g = result.traces["n.ge"]
+    np.testing.assert_allclose(traces["value"][traces["element"] == 2], g[:, 2])
+    with pytest.raises(ValueError, match="section"):
+        result.table("weights")
