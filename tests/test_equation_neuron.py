@@ -235,3 +235,23 @@ def test_state_and_initial_conditions():
     # two models from the same text share their compiled functions (one compiled program for both)
     again = EquationNeuron(4, ADEX_TEXT, params=ADEX_PARAMS, threshold="v > 0", reset="v = v_reset; w += b")
     assert again.derivatives == model.derivatives and hash(again.threshold) == hash(model.threshold)
+
+
+def test_escape_noise_fires_at_its_rate_whatever_dt():
+    # a constant intensity of 40 Hz: Poisson spiking at 40 Hz (1000 neurons x 1 s: 40 000 spikes, s.e. 0.5 %);
+    # an intensity rising with v: more depolarised cells fire more
+    for dt in (0.05, 0.5):
+        model = EquationNeuron(1000, "dv/dt = (E - v)/10 : volt", params=dict(E=-60.0), threshold=None,
+                               escape_rate="40*Hz", reset="v = E", initial={"v": -60.0})
+
+        def body(s, k):
+            return model.step(s, None, dt, key=k)
+
+        spikes = jax.lax.scan(body, model.init(), jax.random.split(jax.random.key(0), round(1000 / dt)))[1]
+        assert abs(float(spikes.sum()) / 1000 - 40.0) < 1.5, (dt, float(spikes.sum()) / 1000)
+    graded = EquationNeuron(2, "dv/dt = 0 : volt", threshold=None, escape_rate="10*Hz*exp((v + 50)/4)",
+                            initial={"v": np.array([-60.0, -50.0])})
+    spikes = jax.lax.scan(lambda s, k: graded.step(s, None, 1.0, key=k), graded.init(),
+                          jax.random.split(jax.random.key(1), 3000))[1]
+    counts = np.asarray(spikes.sum(0))
+    assert counts[1] > 5 * counts[0] and abs(counts[1] / 3.0 - 10.0) < 6.0  # 10 Hz at v = -50 mV (30 +- 5.5)

@@ -37,7 +37,9 @@ One step of ``dt`` ms:
    ``"exp_euler"``/``"exact"`` the exact Ornstein–Uhlenbeck increment ``b sqrt((e^{2 B dt} - 1)/(2 B)) N(0, 1)``,
    so that the variance of a linear variable does not depend on dt;
 3. threshold: a spike where the condition holds (``"v > v_th"``; a function returns how far above threshold,
-   crossing at 0); the surrogate derivative is evaluated at that distance over ``threshold_scale``;
+   crossing at 0); the surrogate derivative is evaluated at that distance over ``threshold_scale``. With an
+   ``escape_rate`` rho (per ms, so ``"40*Hz"`` reads as it should; escape noise, e.g.
+   ``"rho0*exp((v - v_th)/delta)"``) a neuron also spikes with probability ``1 - exp(-rho dt)`` (surrogate derivative at that probability minus the uniform draw);
 4. reset statements run in order for the neurons that spiked (``"v = v_reset; w += b"``), and their refractory
    period ``refractory`` (ms) starts.
 """
@@ -116,6 +118,8 @@ class EquationNeuron(AbstractNeuron):
             an independent white noise in d(variable)/dt (unit of the variable per ms^1/2).
         threshold_scale: the distance above threshold at which the surrogate derivative is evaluated is divided
             by this (unit of the threshold expression; default 1).
+        escape_rate: escape noise: the instantaneous firing intensity (1/ms), text or a function of ``q``, evaluated
+            after the update; ``threshold`` may then be ``None`` (no deterministic threshold).
         surrogate, slope: surrogate derivative of the spike (``brainsim.spikes``).
     """
 
@@ -126,7 +130,8 @@ class EquationNeuron(AbstractNeuron):
     variables: tuple = eqx.field(static=True)
     derivatives: tuple = eqx.field(static=True)
     noise_terms: tuple = eqx.field(static=True)  # (variable, noise name, coefficient function)
-    threshold: Callable = eqx.field(static=True)
+    threshold: Optional[Callable] = eqx.field(static=True)
+    escape_rate: Optional[Callable] = eqx.field(static=True)
     refractory_condition: Optional[Callable] = eqx.field(static=True)
     reset: tuple = eqx.field(static=True)  # (variable, function)
     membrane: str = eqx.field(static=True)
@@ -141,7 +146,7 @@ class EquationNeuron(AbstractNeuron):
                  threshold, reset=(), refractory: ArrayLike = 0.0, initial: Optional[Mapping[str, Any]] = None,
                  method: str = "euler", membrane: str = "v", input_current: str = "I_syn", unless_refractory=None,
                  noise: Optional[Mapping[str, Callable]] = None, threshold_scale: float = 1.0,
-                 surrogate: str = "fast_sigmoid", slope: float = 10.0):
+                 escape_rate=None, surrogate: str = "fast_sigmoid", slope: float = 10.0):
         owner = "EquationNeuron"
         self.size = check_size(size, owner)
         self.method = check_choice(method, EQUATION_METHODS, "method", owner)
@@ -196,10 +201,16 @@ class EquationNeuron(AbstractNeuron):
 
         if isinstance(threshold, str):
             texts["threshold"] = thr = equation_text.threshold_distance(threshold, owner, subs)
-        elif callable(threshold):
+        elif callable(threshold) or (threshold is None and escape_rate is not None):
             thr = threshold
         else:
-            raise TypeError(f"{owner}: threshold must be text ('v > v_th') or a function, got {type(threshold).__name__}")
+            raise TypeError(f"{owner}: threshold must be text ('v > v_th') or a function (or None with an "
+                            f"escape_rate), got {type(threshold).__name__}")
+        escape = escape_rate
+        if isinstance(escape_rate, str):
+            texts["escape_rate"] = escape = equation_text.expression(escape_rate, owner, "escape_rate", subs)
+        elif escape_rate is not None and not callable(escape_rate):
+            raise TypeError(f"{owner}: escape_rate must be text or a function, got {type(escape_rate).__name__}")
         if isinstance(condition, str):
             texts["refractory"] = condition = equation_text.threshold_distance(condition, owner, subs, "refractory")
         statements = equation_text.parse_statements(reset, owner) if isinstance(reset, str) else tuple(
@@ -226,7 +237,8 @@ class EquationNeuron(AbstractNeuron):
 
         self.derivatives = tuple(compiled(d) for d in derivatives)
         self.noise_terms = tuple((v, xi, compiled(b)) for v, xi, b in noise_terms)
-        self.threshold = compiled(thr)
+        self.threshold = None if thr is None else compiled(thr)
+        self.escape_rate = None if escape is None else compiled(escape)
         self.refractory_condition = None if condition is None else compiled(condition)
         self.reset = tuple((v, compiled(fn)) for v, fn in resets)
         frozen = (tuple(unless_refractory) if unless_refractory is not None
@@ -276,7 +288,15 @@ class EquationNeuron(AbstractNeuron):
         for name in self.unless_refractory:
             new[name] = jnp.where(frozen, y[name], new[name])
         q = self._namespace(new, inputs)
-        spikes = spike(self._broadcast(self.threshold(q)) / self.threshold_scale, self.surrogate, self.slope)
+        spikes = jnp.zeros((self.size,), jnp.result_type(float))
+        if self.threshold is not None:
+            spikes = spike(self._broadcast(self.threshold(q)) / self.threshold_scale, self.surrogate, self.slope)
+        if self.escape_rate is not None:
+            if key is None:
+                raise ValueError("EquationNeuron.step: escape noise (escape_rate) needs a key")
+            p = -jnp.expm1(-self._broadcast(self.escape_rate(q)) * dt)
+            draw = jax.random.uniform(jax.random.fold_in(key, 1), (self.size,), p.dtype)
+            spikes = jnp.maximum(spikes, spike(p - draw, self.surrogate, self.slope))
         spikes = jnp.where(frozen, 0.0, spikes)
         for name, fn in self.reset:
             new[name] = new[name] + spikes * (self._broadcast(fn(q)) - new[name])
