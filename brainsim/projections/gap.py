@@ -20,11 +20,10 @@ from jax.experimental import sparse
 from .._types import Array
 from ..core.contracts import AbstractKinetics, StepContext
 from ..synapses.outputs import CurrentOutput
-from .base import AbstractProjection
-from .graded import _gather, _target_major
+from .graded import AbstractGathered, _gather, _target_major
 
 
-class GapJunctionProjection(AbstractProjection):
+class GapJunctionProjection(AbstractGathered):
     """Gap junctions from ``pre`` onto current receptor ``receptor`` of ``post`` (see the module docstring).
 
     Args:
@@ -58,23 +57,8 @@ class GapJunctionProjection(AbstractProjection):
         self.pre, self.post, self.receptor, self.symmetric = pre, post, receptor, bool(symmetric)
         self.sources, self.conductances, self.n_pre = _target_major(conductances, owner)
 
-    @property
-    def same_step(self) -> bool:
-        return False
-
-    @property
-    def reads_signal(self) -> bool:
-        return False
-
-    @property
-    def n_synapses(self) -> int:
-        return int(np.count_nonzero(np.asarray(self.sources) < self.n_pre))
-
     def check(self, name, populations) -> None:
-        needed = (populations[self.pre].size, populations[self.post].size)
-        if (self.n_pre, self.sources.shape[0]) != needed:
-            raise ValueError(f"Network: projection {name!r} has conductances of shape ({self.n_pre}, "
-                             f"{self.sources.shape[0]}) but {self.pre}->{self.post} needs {needed}")
+        self._check_shape(name, populations, "conductances")
         if not isinstance(populations[self.post].receptors[self.receptor].output, CurrentOutput):
             raise ValueError(f"Network: gap junctions {name!r} deliver a current: receptor {self.receptor!r} of "
                              f"{self.post!r} must have a CurrentOutput (Receptor(Instant(), CurrentOutput()))")

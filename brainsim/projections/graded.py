@@ -42,7 +42,33 @@ def _gather(values: Array, sources: Array, weights: Array) -> Array:
     return jnp.sum(jnp.take(values, sources, mode="fill", fill_value=0.0) * weights, axis=1)
 
 
-class GradedProjection(AbstractProjection):
+class AbstractGathered(AbstractProjection):
+    """What the target-major couplings share: per target, its sources (``sources``, ``n_pre`` = padding), delivered
+    at the end of the step, reading no signal."""
+
+    sources: eqx.AbstractVar[Array]
+    n_pre: eqx.AbstractVar[int]
+
+    @property
+    def same_step(self) -> bool:
+        return False
+
+    @property
+    def reads_signal(self) -> bool:
+        return False
+
+    @property
+    def n_synapses(self) -> int:
+        return int(np.count_nonzero(np.asarray(self.sources) < self.n_pre))
+
+    def _check_shape(self, name, populations, what: str) -> None:
+        needed = (populations[self.pre].size, populations[self.post].size)
+        if (self.n_pre, self.sources.shape[0]) != needed:
+            raise ValueError(f"Network: projection {name!r} has {what} of shape ({self.n_pre}, "
+                             f"{self.sources.shape[0]}) but {self.pre}->{self.post} needs {needed}")
+
+
+class GradedProjection(AbstractGathered):
     """The graded output of ``pre`` (e.g. an astrocyte's slow inward current, pA) into receptor ``receptor`` of
     ``post`` through ``(n_pre, n_post)`` sparse weights, delivered at the end of the step (seen from the next).
 
@@ -61,23 +87,8 @@ class GradedProjection(AbstractProjection):
         self.pre, self.post, self.receptor = pre, post, receptor
         self.sources, self.weights, self.n_pre = _target_major(weights, f"GradedProjection {pre}->{post}")
 
-    @property
-    def same_step(self) -> bool:
-        return False
-
-    @property
-    def reads_signal(self) -> bool:
-        return False
-
-    @property
-    def n_synapses(self) -> int:
-        return int(np.count_nonzero(np.asarray(self.sources) < self.n_pre))
-
     def check(self, name, populations) -> None:
-        needed = (populations[self.pre].size, populations[self.post].size)
-        if (self.n_pre, self.sources.shape[0]) != needed:
-            raise ValueError(f"Network: projection {name!r} has weights of shape ({self.n_pre}, "
-                             f"{self.sources.shape[0]}) but {self.pre}->{self.post} needs {needed}")
+        self._check_shape(name, populations, "weights")
 
     def init(self, dt: float):
         return None
