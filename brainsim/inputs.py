@@ -91,9 +91,11 @@ class SpikeTimes(AbstractSource):
         steps, indices = steps[order], indices[order]
         if len(steps) and np.any((np.diff(steps) == 0) & (np.diff(indices) == 0)):
             raise ValueError("SpikeTimes: a neuron has two spikes in the same time step")
+        self.max_per_step = int(np.bincount(steps).max()) if len(steps) else 1
+        if not len(steps):  # no spike: one event at step -1, never due
+            steps, indices = np.array([-1]), np.array([0])
         self.event_steps = jnp.asarray(steps, dtype=jnp.int32)
         self.event_indices = jnp.asarray(indices, dtype=jnp.int32)
-        self.max_per_step = int(np.bincount(steps).max()) if len(steps) else 1
 
     def init(self, *, key=None) -> SpikeTimesState:
         return SpikeTimesState(step=jnp.zeros((), jnp.int32), cursor=jnp.zeros((), jnp.int32))

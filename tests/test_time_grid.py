@@ -91,3 +91,11 @@ def test_a_model_built_for_one_dt_refuses_another():
                        {"p": bs.Projection("a", "b", "i", bs.connectivity.from_indices(PRE, POST, 3, 3), delay=1.0)})
     with pytest.raises(ValueError, match="initialise the state with the dt you step with"):
         plain.step(plain.init(0.1), 0.05, key=jax.random.key(0))
+
+
+def test_spike_times_without_spikes():
+    source = bs.SpikeTimes(3, [], [], 0.1)
+    state = source.init()
+    for _ in range(3):
+        state, spikes = source.step(state, None, 0.1)
+        assert float(spikes.sum()) == 0.0
