@@ -21,7 +21,8 @@ from .electrodes import ACSource, DCSource, NoisyCurrentSource, StepCurrentSourc
 from .populations import Assembly, Population, PopulationView  # noqa: F401
 from .procedural_api import connect, create, record, record_gsyn, record_v, set  # noqa: F401
 from .projections import Projection  # noqa: F401
-from .synapses import StaticSynapse, TsodyksMarkramSynapse  # noqa: F401
+from .synapses import (AdditiveWeightDependence, MultiplicativeWeightDependence, SpikePairRule,  # noqa: F401
+                       StaticSynapse, STDPMechanism, TsodyksMarkramSynapse)
 
 
 def list_standard_models():

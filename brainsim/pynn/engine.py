@@ -12,6 +12,7 @@ import numpy as np
 
 import brainsim as bs
 from brainsim.inputs import SpikeTimesState
+from brainsim.projections import PlasticState
 
 CHUNK_STEPS = 2000  # compiled chunk length: runs of different lengths reuse the compiled chunk
 
@@ -100,6 +101,9 @@ def carry_state(state, net, names):
         pop._dirty.clear()
     for name, s in fresh.projections.items():
         prev = None if old is None else old.projections.get(name)
+        if isinstance(prev, PlasticState) and _same_shapes(prev, s):
+            # traces go on; weights are the connections' (learned, or set by the script since)
+            prev = prev._replace(rule=prev.rule._replace(weights=s.rule.weights))
         projections[name] = prev if prev is not None and _same_shapes(prev, s) else s
     return bs.NetworkState(step=jnp.asarray(state.step, jnp.int32), neurons=neurons, receptors=receptors,
                            projections=projections)
@@ -148,6 +152,8 @@ def advance(state, n_steps: int) -> None:
                          monitors=monitors, currents=currents, chunk_steps=CHUNK_STEPS, progress=False)
     first = state.step
     state.net_state, state.net = result.state, net
+    for prj in state.projections:
+        prj._read_learned(net, result.state)
     state.step += n_steps
     for pop, name in names.items():
         if name in result.spikes:

@@ -11,11 +11,12 @@ import numpy as np
 
 import brainsim as bs
 from brainsim import connectivity
+from brainsim.plasticity.stdp import STDP
 from pyNN import common
 from pyNN.space import Space
 
 from . import simulator
-from .synapses import StaticSynapse
+from .synapses import STDPMechanism, StaticSynapse
 
 
 class Connection(common.Connection):
@@ -35,6 +36,8 @@ class Connection(common.Connection):
 
     def __getattr__(self, name):
         attrs = object.__getattribute__(self, "_prj")._attrs
+        if name not in attrs and name + "s" in attrs:  # PyNN's get() drops a final "s" (weights -> weight)
+            name = name + "s"
         if name in attrs:
             return float(attrs[name][object.__getattribute__(self, "_k")])
         raise AttributeError(name)
@@ -59,6 +62,7 @@ class Projection(common.Projection):
         super().__init__(presynaptic_population, postsynaptic_population, connector, synapse_type, source,
                          receptor_type, space, label)
         self._pre_chunks, self._post_chunks, self._attr_chunks = [], [], defaultdict(list)
+        self._plastic = {}  # brainsim projection name -> (rows, pre indices, post indices, weight scale)
         connector.connect(self)
         self._finish()
         simulator.state.projections.append(self)
@@ -136,7 +140,29 @@ class Projection(common.Projection):
                 name = f"{prefix}_{names[pre_pop]}_{names[post_pop]}"
                 out[name] = self._one(names[pre_pop], names[post_pop], pre_pop.size, post_pop.size,
                                       pre_idx[sub], post_idx, rows, post_pop, state.dt)
+                if isinstance(self.synapse_type, STDPMechanism):
+                    scale = getattr(post_pop.celltype, "weight_scale", 1000.0)
+                    self._plastic[name] = (rows, pre_idx[sub], post_idx, scale)
         return out
+
+    def _stdp(self, rows, scale):
+        """brainsim's ``STDP`` rule for the connections ``rows`` (weights in brainsim units)."""
+        a = {k: float(np.mean(self._attrs[k][rows])) for k in ("tau_plus", "tau_minus", "A_plus", "A_minus",
+                                                               "w_min", "w_max")}
+        w_min, w_max = a["w_min"] * scale, a["w_max"] * scale
+        soft = self.synapse_type.weight_dependence.bounds == "soft"
+        amplitude = (w_max - w_min) if soft else w_max  # PyNN's amplitudes are relative to the weight range
+        return STDP(tau_plus=a["tau_plus"], tau_minus=a["tau_minus"], A_plus=a["A_plus"] * amplitude,
+                    A_minus=a["A_minus"] * amplitude, w_min=w_min, w_max=max(w_max, w_min + 1e-12),
+                    bounds="soft" if soft else "hard")
+
+    def _read_learned(self, net, net_state) -> None:
+        """Copy the weights learned in the last run back into the connections (PyNN units)."""
+        for name, (rows, pre_idx, post_idx, scale) in self._plastic.items():
+            projection = net.projections[name]
+            learned = np.asarray(projection.learned(net_state.projections[name]).weights).ravel()
+            slots = projection.synapse_slots(list(zip(pre_idx.tolist(), post_idx.tolist())))
+            self._attrs["weight"][rows] = learned[slots] / scale
 
     def _stp(self, rows):
         if "tau_rec" not in self._attrs:
@@ -156,10 +182,13 @@ class Projection(common.Projection):
         delays = self._attrs["delay"][rows]
         receptor = self.receptor_type
         stp = self._stp(rows)
+        rule = self._stdp(rows, scale) if isinstance(self.synapse_type, STDPMechanism) else None
         if np.allclose(delays, delays[0]):
             matrix = connectivity.from_indices(pre_idx, post_idx, n_pre, n_post, weights.astype(np.float32),
-                                               multapses=True)
-            return bs.Projection(pre, post, receptor, matrix, delay=float(delays[0]), stp=stp)
+                                               multapses=rule is None)
+            return bs.Projection(pre, post, receptor, matrix, delay=float(delays[0]), stp=stp, plasticity=rule)
+        if rule is not None:
+            raise NotImplementedError("brainsim.pynn: STDP with heterogeneous delays in one projection")
         op = bs.DelayedEventOperator.from_indices(pre_idx, post_idx, n_pre, n_post, weights.astype(np.float32),
                                                   delays, dt=dt)
         return bs.DelayedProjection(pre, post, receptor, op, stp=stp)
