@@ -255,3 +255,19 @@ def test_escape_noise_fires_at_its_rate_whatever_dt():
                           jax.random.split(jax.random.key(1), 3000))[1]
     counts = np.asarray(spikes.sum(0))
     assert counts[1] > 5 * counts[0] and abs(counts[1] / 3.0 - 10.0) < 6.0  # 10 Hz at v = -50 mV (30 +- 5.5)
+
+
+def test_ornstein_uhlenbeck_conductance():
+    # the docstring's example: g_e is an OU process (mean g_e0, std sigma_e) driving the membrane
+    model = EquationNeuron(2000, """
+        dv/dt = (g_L*(E_L - v) + g_e*(E_e - v) + I_syn)/C_m : volt
+        dg_e/dt = (g_e0 - g_e)/tau_e + sigma_e*sqrt(2/tau_e)*xi_e : siemens
+        """, params=dict(g_L=10.0, E_L=-70.0, E_e=0.0, C_m=200.0, g_e0=5.0, tau_e=2.7, sigma_e=1.5),
+        threshold="v > 1000", method="exp_euler", initial={"v": -70.0, "g_e": 5.0})
+
+    def body(s, k):
+        return model.step(s, None, 0.1, key=k)[0], s.g_e
+
+    _, g = jax.lax.scan(body, model.init(), jax.random.split(jax.random.key(4), 600))
+    g = np.asarray(g[100::27])  # snapshots one tau_e apart
+    assert abs(g.mean() - 5.0) < 0.05 and abs(g.std() / 1.5 - 1) < 0.05

@@ -8,6 +8,11 @@
         ''', params=dict(C_m=281.0, g_L=30.0, E_L=-70.6, V_T=-50.4, delta_T=2.0, a=4.0, tau_w=144.0, b=80.5,
                          v_reset=-70.6), threshold="v > 0", reset="v = v_reset; w += b", initial={"v": "E_L"})
 
+Noise is part of the equations, e.g. a membrane with an Ornstein–Uhlenbeck conductance (Destexhe et al. 2001)::
+
+    dv/dt = (g_L*(E_L - v) + g_e*(E_e - v) + I_syn)/C_m : volt
+    dg_e/dt = (g_e0 - g_e)/tau_e + sigma_e*sqrt(2/tau_e)*xi_e : siemens
+
 Equations are text (Brian2's syntax, parsed with SymPy: ``brainsim.neurons.equation_text``) or Python
 functions of a namespace ``q`` (``q.v``, ``q.C_m``, ``q.I_syn``): ``{"v": lambda q: (q.E_L - q.v)/q.tau}``.
 Numbers are in brainsim's units (ms, mV, pA, nS, pF); time derivatives are per ms.
