@@ -18,8 +18,7 @@ Refractory counting: after a spike in step k, ``refractory_convention="brian2"``
 k + t_ref/dt (Brian2's ``(unless refractory)``: t_ref/dt - 1 frozen steps), ``"nest"`` in step k + t_ref/dt + 1
 (NEST's t_ref/dt frozen steps). Input arriving while the membrane is frozen is discarded, including the charge of
 a ``Delta`` (voltage-jump) synapse: NEST's ``iaf_psc_delta`` default (``refractory_input=False``). Brian2's
-``on_pre="v += w"`` instead moves v of a refractory neuron; an ``EquationNeuron`` with ``unless_refractory=()``
-and the jump written in the reset-free equations is the way to get that behaviour.
+``on_pre="v += w"`` instead moves v of a refractory neuron (not available for ``LIF``).
 """
 from __future__ import annotations
 
