@@ -22,7 +22,7 @@ def _random_case(seed, n_pre, n_post, p, spike_p):
 # native CPU kernel and the portable pure-JAX path; native=True fails where a compiler is present but the
 # kernels do not build (the `native` and `native_kernels` fixtures in conftest.py)
 @pytest.mark.parametrize("native", [True, False], indirect=True)
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=6, deadline=None)  # each example compiles anew (shapes differ)
 @given(seed=st.integers(0, 10_000), n_pre=st.integers(1, 120), n_post=st.integers(1, 90),
        p=st.floats(0.0, 1.0), spike_p=st.sampled_from([0.0, 0.02, 0.3, 1.0]), capacity=st.integers(1, 64))
 def test_event_operator_equals_dense_and_bcoo(native, seed, n_pre, n_post, p, spike_p, capacity):
