@@ -271,3 +271,62 @@ def test_ornstein_uhlenbeck_conductance():
     _, g = jax.lax.scan(body, model.init(), jax.random.split(jax.random.key(4), 600))
     g = np.asarray(g[100::27])  # snapshots one tau_e apart
     assert abs(g.mean() - 5.0) < 0.05 and abs(g.std() / 1.5 - 1) < 0.05
+
+
+# ------------------------------------------------------------------------------------- synapses from equations
+ALPHA_TEXT = """
+dg/dt = (e*y - g)/tau : siemens
+dy/dt = -y/tau : siemens
+"""
+
+
+def test_equation_kinetics_equal_the_built_in_alpha_and_dual_exponential():
+    from brainsim.synapses import EquationKinetics
+
+    cases = [
+        (bs.Alpha(2.0), EquationKinetics(ALPHA_TEXT, params={"tau": 2.0, "e": float(np.e)}, on_arrival="y += w")),
+        (bs.DualExponential(1.0, 5.0), EquationKinetics(
+            {"a": lambda q: -q.a / q.tau_d, "b": lambda q: -q.b / q.tau_r},
+            params={"tau_r": 1.0, "tau_d": 5.0, "norm": float(bs.DualExponential(1.0, 5.0)._peak_normalisation())},
+            on_arrival="a += w; b += w", value="norm*(a - b)")),
+    ]
+    for built_in, ours in cases:
+        s1, s2 = built_in.init(3), ours.init(3)
+        w = jnp.array([1.0, 2.0, 0.5])
+        v1, v2 = [], []
+        for k in range(200):
+            if k in (10, 60):
+                s1, s2 = built_in.arrive(s1, w), ours.arrive(s2, w)
+            v1.append(built_in.value(s1, 0.1))
+            v2.append(ours.value(s2, 0.1))
+            s1, s2 = built_in.decay(s1, 0.1), ours.decay(s2, 0.1)
+        np.testing.assert_allclose(np.array(v2), np.array(v1), rtol=1e-4, atol=1e-6)
+    assert len(cases[0][1].time_constants()) == 2
+
+
+def test_equation_kinetics_drive_a_network_like_the_built_in():
+    from brainsim.synapses import EquationKinetics
+
+    def trace(kinetics):
+        net = bs.Network({"src": bs.Population(bs.SpikeTimes(1, [1.0, 3.0], [0, 0], 0.1)),
+                          "n": bs.Population(bs.LIF(1, v_th=1e9), {"g": bs.Receptor(kinetics, bs.ConductanceOutput(0.0))})},
+                         {"p": bs.Projection("src", "n", "g", bs.connectivity.from_indices([0], [0], 1, 1, 2.0))})
+        return bs.simulate(net, 20.0, 0.1, key=jax.random.key(0), monitors=[bs.StateMonitor("n", "v")]).traces["n.v"][1]
+
+    ours = EquationKinetics(ALPHA_TEXT, params={"tau": 2.0, "e": float(np.e)}, on_arrival="y += w")
+    np.testing.assert_allclose(trace(ours), trace(bs.Alpha(2.0)), atol=1e-4)
+
+
+def test_equation_kinetics_errors():
+    from brainsim.synapses import EquationKinetics
+
+    with pytest.raises(ValueError, match="linear and homogeneous"):
+        EquationKinetics("dg/dt = -g*g : siemens", on_arrival="g += w")
+    with pytest.raises(ValueError, match="linear and homogeneous"):
+        EquationKinetics("dg/dt = 1 - g : siemens", on_arrival="g += w")
+    with pytest.raises(ValueError, match="on_arrival must say"):
+        EquationKinetics("dg/dt = -g : siemens")
+    with pytest.raises(ValueError, match="unknown variable 'h'"):
+        EquationKinetics("dg/dt = -g : siemens", on_arrival="h += w")
+    with pytest.raises(ValueError, match="'tau' without a value"):
+        EquationKinetics("dg/dt = -g/tau : siemens", on_arrival="g += w")

@@ -42,6 +42,16 @@ _DIFF = re.compile(r"^d\s*([A-Za-z_]\w*)\s*/\s*dt$")
 _NOISE = re.compile(r"^xi(_\w+)?$")
 
 
+class Namespace(dict):
+    """The names an equation function reads: ``q.v`` or ``q["v"]``."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"equations read unknown name {name!r}; known: {', '.join(self)}") from None
+
+
 class Block(NamedTuple):
     """A parsed equations block: derivatives and subexpressions as text, frozen variables, declared parameters."""
 

@@ -63,20 +63,11 @@ from .._types import Array, ArrayLike
 from ..core.integrators import refractory_countdown, rk4
 from ..spikes import check_slope, check_surrogate, spike
 from . import equation_text
+from .equation_text import Namespace
 from .base import AbstractNeuron, SynapticInput, as_input
 
 EQUATION_METHODS = ("euler", "rk2", "rk4", "exp_euler", "exact")
 _RESERVED = ("refractory", "I_syn", "t", "dt")
-
-
-class Namespace(dict):
-    """The names an equation reads: ``q.v`` or ``q["v"]``."""
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"equations read unknown name {name!r}; known: {', '.join(self)}") from None
 
 
 @functools.lru_cache(maxsize=128)
