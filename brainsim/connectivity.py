@@ -161,6 +161,55 @@ def _rows_with_degrees(key, degrees, n_pre, n_post, weight, rng, autapses, owner
     return _to_bcoo(pre, post, _weights(weight, len(pre), rng, owner), (n_pre, n_post))
 
 
+def distance_dependent(key, pre_positions, post_positions, probability: Callable[[np.ndarray], np.ndarray],
+                       weight: WeightSpec = 1.0, *, autapses: bool = True, box=None,
+                       chunk_pairs: int = 4_000_000) -> sparse.BCOO:
+    """Each synapse i -> j exists independently with probability ``probability(d_ij)``, ``d_ij`` the Euclidean
+    distance between the neurons' positions (NEST's and PyNN's distance-dependent connectors).
+
+    Args:
+        key: JAX PRNG key.
+        pre_positions, post_positions: ``(n, dims)`` positions (any length unit, e.g. µm; ``(n,)`` for 1-D).
+        probability: vectorised ``p(d)`` with values in [0, 1], e.g. ``lambda d: 0.3 * np.exp(-d / 200.0)``.
+        weight: scalar, per-synapse array (in the stored order) or ``f(rng, n) -> array`` (nS or pA).
+        autapses: if False, neuron i does not connect to itself (requires the same population on both sides).
+        box: side lengths of a periodic box (torus; distances wrap around), or None.
+        chunk_pairs: candidate pairs evaluated at once (bounds memory; the result does not depend on it).
+    """
+    owner = "distance_dependent"
+    pre = np.asarray(numbers(pre_positions, "pre_positions", owner))
+    post = np.asarray(numbers(post_positions, "post_positions", owner))
+    pre, post = (x[:, None] if x.ndim == 1 else x for x in (pre, post))
+    if pre.ndim != 2 or post.ndim != 2 or pre.shape[1] != post.shape[1]:
+        raise ValueError(f"{owner}: positions must be (n, dims) arrays with the same dims, got {pre.shape} and "
+                         f"{post.shape}")
+    n_pre, n_post = check_size(len(pre), owner, "n_pre"), check_size(len(post), owner, "n_post")
+    _check_square_for_autapses(n_pre, n_post, autapses, owner)
+    period = None if box is None else np.broadcast_to(np.asarray(numbers(box, "box", owner)), (pre.shape[1],))
+    rng = _host_rng(key)
+    rows = max(1, int(chunk_pairs) // n_post)
+    pre_idx, post_idx = [], []
+    for start in range(0, n_pre, rows):
+        block = pre[start:start + rows]
+        delta = np.abs(block[:, None, :] - post[None, :, :])
+        if period is not None:
+            delta = np.minimum(delta, period - delta)
+        p = np.asarray(probability(np.sqrt(np.sum(delta ** 2, axis=-1))), np.float64)
+        if p.shape != delta.shape[:2] or not np.all((p >= 0) & (p <= 1)):
+            raise ValueError(f"{owner}: probability(d) must return values in [0, 1] of the distances' shape")
+        hit = rng.random(p.shape) < p  # draws in row-major order from one stream: the same for any chunk_pairs
+        if not autapses:
+            local = np.arange(len(block))
+            hit[local, start + local] = False
+        i, j = np.nonzero(hit)
+        pre_idx.append(i + start)
+        post_idx.append(j)
+    pre_idx = np.concatenate(pre_idx) if pre_idx else np.zeros(0, np.int64)
+    post_idx = np.concatenate(post_idx) if post_idx else np.zeros(0, np.int64)
+    indices = np.stack([pre_idx, post_idx], axis=1).astype(np.int32)  # row-major already
+    return _sorted_bcoo(indices, _weights(weight, len(pre_idx), rng, owner), (n_pre, n_post))
+
+
 def fixed_out_degree(key, n_pre: int, n_post: int, k: int, weight: WeightSpec = 1.0, *,
                      autapses: bool = True) -> sparse.BCOO:
     """Every presynaptic neuron projects to exactly ``k`` distinct postsynaptic neurons."""

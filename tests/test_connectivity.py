@@ -172,3 +172,38 @@ def test_weight_and_initial_distributions():
         Uniform(1.0, 1.0)
     with pytest.raises(ValueError, match="std must be >= 0"):
         Normal(0.0, -1.0)
+
+
+def test_distance_dependent_probability_follows_the_profile():
+    rng = np.random.default_rng(0)
+    pos = rng.uniform(0, 1000.0, size=(1500, 2))  # µm
+    profile = lambda d: 0.4 * np.exp(-d / 150.0)  # noqa: E731
+    m = conn.distance_dependent(jax.random.key(0), pos, pos, profile, 0.5, autapses=False)
+    pre, post = np.asarray(m.indices).T
+    assert np.all(pre != post) and np.all(np.asarray(m.data) == 0.5)
+    assert np.all(np.diff(pre) >= 0)  # sorted rows
+    d_all = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    d_syn = d_all[pre, post]
+    bins = np.array([0, 50, 100, 200, 400, 800])
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        candidates = (d_all >= lo) & (d_all < hi)
+        np.fill_diagonal(candidates, False)
+        expected = profile(d_all[candidates]).sum()
+        got = np.count_nonzero((d_syn >= lo) & (d_syn < hi))
+        assert abs(got - expected) < 4 * np.sqrt(expected) + 1, (lo, hi, got, expected)
+    again = conn.distance_dependent(jax.random.key(0), pos, pos, profile, 0.5, autapses=False,
+                                            chunk_pairs=100_000)
+    np.testing.assert_array_equal(np.asarray(again.indices), np.asarray(m.indices))  # chunking changes nothing
+
+
+def test_distance_dependent_periodic_box_and_errors():
+    pos = np.array([[5.0], [995.0], [500.0]])
+    near = lambda d: (d < 20.0).astype(float)  # noqa: E731
+    torus = conn.distance_dependent(jax.random.key(1), pos, pos, near, autapses=False, box=1000.0)
+    assert sorted(map(tuple, np.asarray(torus.indices).tolist())) == [(0, 1), (1, 0)]  # 10 µm apart across the edge
+    flat = conn.distance_dependent(jax.random.key(1), pos, pos, near, autapses=False)
+    assert flat.nse == 0
+    with pytest.raises(ValueError, match="values in \\[0, 1\\]"):
+        conn.distance_dependent(jax.random.key(1), pos, pos, lambda d: d)
+    with pytest.raises(ValueError, match="same dims"):
+        conn.distance_dependent(jax.random.key(1), pos, np.zeros((3, 2)), near)
