@@ -180,9 +180,12 @@ def distance_dependent(key, pre_positions, post_positions, probability: Callable
     pre = np.asarray(numbers(pre_positions, "pre_positions", owner))
     post = np.asarray(numbers(post_positions, "post_positions", owner))
     pre, post = (x[:, None] if x.ndim == 1 else x for x in (pre, post))
+    for name, x in (("pre_positions", pre), ("post_positions", post)):
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{owner}: {name} contain NaN or infinite values")
     if pre.ndim != 2 or post.ndim != 2 or pre.shape[1] != post.shape[1]:
-        raise ValueError(f"{owner}: positions must be (n, dims) arrays with the same dims, got {pre.shape} and "
-                         f"{post.shape}")
+        raise ValueError(f"{owner}: pre_positions and post_positions must be (n, dims) arrays with the same dims, "
+                         f"got {pre.shape} and {post.shape}")
     n_pre, n_post = check_size(len(pre), owner, "n_pre"), check_size(len(post), owner, "n_post")
     _check_square_for_autapses(n_pre, n_post, autapses, owner)
     period = None if box is None else np.broadcast_to(np.asarray(numbers(box, "box", owner)), (pre.shape[1],))

@@ -166,6 +166,9 @@ ENTRY_POINTS = {
         **({"matrix": _matrix(), "delays": 2} | k)),
                              {"delays": "nonnegative", "dt": "scalar_positive", "max_delay": "optional_count",
                               "capacity": "optional_count"}),
+    "distance_dependent": (lambda **k: connectivity.distance_dependent(jax.random.key(0), **(
+        {"pre_positions": np.zeros((4, 4)), "post_positions": np.zeros((4, 4)), "probability": lambda d: 0.5 + 0 * d}
+        | k)), {"pre_positions": "matrix_finite"}),
     "fixed_in_degree": (lambda **k: connectivity.fixed_in_degree(jax.random.key(0), **({"n_pre": 4, "n_post": 4,
                                                                                        "k": 2} | k)),
                         {"n_pre": "count", "n_post": "count", "k": "degree"}),
