@@ -278,6 +278,14 @@ class SpikeMonitor(AbstractMonitor):
 _WHEN = ("start", "end")
 
 
+def _write_every(acc, i, value, every: int, phase: int):
+    """``acc`` with row ``i // every`` set to ``value`` at the steps ``i`` with ``i % every == phase``."""
+    row = i // every
+    keep = jax.lax.dynamic_index_in_dim(acc, row, keepdims=False)
+    value = jnp.where(i % every == phase, value.astype(acc.dtype), keep)
+    return jax.lax.dynamic_update_index_in_dim(acc, value, row, 0)
+
+
 def _set_indices(monitor, owner: str) -> None:
     """Normalise a monitor's ``indices`` (neurons or elements to record) to a tuple of ints."""
     if monitor.indices is None:
@@ -375,11 +383,7 @@ class StateMonitor(AbstractVariableMonitor):
         return jnp.zeros((-(-n_steps // self.every), width))
 
     def update(self, acc, i, before, after, spikes, dt):
-        value = self._value(before, after)
-        row = i // self.every
-        keep = jax.lax.dynamic_index_in_dim(acc, row, keepdims=False)
-        value = jnp.where(i % self.every == 0, value.astype(acc.dtype), keep)
-        return jax.lax.dynamic_update_index_in_dim(acc, value, row, 0), None
+        return _write_every(acc, i, self._value(before, after), self.every, 0), None
 
     def finish(self, acc, ys, n_steps):
         return acc
@@ -489,10 +493,7 @@ class ProjectionMonitor(AbstractMonitor):
         return jnp.zeros((-(-n_steps // self.every), size))
 
     def update(self, acc, i, before, after, spikes, dt):
-        row = i // self.every
-        keep = jax.lax.dynamic_index_in_dim(acc, row, keepdims=False)
-        value = jnp.where(i % self.every == self.every - 1, after.value.astype(acc.dtype), keep)
-        return jax.lax.dynamic_update_index_in_dim(acc, value, row, 0), None
+        return _write_every(acc, i, after.value, self.every, self.every - 1), None
 
     def finish(self, acc, ys, n_steps):
         return acc

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._checks import _is_concrete
 from .monitors import SpikeMonitor, StateMonitor, check_monitors
-from .simulate import SimulationResult, run
+from .simulate import _result, run
 
 
 def _getter(path: str) -> Callable:
@@ -126,11 +126,9 @@ def sweep(network, params: Mapping[str, Sequence], duration: float, dt: float, *
     results = []
     first = int(state.step)
     for k in range(n_sets):
-        result = SimulationResult(state=jax.tree.map(lambda x: x[k], final), dt=dt, duration=n_steps * dt)
+        collected = [[m.to_host(np.asarray(rec[k]), first, dt)] for m, rec in zip(recorded, records)]
+        result = _result(network, recorded, collected, jax.tree.map(lambda x: x[k], final), dt, first, n_steps,
+                         0.0, 0.0)
         result.params.update({p: np.asarray(stacked[p][k]) for p in paths})
-        for m, rec in zip(recorded, records):
-            part = m.to_host(np.asarray(rec[k]), first, dt)
-            size = network.populations[m.population].size
-            getattr(result, m.section)[m.name] = m.join([part], size, first * dt, n_steps * dt)
         results.append(result)
     return results

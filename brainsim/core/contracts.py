@@ -32,6 +32,7 @@ parameters of ``Network.step``.
 from __future__ import annotations
 
 import abc
+from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import equinox as eqx
@@ -103,7 +104,7 @@ class StepContext(NamedTuple):
     spikes: Mapping[str, Array]
     signals: Mapping[str, Any]
     projection: Optional[str] = None
-    potentials: Mapping[str, Any] = {}
+    potentials: Mapping[str, Any] = MappingProxyType({})
 
     def signal(self) -> Any:
         """The signal addressed to the projection now delivering (``None`` when it has none)."""

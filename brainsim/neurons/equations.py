@@ -314,16 +314,17 @@ class EquationNeuron(AbstractNeuron):
         q = self._namespace(y, inputs)
         return {name: self._broadcast(fn(q)) for name, fn in zip(self.variables, self.derivatives)}
 
-    def _self_rates(self, rhs, y: dict) -> dict:
-        """``B = d(dx/dt)/dx`` of every variable at ``y`` (forward-mode, one pass a variable)."""
-        out = {}
+    def _jacobian_columns(self, rhs, y: dict) -> dict:
+        """``{y_j: {x: d(dx/dt)/dy_j}}`` at ``y``: one forward-mode pass a variable (the models are elementwise
+        across neurons, so a tangent of ones gives each neuron's own derivative)."""
+        columns = {}
         for name in self.variables:
             tangent = {k: jnp.ones_like(v) if k == name else jnp.zeros_like(v) for k, v in y.items()}
-            out[name] = jax.jvp(rhs, (y,), (tangent,))[1][name]
-        return out
+            columns[name] = jax.jvp(rhs, (y,), (tangent,))[1]
+        return columns
 
     def _integrate(self, rhs, y: dict, dt: float) -> tuple[dict, Optional[dict]]:
-        """``(values after dt, self-rates B or None)`` by the model's method, without noise."""
+        """``(values after dt, self-rates B = d(dx/dt)/dx or None)`` by the model's method, without noise."""
         if self.method == "euler":
             f = rhs(y)
             return {k: y[k] + dt * f[k] for k in y}, None
@@ -333,17 +334,13 @@ class EquationNeuron(AbstractNeuron):
             return {k: y[k] + dt * f_mid[k] for k in y}, None
         if self.method == "rk4":
             return rk4(rhs, y, dt), None
-        f, rates = rhs(y), self._self_rates(rhs, y)
+        f, columns = rhs(y), self._jacobian_columns(rhs, y)
+        rates = {k: columns[k][k] for k in self.variables}
         if self.method == "exp_euler":
             return {k: y[k] + dt * _phi1(rates[k] * dt) * f[k] for k in y}, rates
         # exact: y + [expm([[J dt, f dt], [0, 0]])]_{:n, n}
         names, n = self.variables, len(self.variables)
-        columns = []
-        for name in names:
-            tangent = {k: jnp.ones_like(v) if k == name else jnp.zeros_like(v) for k, v in y.items()}
-            col = jax.jvp(rhs, (y,), (tangent,))[1]
-            columns.append(jnp.stack([col[k] for k in names], axis=-1))  # (size, n): d f_k / d y_name
-        jac = jnp.stack(columns, axis=-1)  # (size, n, n)
+        jac = jnp.stack([jnp.stack([columns[j][k] for k in names], axis=-1) for j in names], axis=-1)  # (size, n, n)
         top = jnp.concatenate([jac, jnp.stack([f[k] for k in names], axis=-1)[..., None]], axis=-1) * dt
         aug = jnp.concatenate([top, jnp.zeros((self.size, 1, n + 1), top.dtype)], axis=1)
         delta = jax.scipy.linalg.expm(aug)[:, :n, n]
