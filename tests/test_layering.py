@@ -16,8 +16,8 @@ LAYERS = [
     ("network", ["network", "_population_step", "fused_lif"]),
     ("simulate", ["simulate", "adjoints", "monitors", "evaluation", "checkpoint", "networks", "plotting", "neo_export",
                   "sweeps"]),
-    ("train", ["train"]),
-    ("interop", ["train.nnx"]),
+    ("train", ["train", "events"]),
+    ("interop", ["train.nnx", "nir"]),
     ("entry", ["cli", "__main__", "", "pynn"]),  # user-facing interfaces over the whole package
 ]
 
