@@ -13,14 +13,16 @@ and the records are the same whichever is chosen, up to float rounding:
 
   * a source whose output is a recorded series (``AbstractSource.replay``: ``Signal``) is read at once;
   * a population of plain ``LIF`` neurons (exponential Euler) with one ``Instant`` current receptor, fed by one
-    ``DenseProjection(same_step=True)`` and at most one recurrent ``DenseProjection`` without bias, and no
+    same-step projection (a ``DenseProjection``, or any projection giving its ``sequence_amounts``, e.g. a
+    convolution) and at most one recurrent ``DenseProjection`` without bias, and no
     drive or injected current, runs as the fused LIF sequence (``brainsim.fused_lif``: forward and backward
     sweeps in native code on CPU), together with a ``LeakyIntegrator`` population fed only by it through a
     ``DenseProjection(same_step=True)`` right behind it, provided the monitors of these populations read no
     state variable but ``v``. ``fuse`` (True, False, or the names of the populations allowed) chooses where.
 
   Every other population steps in a loop of its own (``Population.step``, its drives, its recurrent
-  projections).
+  projections); the amounts of its same-step projections that give ``sequence_amounts`` are computed for the
+  whole sequence before that loop.
 
 The adjoint (``brainsim.adjoints``) differentiates each loop either order runs.
 """
@@ -144,7 +146,7 @@ class LayerByLayer(AbstractOrder):
                     records[j] = monitors[j].record_sequence(steps, None, None, outputs[name], dt)
                 done.add(name)
                 continue
-            plan = self._fusion(network, name, currents, monitors) if self._may_fuse(name) else None
+            plan = self._fusion(network, name, currents, monitors, outputs, dt) if self._may_fuse(name) else None
             if plan is not None:
                 fused = self._run_fused(network, state, plan, outputs, n_steps, dt, steps, monitors, records)
                 for pname, (model_state, receptor_states, spikes) in fused.items():
@@ -172,14 +174,21 @@ class LayerByLayer(AbstractOrder):
         incoming = {p: proj for p, proj in network.projections.items() if proj.post == name}
         drives = [(d, drive) for d, drive in enumerate(network.drives) if drive.target == name]
         n_pop = len(network.populations)
-        pre_seq = {proj.pre: outputs[proj.pre] for proj in incoming.values() if proj.same_step}
+        at_once = {}  # same-step projections whose amounts over the sequence are computed before the loop
+        for pname, proj in incoming.items():
+            if proj.same_step:
+                amounts = proj.sequence_amounts(outputs[proj.pre], dt)
+                if amounts is not None:
+                    at_once[pname] = amounts
+        pre_seq = {proj.pre: outputs[proj.pre] for pname, proj in incoming.items()
+                   if proj.same_step and pname not in at_once}
         first_step = state.step
         accs = [m.init(m.size(network, state), n_steps) for _, m in mine]
         carry = ((state.neurons[name], state.receptors[name], {p: state.projections[p] for p in incoming}), accs)
 
         def body(carry, xs):
             (model_state, receptor_states, proj_states), accs = carry
-            i, step_keys, pre_now, current = xs
+            i, step_keys, pre_now, amounts_now, current = xs
             receptor_states, proj_states = dict(receptor_states), dict(proj_states)
             ctx = StepContext(dt=dt, step=first_step + i, spikes=dict(pre_now), signals={})
 
@@ -189,7 +198,11 @@ class LayerByLayer(AbstractOrder):
                     proj_states[pname], receptor_states[proj.receptor], kinetics, ctx._replace(projection=pname))
 
             for pname, proj in incoming.items():
-                if proj.same_step:
+                if pname in amounts_now:
+                    kinetics = pop.receptors[proj.receptor].kinetics
+                    receptor_states[proj.receptor] = kinetics.arrive(receptor_states[proj.receptor],
+                                                                     amounts_now[pname])
+                elif proj.same_step:
                     deliver(pname, proj)
             t = _start_time(first_step + i, dt)
             total = sum((drive.current(pop, t, dt, step_keys[n_pop + d]) for d, drive in drives), jnp.zeros(()))
@@ -210,22 +223,29 @@ class LayerByLayer(AbstractOrder):
                 ys.append(y)
             return ((new_state, receptor_states, proj_states), accs), (spikes, ys)
 
-        (final, accs), ys = adjoint.scan(body, carry, (steps, keys, pre_seq, current_seq), unroll=unroll)
+        (final, accs), ys = adjoint.scan(body, carry, (steps, keys, pre_seq, at_once, current_seq), unroll=unroll)
         return final, accs, ys
 
     # ------------------------------------------------------------------------------------- fused LIF sequences
-    def _fusion(self, network, name, currents, monitors):
-        """``(name, input projection, recurrent projection or None, readout name or None)`` when ``name`` (and the
-        population behind it) can run as one fused LIF sequence, else None."""
+    def _fusion(self, network, name, currents, monitors, outputs, dt):
+        """``(name, input projection, its amounts over the sequence or None, recurrent projection or None,
+        readout or None)`` when ``name`` (and the population behind it) can run as one fused LIF sequence, else
+        None. A ``DenseProjection`` feed runs inside the fused operation (event-driven product); any other feed
+        that gives its ``sequence_amounts`` (a convolution, ...) is computed first and fed in as currents."""
         pop = network.populations[name]
         if not (fused_lif.supports(pop.model) and self._plain_current_population(network, name, currents, monitors)):
             return None
         incoming = [p for p in network.projections.values() if p.post == name]
         feeds = [p for p in incoming if p.same_step]
         loops = [p for p in incoming if not p.same_step]
-        if (len(feeds) != 1 or len(loops) > 1 or not all(type(p) is DenseProjection for p in incoming)
+        if (len(feeds) != 1 or len(loops) > 1 or not all(type(p) is DenseProjection for p in loops)
                 or (loops and loops[0].bias is not None)):
             return None
+        amounts = None
+        if type(feeds[0]) is not DenseProjection:
+            amounts = feeds[0].sequence_amounts(outputs[feeds[0].pre], dt)
+            if amounts is None:
+                return None
         names = list(network.populations)
         after = names.index(name) + 1
         readout = None
@@ -237,7 +257,7 @@ class LayerByLayer(AbstractOrder):
                     and len(into) == 1 and type(into[0]) is DenseProjection and into[0].same_step
                     and into[0].pre == name):
                 readout = (behind, into[0])
-        return name, feeds[0], (loops[0] if loops else None), readout
+        return name, feeds[0], amounts, (loops[0] if loops else None), readout
 
     @staticmethod
     def _plain_current_population(network, name, currents, monitors) -> bool:
@@ -250,12 +270,15 @@ class LayerByLayer(AbstractOrder):
                 and all(set(m.reads) <= {"v"} for m in monitors if m.population == name))
 
     def _run_fused(self, network, state, plan, outputs, n_steps, dt, steps, monitors, records):
-        name, feed, loop, readout = plan
+        name, feed, amounts, loop, readout = plan
         pop = network.populations[name]
         (receptor, rec), = pop.receptors.items()
         model_state = state.neurons[name]
         i0 = rec.kinetics.value(state.receptors[name][receptor], dt)  # what arrived before the sequence
-        kwargs = dict(dt=dt, w_in=feed.weight, b_in=feed.bias)
+        if amounts is None:
+            inputs, kwargs = outputs[feed.pre], dict(dt=dt, w_in=feed.weight, b_in=feed.bias)
+        else:
+            inputs, kwargs = amounts, dict(dt=dt)
         w_rec = None if loop is None else loop.weight
         fused_readout = None
         if readout is not None:
@@ -263,7 +286,7 @@ class LayerByLayer(AbstractOrder):
             model = network.populations[behind].model
             c_m = model.C_m
             fused_readout = (into.weight / c_m, None if into.bias is None else into.bias / c_m, model.tau)
-        out = fused_lif.lif_sequence(pop.model, outputs[feed.pre], model_state.v, model_state.refractory, i0, w_rec,
+        out = fused_lif.lif_sequence(pop.model, inputs, model_state.v, model_state.refractory, i0, w_rec,
                                      readout=fused_readout, **kwargs)
         spikes, v = out[0], out[1]
         refractory = _refractory_after(model_state.refractory, spikes, pop.model.t_ref, dt)

@@ -61,18 +61,26 @@ class Population(eqx.Module):
             ``LiRinzel``, ``{"v": -65.0}`` mV where the model's ``init`` takes it); a value may be a distribution
             (``brainsim.distributions``: ``{"v": Normal(-58.0, 10.0)}``), drawn for every neuron by
             ``Network.init(dt, key=...)``.
+        shape: optional layout of the neurons, e.g. ``(channels, height, width)`` for the output of a
+            convolution (its product is the model's size; state stays one flat vector per variable, read
+            channels-first; ``unflatten`` gives arrays this shape). Default ``(size,)``.
     """
 
     model: AbstractPopulationModel
     receptors: dict
     initial: dict
+    shape: tuple = eqx.field(static=True)
 
     def __init__(self, model, receptors: Optional[Mapping[str, Receptor]] = None, *,
-                 initial: Optional[Mapping[str, Any]] = None):
+                 initial: Optional[Mapping[str, Any]] = None, shape=None):
         if not isinstance(model, AbstractPopulationModel):
             raise TypeError(f"Population: model must be a neuron model, spike source or astrocyte model "
                             f"(AbstractNeuron / AbstractSource / AbstractAstrocyte), got {type(model).__name__}")
         self.model = model
+        self.shape = (model.size,) if shape is None else tuple(int(n) for n in np.atleast_1d(shape))
+        if int(np.prod(self.shape)) != model.size or min(self.shape) < 1:
+            raise ValueError(f"Population: shape {shape!r} does not hold the {model.size} neurons of "
+                             f"{type(model).__name__}")
         self.receptors = FrozenDict(check_mapping(receptors, "receptors", "Population"))
         self.initial = FrozenDict(check_mapping(initial, "initial", "Population"))
         if self.receptors and not isinstance(model, (AbstractNeuron, AbstractAstrocyte)):
@@ -94,6 +102,11 @@ class Population(eqx.Module):
     @property
     def size(self) -> int:
         return self.model.size
+
+    def unflatten(self, values):
+        """``values (..., size)`` (a monitor's record, a state variable) as ``(..., *shape)``."""
+        values = jnp.asarray(values)
+        return values.reshape(values.shape[:-1] + self.shape)
 
     def init(self, *, key=None) -> tuple[Any, dict]:
         """``(model state, {receptor name: empty kinetic state})``; initial conditions given as distributions are

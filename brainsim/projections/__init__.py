@@ -3,7 +3,8 @@
 ``AbstractProjection`` (``base.py``) is the contract. Kinds: ``EventProjection`` (static weights, event-driven,
 optional STP and homogeneous delay), ``DelayedProjection`` (per-synapse delays), ``PlasticProjection``
 (weights changed by a local learning rule), ``DenseProjection`` (all-to-all learnable weights, optionally
-delivered within the step as ML layers do), ``GapJunctionProjection`` (electrical synapses), ``GradedProjection`` (a population's graded output, e.g. an
+delivered within the step as ML layers do), ``MappedProjection`` (any differentiable map of the presynaptic
+output: convolutions, pooling), ``GapJunctionProjection`` (electrical synapses), ``GradedProjection`` (a population's graded output, e.g. an
 astrocyte's slow inward current, through sparse weights). ``StateSignal`` turns a population's state variable into
 the signal of a component (an ``AbstractSignal``). ``Projection(...)`` builds the kind its arguments ask for.
 """
@@ -19,6 +20,7 @@ from .dense import DenseProjection
 from .event import EventProjection
 from .gap import GapJunctionProjection
 from .graded import GradedProjection, StateSignal
+from .mapped import MappedProjection
 from .plastic import PlasticProjection, PlasticState
 from .presynaptic import PresynapticState, check_delay
 
@@ -64,4 +66,4 @@ def Projection(pre: str, post: str, receptor: str, weights, *, delay: float = 0.
 
 
 __all__ = ["AbstractProjection", "DelayedProjection", "DelayedState", "DenseProjection", "EventProjection",
-           "GapJunctionProjection", "GradedProjection", "PlasticProjection", "PlasticState", "PresynapticState", "Projection", "StateSignal"]
+           "GapJunctionProjection", "GradedProjection", "MappedProjection", "PlasticProjection", "PlasticState", "PresynapticState", "Projection", "StateSignal"]

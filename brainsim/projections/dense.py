@@ -68,8 +68,12 @@ class DenseProjection(AbstractProjection):
     def init(self, dt: float):
         return None
 
+    def _amounts(self, pre_output):
+        amount = event_matmul(pre_output, self.weight)
+        return amount if self.bias is None else amount + self.bias
+
     def deliver(self, state, target, kinetics: AbstractKinetics, ctx: StepContext):
-        amount = event_matmul(ctx.spikes[self.pre], self.weight)
-        if self.bias is not None:
-            amount = amount + self.bias
-        return state, kinetics.arrive(target, amount)
+        return state, kinetics.arrive(target, self._amounts(ctx.spikes[self.pre]))
+
+    def sequence_amounts(self, pre_outputs, dt: float):
+        return self._amounts(pre_outputs) if self.same_step else None

@@ -2,7 +2,7 @@
 ML layers, encoders, losses, regularizers, an Optax ``fit`` loop and memory modes for BPTT.
 
 Modules: ``surrogates`` (re-export of ``brainsim.spikes``), ``bijections``, ``layers``, ``encoders``,
-``losses``, ``regularizers``, ``bptt``, ``fit``, ``astro_layer`` (``AstroLIFLayer``), ``nnx`` (Flax NNX adapter, imported on demand).
+``maps`` (convolutions, pooling, flatten: spatial layers' projections), ``losses``, ``regularizers``, ``bptt``, ``fit``, ``astro_layer`` (``AstroLIFLayer``), ``nnx`` (Flax NNX adapter, imported on demand).
 """
 from .astro_layer import AstroLIFLayer
 from . import bijections, bptt, encoders, losses, regularizers, surrogates
@@ -12,4 +12,5 @@ from .bptt import checkpointed_scan, truncated_loss
 from .fit import (FitResult, NonFiniteLossError, TrainingInterrupted, fit, load_checkpoint, make_train_step,
                   save_checkpoint)
 from .layers import LeakyReadout, Linear, Sequential, SparseLinear, SpikingLayer, ml_lif
+from .maps import AbstractSynapticMap, AvgPool2d, Chain, Conv1d, Conv2d, Flatten, MaxPool2d, SumPool2d
 from .surrogates import SURROGATES, spike, surrogate_derivative

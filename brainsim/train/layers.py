@@ -38,12 +38,13 @@ from ..monitors import CountMonitor, MeanMonitor, SpikeMonitor, StateMonitor
 from ..network import Network, Population
 from ..neurons import LIF, AdaptiveLIF, LeakyIntegrator
 from ..plasticity.modulators import Signal
-from ..projections import DenseProjection, EventProjection
+from ..projections import DenseProjection, EventProjection, MappedProjection
 from ..propagation import EventOperator
 from ..simulate import run
 from ..synapses import CurrentOutput, Exponential, Instant, Receptor
 from . import bptt
 from .bijections import Constrained, Positive, resolve
+from .maps import AbstractSynapticMap
 
 
 def ml_lif(size: int, *, tau_m=10.0, v_th=1.0, surrogate="fast_sigmoid", slope=10.0, learn_tau=True,
@@ -67,7 +68,7 @@ def _glorot(key, n_in, n_out, scale=1.0):
     return scale * jax.random.normal(key, (n_in, n_out)) * np.sqrt(2.0 / (n_in + n_out))
 
 
-class Linear(eqx.Module):
+class Linear(AbstractSynapticMap):
     """Dense projection ``x @ W + b`` (W: ``(n_in, n_out)``, pA per unit input; may be ``Constrained``).
 
     With ``events=True`` (default) the product is ``brainsim.event_matmul``: for spike inputs it visits
@@ -77,20 +78,16 @@ class Linear(eqx.Module):
 
     weight: Array
     bias: Optional[Array]
-    n_in: int = eqx.field(static=True)
-    n_out: int = eqx.field(static=True)
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
     events: bool = eqx.field(static=True)
 
     def __init__(self, n_in: int, n_out: int, *, key, bias: bool = True, scale: float = 1.0, weight=None,
                  events: bool = True):
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.in_shape, self.out_shape = (int(n_in),), (int(n_out),)
         self.weight = _glorot(key, n_in, n_out, scale) if weight is None else weight
         self.bias = jnp.zeros((n_out,)) if bias else None
         self.events = bool(events)
-
-    def check_input(self, x: Array) -> None:
-        if x.shape[-1] != self.n_in:
-            raise ValueError(f"Linear: input has {x.shape[-1]} features, expected {self.n_in}")
 
     def __call__(self, x: Array) -> Array:
         self.check_input(x)
@@ -98,8 +95,11 @@ class Linear(eqx.Module):
         y = event_matmul(x, w) if self.events else x @ w
         return y if self.bias is None else y + self.bias
 
+    def apply(self, x: Array) -> Array:
+        return self(x)
 
-class SparseLinear(eqx.Module):
+
+class SparseLinear(AbstractSynapticMap):
     """Event-driven sparse projection through ``brainsim.propagation.EventOperator`` (trainable weights).
 
     ``spikes @ W`` costs O(spikes x fan-out); the gradient with respect to the stored synaptic weights is
@@ -107,12 +107,12 @@ class SparseLinear(eqx.Module):
     """
 
     operator: EventOperator
-    n_in: int = eqx.field(static=True)
-    n_out: int = eqx.field(static=True)
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
 
     def __init__(self, operator: EventOperator):
         self.operator = operator
-        self.n_in, self.n_out = operator.n_pre, operator.n_post
+        self.in_shape, self.out_shape = (operator.n_pre,), (operator.n_post,)
 
     @classmethod
     def random(cls, n_in: int, n_out: int, p: float, *, key, scale: float = 1.0) -> "SparseLinear":
@@ -123,12 +123,14 @@ class SparseLinear(eqx.Module):
         return cls(EventOperator.from_dense(jnp.asarray(w, jnp.float32), native=False))
 
     def __call__(self, x: Array) -> Array:
-        if x.shape[-1] != self.n_in:
-            raise ValueError(f"SparseLinear: input has {x.shape[-1]} features, expected {self.n_in}")
+        self.check_input(x)
         if x.ndim == 1:
             return self.operator(x)
         flat = x.reshape((-1, self.n_in))
         return jax.lax.map(self.operator, flat).reshape(x.shape[:-1] + (self.n_out,))
+
+    def apply(self, x: Array) -> Array:
+        return self(x)
 
 
 class LayerState(NamedTuple):
@@ -137,12 +139,32 @@ class LayerState(NamedTuple):
     spikes: Array  # spikes emitted in the previous step (recurrent input)
 
 
+def _input_projection(n_in, n_out, key, owner: str, *, sparse_p=None, needs_key: bool = False):
+    """``(map or None, n_in, n_out)`` from a layer's first arguments: two sizes, or a synaptic map alone."""
+    if isinstance(n_in, AbstractSynapticMap):
+        if n_out is not None:
+            raise ValueError(f"{owner}: give either n_in and n_out or a synaptic map, not both (n_out={n_out!r})")
+        if sparse_p is not None:
+            raise ValueError(f"{owner}: sparse_p makes a SparseLinear input projection; a map was given")
+        if needs_key and key is None:
+            raise ValueError(f"{owner}: give key= (a PRNG key) to draw the recurrent weights")
+        return n_in, n_in.n_in, n_in.n_out
+    if n_out is None:
+        raise ValueError(f"{owner}: give n_in and n_out (sizes) or a synaptic map (Conv2d, Chain, ...), "
+                         f"got n_in={n_in!r} alone")
+    if key is None:
+        raise ValueError(f"{owner}: give key= (a PRNG key) to draw the weights")
+    return None, check_size(n_in, owner, "n_in"), check_size(n_out, owner, "n_out")
+
+
 class SpikingLayer(eqx.Module):
     """Feed-forward (``recurrent=False``) or recurrent spiking layer: projection -> [synapse] -> neuron.
 
     Args:
-        n_in, n_out: input features and neurons.
-        key: PRNG key for the weights.
+        n_in, n_out: input features and neurons (a dense ``Linear`` input projection), or, instead of both, a
+            synaptic map (``brainsim.train.maps``: ``Conv2d``, ``Chain([Conv2d(...), MaxPool2d(...)])``, ...)
+            as the input projection; the layer then has one neuron per output of the map.
+        key: PRNG key for the weights (with a map: only for recurrent weights).
         neuron: a brainsim neuron model of size ``n_out`` (default ``ml_lif(n_out)``, learnable tau_m).
         recurrent: add recurrent weights ``W_rec`` (``(n_out, n_out)``, pA) from the previous step's spikes.
         tau_syn: if given, a current-based exponential synapse with per-neuron learnable time constant
@@ -163,11 +185,12 @@ class SpikingLayer(eqx.Module):
     dt: float = eqx.field(static=True)
     fused: bool = eqx.field(static=True)
 
-    def __init__(self, n_in: int, n_out: int, *, key, neuron=None, recurrent: bool = False,
+    def __init__(self, n_in, n_out: Optional[int] = None, *, key=None, neuron=None, recurrent: bool = False,
                  tau_syn: Optional[float] = None, sparse_p: Optional[float] = None, dt: float = 1.0,
                  scale: float = 1.0, rec_scale: float = 1.0, fused: bool = True):
         owner = "SpikingLayer"
-        n_in, n_out = check_size(n_in, owner, "n_in"), check_size(n_out, owner, "n_out")
+        projection, n_in, n_out = _input_projection(n_in, n_out, key, owner, sparse_p=sparse_p,
+                                                    needs_key=recurrent)
         dt = positive_number(dt, "dt", "ms", owner)
         check_finite(scale, "scale", owner)
         check_finite(rec_scale, "rec_scale", owner)
@@ -175,9 +198,11 @@ class SpikingLayer(eqx.Module):
             check_positive(tau_syn, "tau_syn (ms)", owner)
         if sparse_p is not None and not (isinstance(sparse_p, (int, float)) and 0.0 < sparse_p <= 1.0):
             raise ValueError(f"{owner}: sparse_p must be a connection probability in (0, 1], got {sparse_p!r}")
-        k_in, k_rec = jax.random.split(key)
+        k_in, k_rec = jax.random.split(key) if key is not None else (None, None)
         self.n_in, self.n_out, self.dt, self.fused = n_in, n_out, dt, bool(fused)
-        if sparse_p is None:
+        if projection is not None:
+            self.projection = projection
+        elif sparse_p is None:
             self.projection = Linear(n_in, n_out, key=k_in, scale=scale)
         else:
             self.projection = SparseLinear.random(n_in, n_out, sparse_p, key=k_in, scale=scale)
@@ -227,22 +252,27 @@ class LeakyReadout(eqx.Module):
     ``C_m dv/dt = -(C_m / tau) v + I``, ``I = W s_t + b`` (pA), integrated exactly (exponential Euler):
     ``v <- beta v + (1 - beta) tau I / C_m`` with ``beta = exp(-dt / tau)``, C_m = 1 pF. ``tau`` (ms) is
     per output neuron and learnable through ``Positive(0.5)``.
+
+    Args: ``n_in, n_out`` (a dense ``Linear`` projection drawn with ``key``) or one synaptic map (e.g.
+    ``Chain([SumPool2d(...), Flatten(...), Linear(...)])``); ``tau`` (ms), ``dt`` (ms), ``scale`` of the drawn
+    weights, ``learn_tau``.
     """
 
-    projection: Linear
+    projection: eqx.Module
     tau: Constrained
     n_in: int = eqx.field(static=True)
     n_out: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
 
-    def __init__(self, n_in: int, n_out: int, *, key, tau: float = 10.0, dt: float = 1.0, scale: float = 1.0,
-                 learn_tau: bool = True):
+    def __init__(self, n_in, n_out: Optional[int] = None, *, key=None, tau: float = 10.0, dt: float = 1.0,
+                 scale: float = 1.0, learn_tau: bool = True):
         owner = "LeakyReadout"
-        self.n_in, self.n_out = check_size(n_in, owner, "n_in"), check_size(n_out, owner, "n_out")
+        projection, self.n_in, self.n_out = _input_projection(n_in, n_out, key, owner)
+        n_out = self.n_out
         self.dt = positive_number(dt, "dt", "ms", owner)
         check_positive(tau, "tau (ms)", owner)
         check_finite(scale, "scale", owner)
-        self.projection = Linear(n_in, n_out, key=key, scale=scale)
+        self.projection = projection if projection is not None else Linear(n_in, n_out, key=key, scale=scale)
         tau_arr = np.full((n_out,), float(tau))
         self.tau = Constrained.from_value(tau_arr, Positive(0.5), "tau") if learn_tau else jnp.asarray(tau_arr, jnp.float32)
 
@@ -301,6 +331,11 @@ class Sequential(eqx.Module):
         return self.layers[-1].n_out
 
     @property
+    def in_shape(self) -> tuple:
+        """The shape of one step of input: ``(n_in,)``, or the first map's ``in_shape`` (e.g. ``(C, H, W)``)."""
+        return tuple(self.layers[0].projection.in_shape)
+
+    @property
     def dt(self) -> float:
         """The time step (ms) all layers share."""
         dts = {float(layer.dt) for layer in self.layers}
@@ -309,9 +344,15 @@ class Sequential(eqx.Module):
         return dts.pop()
 
     def check_input(self, xs) -> None:
-        if xs.ndim != 2 or xs.shape[-1] != self.n_in:
-            raise ValueError(f"Sequential: one example must have shape (T, {self.n_in}), got {xs.shape}; "
+        shapes = {(self.n_in,), self.in_shape}
+        if xs.ndim < 2 or tuple(xs.shape[1:]) not in shapes:
+            wanted = " or ".join(f"(T, {', '.join(map(str, s))})" for s in sorted(shapes, key=len))
+            raise ValueError(f"Sequential: one example must have shape {wanted}, got {xs.shape}; "
                              "batch with jax.vmap (fit does this)")
+
+    def _flat(self, xs) -> Array:
+        self.check_input(xs)
+        return xs.reshape((xs.shape[0], self.n_in))
 
     def init(self):
         return tuple(layer.init() for layer in self.layers)
@@ -323,7 +364,7 @@ class Sequential(eqx.Module):
     def __call__(self, xs: Array, *, mode: str = "full", chunk: Optional[int] = None, record: bool = False,
                  dt: Optional[float] = None):
         """Run one example ``xs (T, n_in)``; ``dt`` (ms), if given, must be the layers' own."""
-        self.check_input(xs)
+        xs = self._flat(xs)
         bptt.check_mode(mode, "Sequential")
         if mode not in ("full", "checkpointed"):
             raise ValueError(f"Sequential: mode {mode!r} needs a per-step loss; use Sequential.online_loss")
@@ -347,10 +388,11 @@ class Sequential(eqx.Module):
 
         Populations, in order: ``"in"`` (a ``Signal`` replaying ``xs (T, n_in)``, or zeros for ``n_steps``),
         ``"layer0"``, ``"layer1"``, ... (each layer's own neuron model with a current receptor ``"I"``: its synapse,
-        or ``Instant`` without one), and ``"readout"`` for a ``LeakyReadout`` (a ``LeakyIntegrator`` with C_m = 1 pF
-        and the readout's tau). Input projections deliver within the step (``same_step=True``): a
-        ``DenseProjection`` with the weights and bias of a ``Linear``, an ``EventProjection`` with the operator of a
-        ``SparseLinear``; the layer sees its input in the same step. Recurrent weights are ordinary
+        or ``Instant`` without one; shaped as its map's output), and ``"readout"`` for a ``LeakyReadout`` (a
+        ``LeakyIntegrator`` with C_m = 1 pF and the readout's tau). Input projections deliver within the step
+        (``same_step=True``): a ``DenseProjection`` with the weights and bias of a ``Linear``, an
+        ``EventProjection`` with the operator of a ``SparseLinear``, a ``MappedProjection`` through any other map
+        (``Conv2d``, ``Chain``, ...); the layer sees its input in the same step. Recurrent weights are ordinary
         ``DenseProjection``s (the previous step's spikes). ``run``/``simulate`` of the network with ``dt`` give the
         model's spikes and membrane potentials (``StateMonitor(..., when="end")`` records what a step produced).
         Works inside ``jit``/``grad`` (the parameters may be traced): ``__call__`` runs this network.
@@ -361,7 +403,7 @@ class Sequential(eqx.Module):
             if n_steps is None:
                 raise ValueError("Sequential.to_network: give the input xs (T, n_in) or n_steps")
             xs = jnp.zeros((int(n_steps), self.n_in))
-        self.check_input(xs)
+        xs = self._flat(xs)
         populations = {"in": Population(Signal(xs))}
         projections, previous = {}, "in"
         for name, layer in zip(self.population_names(), model.layers):
@@ -369,14 +411,18 @@ class Sequential(eqx.Module):
                 neuron, kinetics = LeakyIntegrator(layer.n_out, tau=layer.tau, C_m=1.0), Instant()
             else:
                 neuron, kinetics = layer.neuron, (layer.synapse if layer.synapse is not None else Instant())
-            populations[name] = Population(neuron, {"I": Receptor(kinetics, CurrentOutput())})
             projection = layer.projection
+            populations[name] = Population(neuron, {"I": Receptor(kinetics, CurrentOutput())},
+                                           shape=projection.out_shape)
             if isinstance(projection, Linear):
                 projections[f"{previous}->{name}"] = DenseProjection(previous, name, "I", projection.weight,
                                                                      bias=projection.bias, same_step=True)
-            else:
+            elif isinstance(projection, SparseLinear):
                 projections[f"{previous}->{name}"] = EventProjection(previous, name, "I", projection.operator,
                                                                      same_step=True)
+            else:
+                projections[f"{previous}->{name}"] = MappedProjection(previous, name, "I", projection,
+                                                                      same_step=True)
             if isinstance(layer, SpikingLayer) and layer.recurrent:
                 projections[f"{name}->{name}"] = DenseProjection(name, name, "I", layer.recurrent_weight)
             previous = name
@@ -392,8 +438,7 @@ class Sequential(eqx.Module):
         accumulating it window by window.) ``step_loss(out_t, *args) -> scalar``; e.g.
         ``losses.step_cross_entropy`` with the label as arg.
         """
-        self.check_input(xs)
-        outputs, _ = _run_sequential(self, xs, Truncated(window, chunk), False)
+        outputs, _ = _run_sequential(self, self._flat(xs), Truncated(window, chunk), False)
         return jnp.sum(jax.vmap(lambda out: step_loss(out, *args))(outputs))
 
 

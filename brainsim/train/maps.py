@@ -1,0 +1,350 @@
+"""Synaptic maps of spatial layers: convolutions, pooling, flattening and chains of them.
+
+A synaptic map turns a layer's input into the currents (pA) of its neurons. Inputs and outputs travel as flat
+vectors ``(..., n)`` (leading axes: time, batch), read as channels-first arrays ``in_shape`` / ``out_shape``
+(``(C, H, W)`` for 2-D, ``(C, L)`` for 1-D; the layout of PyTorch, snnTorch, Norse and NIR), so every neuron
+model runs on them unchanged. Weights follow PyTorch's layout: ``Conv2d.weight`` is ``(C_out, C_in, kH, kW)``
+(pA per unit input), ``Conv1d.weight`` ``(C_out, C_in, k)``. Pooling of spikes or currents is a fixed map:
+``SumPool2d`` adds each window, ``AvgPool2d`` averages it (zero padding counted, as PyTorch's default),
+``MaxPool2d`` takes its largest entry.
+
+In a ``Sequential`` a map is the input projection of a ``SpikingLayer`` or ``LeakyReadout``
+(``SpikingLayer(Chain([Conv2d(...), MaxPool2d(...)]))``); in a ``Network`` it is the ``synapses`` of a
+``brainsim.projections.MappedProjection``. Each map is final; ``AbstractSynapticMap`` is the contract.
+"""
+from __future__ import annotations
+
+import abc
+import math
+from typing import Sequence, Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import check_finite
+from .._types import Array
+
+IntOrPair = Union[int, Sequence[int]]
+
+
+class AbstractSynapticMap(eqx.Module):
+    """A map ``(..., n_in) -> (..., n_out)`` of flat vectors read as ``in_shape`` / ``out_shape`` arrays."""
+
+    in_shape: eqx.AbstractVar[tuple]
+    out_shape: eqx.AbstractVar[tuple]
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    def check_input(self, x: Array) -> None:
+        if x.shape[-1] != self.n_in:
+            raise ValueError(f"{type(self).__name__}: input has {x.shape[-1]} features, expected {self.n_in} "
+                             f"(= {' x '.join(map(str, self.in_shape))})")
+
+    def __call__(self, x: Array) -> Array:
+        self.check_input(x)
+        lead = x.shape[:-1]
+        y = self.apply(x.reshape((-1,) + tuple(self.in_shape)))
+        return y.reshape(lead + (self.n_out,))
+
+    @abc.abstractmethod
+    def apply(self, x: Array) -> Array:
+        """``(N, *in_shape) -> (N, *out_shape)``."""
+
+
+def _tuple(value: IntOrPair, n: int, name: str, owner: str, minimum: int = 1) -> tuple:
+    values = (value,) * n if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != n or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in values):
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum} or {n} of them, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _shape(in_shape, dims: int, owner: str) -> tuple:
+    shape = tuple(int(s) for s in np.atleast_1d(in_shape))
+    if len(shape) != dims + 1 or min(shape) < 1:
+        names = "(channels, height, width)" if dims == 2 else "(channels, length)"
+        raise ValueError(f"{owner}: in_shape must be {names} with positive sizes, got {in_shape!r}")
+    return shape
+
+
+def _padding(padding, kernel: tuple, dilation: tuple, owner: str) -> tuple:
+    """``((lo, hi), ...)`` per spatial axis from an int, a tuple of ints, pairs, ``"valid"`` or ``"same"``."""
+    if padding == "valid":
+        return tuple((0, 0) for _ in kernel)
+    if padding == "same":
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in total)
+    message = (f"{owner}: padding must be 'valid', 'same', an integer or {len(kernel)} of them, or "
+               f"(low, high) pairs, got {padding!r}")
+    if isinstance(padding, str):
+        raise ValueError(message)
+    if isinstance(padding, (int, np.integer)) or all(isinstance(p, (int, np.integer)) for p in padding):
+        return tuple((p, p) for p in _tuple(padding, len(kernel), "padding", owner, minimum=0))
+    try:
+        pairs = tuple(tuple(int(v) for v in p) for p in padding)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if len(pairs) != len(kernel) or any(len(p) != 2 or min(p) < 0 for p in pairs):
+        raise ValueError(message)
+    return pairs
+
+
+def _out_size(size: int, k: int, stride: int, pad: tuple, dilation: int, owner: str) -> int:
+    out = (size + pad[0] + pad[1] - dilation * (k - 1) - 1) // stride + 1
+    if out < 1:
+        raise ValueError(f"{owner}: a kernel of {k} (dilation {dilation}) does not fit an input of {size} with "
+                         f"padding {pad}")
+    return out
+
+
+class _Conv(AbstractSynapticMap):
+    """What Conv1d and Conv2d share: ``lax.conv_general_dilated`` over channels-first inputs."""
+
+    weight: eqx.AbstractVar[Array]
+    bias: eqx.AbstractVar[Array | None]
+    stride: eqx.AbstractVar[tuple]
+    padding: eqx.AbstractVar[tuple]
+    dilation: eqx.AbstractVar[tuple]
+    groups: eqx.AbstractVar[int]
+
+    def apply(self, x: Array) -> Array:
+        dims = len(self.stride)
+        spec = ("NCH", "OIH", "NCH") if dims == 1 else ("NCHW", "OIHW", "NCHW")
+        y = jax.lax.conv_general_dilated(x.astype(self.weight.dtype), self.weight, self.stride, self.padding,
+                                         rhs_dilation=self.dilation, dimension_numbers=spec,
+                                         feature_group_count=self.groups)
+        if self.bias is not None:
+            y = y + self.bias.reshape((1, -1) + (1,) * dims)
+        return y
+
+
+def _conv_fields(module, in_shape, out_channels, kernel_size, stride, padding, dilation, groups, bias, key, scale,
+                 weight, dims: int):
+    owner = type(module).__name__
+    module.in_shape = _shape(in_shape, dims, owner)
+    c_in = module.in_shape[0]
+    if not isinstance(out_channels, (int, np.integer)) or out_channels < 1:
+        raise ValueError(f"{owner}: out_channels must be a positive integer, got {out_channels!r}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1 or c_in % groups or out_channels % groups:
+        raise ValueError(f"{owner}: groups must divide in_channels ({c_in}) and out_channels ({out_channels}), "
+                         f"got {groups!r}")
+    kernel = _tuple(kernel_size, dims, "kernel_size", owner)
+    module.stride = _tuple(stride, dims, "stride", owner)
+    module.dilation = _tuple(dilation, dims, "dilation", owner)
+    module.padding = _padding(padding, kernel, module.dilation, owner)
+    module.groups = int(groups)
+    spatial = tuple(_out_size(n, k, s, p, d, owner) for n, k, s, p, d in
+                    zip(module.in_shape[1:], kernel, module.stride, module.padding, module.dilation))
+    module.out_shape = (int(out_channels),) + spatial
+    w_shape = (int(out_channels), c_in // module.groups) + kernel
+    if weight is None:
+        if key is None:
+            raise ValueError(f"{owner}: give key= (a PRNG key) to draw the weights, or weight=")
+        check_finite(scale, "scale", owner)
+        fan_in, fan_out = w_shape[1] * math.prod(kernel), w_shape[0] * math.prod(kernel)
+        weight = scale * jax.random.normal(key, w_shape) * np.sqrt(2.0 / (fan_in + fan_out))
+    weight = jnp.asarray(weight, jnp.result_type(float))
+    if weight.shape != w_shape:
+        raise ValueError(f"{owner}: weight must have shape {w_shape} (out, in/groups, *kernel), got {weight.shape}")
+    module.weight = weight
+    if bias is True:
+        bias = jnp.zeros((int(out_channels),), weight.dtype)
+    elif bias is False or bias is None:
+        bias = None
+    else:
+        bias = jnp.asarray(bias, weight.dtype)
+        if bias.shape != (int(out_channels),):
+            raise ValueError(f"{owner}: bias must have shape ({out_channels},), got {bias.shape}")
+    module.bias = bias
+
+
+class Conv2d(_Conv):
+    """2-D convolution of a ``(C_in, H, W)`` input into ``out_channels`` feature maps (cross-correlation, as
+    PyTorch's ``nn.Conv2d``).
+
+    Args:
+        in_shape: ``(C_in, H, W)`` of the input.
+        out_channels: number of output feature maps.
+        kernel_size, stride, dilation: an integer or ``(kH, kW)``.
+        padding: zeros added on each side: an integer, ``(pH, pW)``, ``((top, bottom), (left, right))``,
+            ``"valid"`` (none) or ``"same"`` (output size = input size at stride 1).
+        groups: grouped convolution (``groups == C_in == out_channels``: depthwise).
+        bias: learn a per-channel bias (pA), or an array ``(out_channels,)``.
+        key: PRNG key for the weights (normal, std ``scale * sqrt(2 / (fan_in + fan_out))``), or ``weight``.
+    """
+
+    weight: Array
+    bias: Array | None
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+    stride: tuple = eqx.field(static=True)
+    padding: tuple = eqx.field(static=True)
+    dilation: tuple = eqx.field(static=True)
+    groups: int = eqx.field(static=True)
+
+    def __init__(self, in_shape, out_channels: int, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
+                 padding="valid", dilation: IntOrPair = 1, groups: int = 1, bias=True, key=None,
+                 scale: float = 1.0, weight=None):
+        _conv_fields(self, in_shape, out_channels, kernel_size, stride, padding, dilation, groups, bias, key, scale,
+                     weight, dims=2)
+
+
+class Conv1d(_Conv):
+    """1-D convolution of a ``(C_in, L)`` input (e.g. audio channels over frequency), as ``nn.Conv1d``.
+
+    Args: those of ``Conv2d`` with one spatial axis (``in_shape = (C_in, L)``).
+    """
+
+    weight: Array
+    bias: Array | None
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+    stride: tuple = eqx.field(static=True)
+    padding: tuple = eqx.field(static=True)
+    dilation: tuple = eqx.field(static=True)
+    groups: int = eqx.field(static=True)
+
+    def __init__(self, in_shape, out_channels: int, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
+                 padding="valid", dilation: IntOrPair = 1, groups: int = 1, bias=True, key=None,
+                 scale: float = 1.0, weight=None):
+        _conv_fields(self, in_shape, out_channels, kernel_size, stride, padding, dilation, groups, bias, key, scale,
+                     weight, dims=1)
+
+
+class _Pool(AbstractSynapticMap):
+    """What the pooling maps share: a window reduction over each channel's spatial axes."""
+
+    kernel_size: eqx.AbstractVar[tuple]
+    stride: eqx.AbstractVar[tuple]
+    padding: eqx.AbstractVar[tuple]
+
+    def _reduce(self, x: Array, init, op) -> Array:
+        ones = (1, 1)
+        return jax.lax.reduce_window(x, init, op, ones + self.kernel_size, ones + self.stride,
+                                     ((0, 0), (0, 0)) + self.padding)
+
+
+def _pool_fields(module, in_shape, kernel_size, stride, padding):
+    owner = type(module).__name__
+    module.in_shape = _shape(in_shape, 2, owner)
+    module.kernel_size = _tuple(kernel_size, 2, "kernel_size", owner)
+    module.stride = module.kernel_size if stride is None else _tuple(stride, 2, "stride", owner)
+    module.padding = _padding(padding, module.kernel_size, (1, 1), owner)
+    spatial = tuple(_out_size(n, k, s, p, 1, owner) for n, k, s, p in
+                    zip(module.in_shape[1:], module.kernel_size, module.stride, module.padding))
+    module.out_shape = (module.in_shape[0],) + spatial
+
+
+_POOL_DOC = """
+
+    Args:
+        in_shape: ``(C, H, W)`` of the input.
+        kernel_size: window, an integer or ``(kH, kW)``.
+        stride: step between windows (default: the window, non-overlapping).
+        padding: zeros on each side (an integer, a pair, pairs of (low, high), ``"valid"`` or ``"same"``).
+    """
+
+
+class SumPool2d(_Pool):
+    __doc__ = "Sum over each window (NIR's ``SumPool2d``): spike counts per window." + _POOL_DOC
+
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+    kernel_size: tuple = eqx.field(static=True)
+    stride: tuple = eqx.field(static=True)
+    padding: tuple = eqx.field(static=True)
+
+    def __init__(self, in_shape, kernel_size: IntOrPair, *, stride=None, padding=0):
+        _pool_fields(self, in_shape, kernel_size, stride, padding)
+
+    def apply(self, x: Array) -> Array:
+        return self._reduce(x, np.array(0, x.dtype), jax.lax.add)
+
+
+class AvgPool2d(_Pool):
+    __doc__ = ("Mean over each window, zero padding counted (PyTorch's ``nn.AvgPool2d`` default, NIR's "
+               "``AvgPool2d``)." + _POOL_DOC)
+
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+    kernel_size: tuple = eqx.field(static=True)
+    stride: tuple = eqx.field(static=True)
+    padding: tuple = eqx.field(static=True)
+
+    def __init__(self, in_shape, kernel_size: IntOrPair, *, stride=None, padding=0):
+        _pool_fields(self, in_shape, kernel_size, stride, padding)
+
+    def apply(self, x: Array) -> Array:
+        return self._reduce(x, np.array(0, x.dtype), jax.lax.add) / math.prod(self.kernel_size)
+
+
+class MaxPool2d(_Pool):
+    __doc__ = "Largest entry of each window (``nn.MaxPool2d``; padding adds -inf)." + _POOL_DOC
+
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+    kernel_size: tuple = eqx.field(static=True)
+    stride: tuple = eqx.field(static=True)
+    padding: tuple = eqx.field(static=True)
+
+    def __init__(self, in_shape, kernel_size: IntOrPair, *, stride=None, padding=0):
+        _pool_fields(self, in_shape, kernel_size, stride, padding)
+
+    def apply(self, x: Array) -> Array:
+        return self._reduce(x, np.array(-np.inf, x.dtype), jax.lax.max)
+
+
+class Flatten(AbstractSynapticMap):
+    """Reads a ``in_shape`` array as one vector: the identity on the flat layout (it marks where a spatial stack
+    meets dense layers, as ``nn.Flatten`` and NIR's ``Flatten`` do)."""
+
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+
+    def __init__(self, in_shape):
+        shape = tuple(int(s) for s in np.atleast_1d(in_shape))
+        if not shape or min(shape) < 1:
+            raise ValueError(f"Flatten: in_shape must be positive sizes, got {in_shape!r}")
+        self.in_shape, self.out_shape = shape, (int(np.prod(shape)),)
+
+    def apply(self, x: Array) -> Array:
+        return x.reshape((x.shape[0], -1))
+
+
+class Chain(AbstractSynapticMap):
+    """Maps applied one after the other (e.g. ``Chain([Conv2d(...), MaxPool2d(...)])``); shapes must chain."""
+
+    maps: tuple
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+
+    def __init__(self, maps):
+        maps = tuple(maps)
+        if not maps:
+            raise ValueError("Chain: give at least one map")
+        for i, m in enumerate(maps):
+            if not isinstance(m, AbstractSynapticMap):
+                raise TypeError(f"Chain: maps[{i}] must be a synaptic map (Conv2d, MaxPool2d, Flatten, Linear, ...), "
+                                f"got {type(m).__name__}")
+        for i, (a, b) in enumerate(zip(maps[:-1], maps[1:])):
+            if a.n_out != b.n_in:
+                raise ValueError(f"Chain: maps[{i}] gives {a.n_out} outputs {a.out_shape} but maps[{i + 1}] takes "
+                                 f"{b.n_in} {b.in_shape}")
+        self.maps = maps
+        self.in_shape, self.out_shape = maps[0].in_shape, maps[-1].out_shape
+
+    def __call__(self, x: Array) -> Array:
+        self.check_input(x)
+        for m in self.maps:
+            x = m(x)
+        return x
+
+    def apply(self, x: Array) -> Array:
+        return self(x.reshape((x.shape[0], -1))).reshape((x.shape[0],) + self.out_shape)
