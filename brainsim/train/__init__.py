@@ -12,5 +12,5 @@ from .bptt import checkpointed_scan, truncated_loss
 from .fit import (FitResult, NonFiniteLossError, TrainingInterrupted, fit, load_checkpoint, make_train_step,
                   save_checkpoint)
 from .layers import LeakyReadout, Linear, Sequential, SparseLinear, SpikingLayer, ml_lif
-from .maps import AbstractSynapticMap, AvgPool2d, Chain, Conv1d, Conv2d, Flatten, MaxPool2d, SumPool2d
+from .maps import AbstractSynapticMap, AvgPool2d, Chain, Conv1d, Conv2d, Flatten, MaxPool2d, Scale, SumPool2d
 from .surrogates import SURROGATES, spike, surrogate_derivative

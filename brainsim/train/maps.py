@@ -302,20 +302,56 @@ class MaxPool2d(_Pool):
 
 
 class Flatten(AbstractSynapticMap):
-    """Reads a ``in_shape`` array as one vector: the identity on the flat layout (it marks where a spatial stack
-    meets dense layers, as ``nn.Flatten`` and NIR's ``Flatten`` do)."""
+    """Merges the axes ``start_dim..end_dim`` of an ``in_shape`` array (all of them by default, as ``nn.Flatten``
+    and NIR's ``Flatten`` count them without the batch axis). On the flat layout it moves no data: it marks where
+    a spatial stack meets dense layers."""
 
     in_shape: tuple = eqx.field(static=True)
     out_shape: tuple = eqx.field(static=True)
+    start_dim: int = eqx.field(static=True)
+    end_dim: int = eqx.field(static=True)
 
-    def __init__(self, in_shape):
+    def __init__(self, in_shape, start_dim: int = 0, end_dim: int = -1):
         shape = tuple(int(s) for s in np.atleast_1d(in_shape))
         if not shape or min(shape) < 1:
             raise ValueError(f"Flatten: in_shape must be positive sizes, got {in_shape!r}")
-        self.in_shape, self.out_shape = shape, (int(np.prod(shape)),)
+        n = len(shape)
+        start, end = int(start_dim) % n if -n <= int(start_dim) < n else None, \
+            int(end_dim) % n if -n <= int(end_dim) < n else None
+        if start is None or end is None or start > end:
+            raise ValueError(f"Flatten: start_dim {start_dim} and end_dim {end_dim} must name axes of {shape} in order")
+        self.in_shape, self.start_dim, self.end_dim = shape, start, end
+        self.out_shape = shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:]
 
     def apply(self, x: Array) -> Array:
-        return x.reshape((x.shape[0], -1))
+        return x.reshape((x.shape[0],) + self.out_shape)
+
+
+class Scale(AbstractSynapticMap):
+    """``y = scale * x + bias`` elementwise (NIR's ``Scale``; with a bias, a gain and offset folded in by
+    ``brainsim.nir``). ``scale`` and ``bias`` broadcast against ``shape`` (e.g. one value per channel as
+    ``(C, 1, 1)``)."""
+
+    scale: Array
+    bias: Array | None
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+
+    def __init__(self, shape, scale=1.0, bias=None):
+        shape = tuple(int(s) for s in np.atleast_1d(shape))
+        if not shape or min(shape) < 1:
+            raise ValueError(f"Scale: shape must be positive sizes, got {shape!r}")
+        self.in_shape = self.out_shape = shape
+        check_finite(scale, "scale", "Scale")
+        self.scale = jnp.asarray(scale, jnp.result_type(float))
+        self.bias = None if bias is None else jnp.asarray(bias, jnp.result_type(float))
+        for name, value in (("scale", self.scale), ("bias", self.bias)):
+            if value is not None and np.broadcast_shapes(value.shape, shape) != shape:
+                raise ValueError(f"Scale: {name} of shape {value.shape} does not broadcast to {shape}")
+
+    def apply(self, x: Array) -> Array:
+        y = x * self.scale
+        return y if self.bias is None else y + self.bias
 
 
 class Chain(AbstractSynapticMap):
