@@ -11,7 +11,11 @@ once (``brainsim.evaluation.LayerByLayer``).
 Prints one JSON line with ``test_accuracy`` and ``train_s`` (wall time of ``fit``, compile included), and
 ``step_s``, the median time of one train step (batch 32) timed after ``fit``.
 
-    python benchmarks/digits.py [--model mlp|conv] [--epochs 40] [--seed 0] [--hidden 256]
+``--precision bfloat16`` (or float16): the layers' input projections computed in that dtype
+(``brainsim.train.mixed_precision``; parameters, membranes and the loss stay float32).
+
+    python benchmarks/digits.py [--model mlp|conv] [--precision float32|bfloat16|float16] [--epochs 40] [--seed 0]
+        [--hidden 256]
 """
 import argparse
 import json
@@ -22,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from brainsim.train import LeakyReadout, Linear, Sequential, SpikingLayer, encoders, fit, losses, make_train_step
+from brainsim.train import (LeakyReadout, Linear, Sequential, SpikingLayer, encoders, fit, losses, make_train_step,
+                            mixed_precision)
 from brainsim.train import Chain, Conv2d, Flatten, SumPool2d
 
 
@@ -88,6 +93,7 @@ def main():
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--hidden", type=int, default=256, help="hidden LIF neurons")
     ap.add_argument("--model", default="mlp", choices=["mlp", "conv"])
+    ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
     args = ap.parse_args()
     train, test = load(args.steps)
     if args.model == "conv":
@@ -96,13 +102,19 @@ def main():
         model = build_conv(jax.random.key(args.seed))
     else:
         model = build(jax.random.key(args.seed), args.hidden)
+    if args.precision != "float32":
+        model = mixed_precision(model, args.precision)
+    if args.epochs == 0:  # the step time alone
+        print(json.dumps(dict(bench="digits", model=args.model, precision=args.precision,
+                              step_s=round(step_time(model, train), 5))))
+        return
     t0 = time.perf_counter()
     result = fit(model, loss_fn, train, optimizer=optax.adam(args.lr), epochs=args.epochs, batch_size=32, seed=args.seed,
                  eval_data=test, restore_best=False, progress=args.progress)  # final model: no selection on test
     train_s = time.perf_counter() - t0
     last = result.history[-1]
     step_s = step_time(result.model, train)
-    print(json.dumps(dict(bench="digits", model=args.model, test_accuracy=round(last["eval_accuracy"], 4),
+    print(json.dumps(dict(bench="digits", model=args.model, precision=args.precision, test_accuracy=round(last["eval_accuracy"], 4),
                           step_s=round(step_s, 5),
                           epochs=len(result.history), train_s=round(train_s, 1), compile_s=round(result.compile_s, 2),
                           train_accuracy=round(last["train_accuracy"], 4))))

@@ -3,7 +3,7 @@
 T=100 steps of dt = 1 ms, batch 32, 700 inputs -> 256 recurrent LIF (beta = exp(-dt/tau_m) = 0.9,
 subtractive reset, fast-sigmoid surrogate) -> 20 leaky-integrator readout (beta 0.9), cross-entropy on
 the max over time of the readout membrane, Adam(1e-3). Trainable: all weights and biases, per-neuron
-tau_m and v_th, readout tau (C_m, v_rest, v_reset, t_ref frozen through a filter).
+tau_m and v_th, readout tau (``bijections.trainable``: the neuron's other parameters are constants).
 ``--model ralif``: the recurrent adaptive-threshold LIF of ../shared/peers/train_alif_spyx.py and
 train_alif_snntorch.py instead: ``AdaptiveLIF`` with threshold adaptation theta <- 0.99 theta + 0.3 mV per spike
 (tau_theta = -dt / ln 0.99), no adaptation current; trainable: weights, biases, per-neuron tau_m and v_th,
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from brainsim.neurons import AdaptiveLIF
-from brainsim.train import LeakyReadout, Sequential, SpikingLayer, freeze, make_train_step, ml_lif
+from brainsim.train import LeakyReadout, Sequential, SpikingLayer, make_train_step, ml_lif, trainable
 from brainsim.train import losses
 
 T, B, I, H, O = 100, 32, 700, 256, 20
@@ -32,14 +32,12 @@ TAU = -1.0 / math.log(0.9)  # ms, so that beta = exp(-dt / tau) = 0.9 at dt = 1 
 
 
 TAU_THETA = -1.0 / math.log(0.99)  # ms: theta decays by 0.99 per 1 ms step
-FROZEN = {"lif": ("C_m", "v_rest", "v_reset", "t_ref"),
-          "ralif": ("C_m", "v_rest", "v_reset", "t_ref", "a", "b", "tau_w", "delta_theta", "tau_theta")}
 
 
 def build(key, model: str = "lif"):
     k1, k2 = jax.random.split(key)
     if model == "ralif":
-        neuron = ml_lif(H, tau_m=TAU, adaptive=True, a=0.0, b=0.0, delta_theta=0.3, tau_theta=TAU_THETA)
+        neuron = ml_lif(H, tau_m=TAU, adaptive=True, delta_theta=0.3, tau_theta=TAU_THETA)
     else:
         neuron = ml_lif(H, tau_m=TAU)
     hidden = SpikingLayer(I, H, key=k1, recurrent=True, neuron=neuron)
@@ -54,8 +52,7 @@ def make_step(mode: str = "full", model_name: str = "lif"):
     cost depends on how many neurons spike, which grows as this one batch is learnt (0.8 spikes per example
     and step at the start, 27 after 400 steps)."""
     model = build(jax.random.key(0), model_name)
-    spec = freeze(model, *[(lambda m, f=f: getattr(m.layers[0].neuron, f)) for f in FROZEN[model_name]])
-    params, static = eqx.partition(model, spec)
+    params, static = eqx.partition(model, trainable(model))  # weights, biases, tau_m, v_th, readout tau
     opt = optax.adam(1e-3)
     opt_state = opt.init(params)
     x = (jax.random.uniform(jax.random.PRNGKey(1), (T, B, I)) < 0.02).astype(jnp.float32)

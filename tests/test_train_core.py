@@ -180,9 +180,10 @@ def test_sparse_layer_and_adaptive_neurons_train_their_parameters():
 
     g = eqx.filter_grad(loss)(layer)
     assert float(jnp.abs(g.projection.operator.weights).sum()) > 0  # sparse weights through EventOperator VJP
-    for name in ("b", "a", "tau_w", "v_th", "v_reset"):
+    for name in ("b", "a", "tau_w", "v_reset"):
         assert np.all(np.isfinite(np.asarray(getattr(g.neuron, name)))), name
-    assert float(jnp.abs(g.neuron.b).sum()) > 0 and float(jnp.abs(g.neuron.v_th).sum()) > 0
+    assert np.all(np.isfinite(np.asarray(g.neuron.v_th.raw)))  # a declared-learnable (Constrained) threshold
+    assert float(jnp.abs(g.neuron.b).sum()) > 0 and float(jnp.abs(g.neuron.v_th.raw).sum()) > 0
 
 
 def test_encoders_losses_regularizers():

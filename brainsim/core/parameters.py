@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array, ArrayLike
+from .contracts import AbstractKinetics, AbstractPopulationModel, AbstractRule, AbstractSTP
 
 
 def _softplus_inverse(y: Array) -> Array:
@@ -204,19 +205,41 @@ def constrain(module, **bijections: Bijection):
     return module
 
 
+def _holds_constants(node) -> bool:
+    """Models whose plain arrays are constants (neurons, sources, astrocytes, kinetics, STP, learning rules)."""
+    return isinstance(node, (AbstractPopulationModel, AbstractKinetics, AbstractSTP, AbstractRule))
+
+
+def _constrained_spec(node):
+    spec = jax.tree_util.tree_map(eqx.is_inexact_array, node)
+    if isinstance(node.bijection, DaleSign):  # the signs are structure, not parameters
+        spec = eqx.tree_at(lambda c: c.bijection.signs, spec, False)
+    return spec
+
+
 def trainable(tree):
-    """Filter spec: ``True`` for floating-point array leaves that an optimizer should update.
+    """Filter spec: ``True`` for the leaves an optimizer updates by default.
 
-    Excludes the sign vectors of ``DaleSign`` (they are structure, not parameters).
+    - every ``Constrained`` parameter (a parameter declared learnable, kept in range by its bijection:
+      ``ml_lif(learn_tau=True, learn_threshold=True)``, ``constrain(model, tau_m=Positive(1.0))``, a layer's
+      ``tau_syn``), except the sign vectors of ``DaleSign``;
+    - every other floating-point array outside a model's constants: weights and biases of layers, synaptic maps
+      and projections.
+
+    The plain arrays of neuron models, spike sources, astrocytes, synaptic kinetics, short-term plasticity and
+    learning rules are their constants (C_m, v_rest, t_ref, an input ``Signal``'s values, ...): they stay fixed
+    unless declared learnable (``constrain``) or chosen by a filter spec of one's own.
     """
-    spec = jax.tree_util.tree_map(eqx.is_inexact_array, tree)
+    def spec_of(node):
+        if isinstance(node, Constrained):
+            return _constrained_spec(node)
+        if _holds_constants(node):
+            return jax.tree_util.tree_map(
+                lambda leaf: _constrained_spec(leaf) if isinstance(leaf, Constrained) else False,
+                node, is_leaf=_is_constrained)
+        return eqx.is_inexact_array(node)
 
-    def fix(node, sub):
-        if isinstance(node, Constrained) and isinstance(node.bijection, DaleSign):
-            return eqx.tree_at(lambda c: c.bijection.signs, sub, False)
-        return sub
-
-    return jax.tree_util.tree_map(fix, tree, spec, is_leaf=_is_constrained)
+    return jax.tree_util.tree_map(spec_of, tree, is_leaf=lambda x: _is_constrained(x) or _holds_constants(x))
 
 
 def freeze(tree, *where, spec=None):

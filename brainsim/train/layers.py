@@ -43,24 +43,34 @@ from ..propagation import EventOperator
 from ..simulate import run
 from ..synapses import CurrentOutput, Exponential, Instant, Receptor
 from . import bptt
-from .bijections import Constrained, Positive, resolve
+from .bijections import Constrained, Identity, Positive, resolve
 from .maps import AbstractSynapticMap
 
 
 def ml_lif(size: int, *, tau_m=10.0, v_th=1.0, surrogate="fast_sigmoid", slope=10.0, learn_tau=True,
-           adaptive=False, **kwargs):
+           learn_threshold=True, adaptive=False, **kwargs):
     """An ``LIF`` (or ``AdaptiveLIF``) with ML-friendly defaults (see module docstring).
 
-    With ``learn_tau`` the per-neuron ``tau_m`` (ms) is stored as ``Constrained(Positive(lower=dt-ish 0.5 ms))``.
+    Learnable by default (``bijections.trainable``): with ``learn_tau`` the per-neuron ``tau_m`` (ms), stored as
+    ``Constrained(Positive(0.5))``; with ``learn_threshold`` the per-neuron ``v_th`` (mV, unconstrained). The
+    other parameters (C_m = 1 pF, v_rest = v_reset = 0 mV, no refractory period) are constants.
+    ``adaptive=True``: an adaptive threshold in the same units, ``theta <- theta + delta_theta`` (0.3 mV) per
+    spike, decaying with ``tau_theta`` (100 ms), and no adaptation current (``a = b = 0``; pass ``a``/``b`` for
+    one). Other keyword arguments go to the neuron.
     """
     params = dict(tau_m=tau_m, C_m=1.0, v_rest=0.0, v_th=v_th, v_reset=0.0, t_ref=0.0, reset="subtract",
                   surrogate=surrogate, slope=slope)
+    if adaptive:
+        params.update(a=0.0, b=0.0, delta_theta=0.3, tau_theta=100.0)
     params.update(kwargs)
     cls = AdaptiveLIF if adaptive else LIF
     neuron = cls(size, **params)
     if learn_tau:
         neuron = eqx.tree_at(lambda m: m.tau_m, neuron,
                              Constrained.from_value(np.asarray(neuron.tau_m), Positive(0.5), "tau_m"))
+    if learn_threshold:
+        neuron = eqx.tree_at(lambda m: m.v_th, neuron,
+                             Constrained.from_value(np.asarray(neuron.v_th), Identity(), "v_th"))
     return neuron
 
 

@@ -1,0 +1,99 @@
+"""What snnTorch/Spyx users expect around the layers: trainable defaults, model summary, mixed precision."""
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from brainsim.network import Network, Population
+from brainsim.neurons import LIF
+from brainsim.plasticity.modulators import Signal
+from brainsim.synapses import CurrentOutput, Instant, Receptor
+from brainsim.train import (Chain, Conv2d, Flatten, LeakyReadout, Linear, Positive, Precision, Sequential,
+                            SpikingLayer, SumPool2d, constrain, fit, losses, mixed_precision, ml_lif, resolve,
+                            summary, trainable)
+
+
+def _model(key=jax.random.key(0), **kw):
+    k1, k2 = jax.random.split(key)
+    return Sequential([SpikingLayer(6, 8, key=k1, recurrent=True, scale=4.0, **kw), LeakyReadout(8, 3, key=k2)])
+
+
+def test_weights_and_declared_parameters_train_constants_do_not():
+    spec = trainable(_model(tau_syn=4.0))
+    layer, readout = spec.layers
+    assert layer.projection.weight is True and layer.projection.bias is True and layer.recurrent_weight is True
+    assert layer.neuron.tau_m.raw is True and layer.neuron.v_th.raw is True  # ml_lif's learn_tau, learn_threshold
+    assert layer.synapse.tau.raw is True and readout.tau.raw is True  # tau_syn and the readout's tau
+    for name in ("C_m", "v_rest", "v_reset", "t_ref"):
+        assert getattr(layer.neuron, name) is False, name
+    fixed = trainable(SpikingLayer(6, 8, key=jax.random.key(0), neuron=ml_lif(8, learn_tau=False,
+                                                                             learn_threshold=False)))
+    assert not any(jax.tree_util.tree_leaves(fixed.neuron))
+    # a biophysical model: its constants stay unless declared learnable
+    lif = LIF(5)
+    assert not any(jax.tree_util.tree_leaves(trainable(lif)))
+    assert any(jax.tree_util.tree_leaves(trainable(constrain(lif, tau_m=Positive(1.0)))))
+    # a network's input replay and neuron constants are not parameters; its projections' weights are
+    net, _ = _model().to_network(n_steps=5)
+    spec = trainable(net)
+    assert spec.populations["in"].model.values is False
+    assert spec.projections["in->layer0"].weight is True
+
+
+def test_ml_presets_are_consistent():
+    alif = ml_lif(4, adaptive=True)
+    assert float(jnp.max(alif.b)) == 0.0 and float(jnp.max(alif.a)) == 0.0  # no biophysical adaptation current
+    assert float(alif.delta_theta[0]) == pytest.approx(0.3) and float(resolve(alif).v_th[0]) == 1.0
+
+
+def test_fit_trains_what_trainable_says():
+    model = _model()
+    rng = np.random.default_rng(0)
+    x = (rng.random((32, 15, 6)) < 0.3).astype(np.float32)
+    y = (np.arange(32) % 3).astype(np.int32)
+    x[y == 1, :, :3] = 1.0
+
+    def loss_fn(m, xs, label, key):
+        out, _ = m(xs)
+        return losses.ce_max_membrane(out, label)
+
+    result = fit(model, loss_fn, (x, y), optimizer=optax.adam(1e-2), epochs=2, batch_size=16, progress=False)
+    before, after = model.layers[0].neuron, result.model.layers[0].neuron
+    np.testing.assert_array_equal(after.C_m, before.C_m)
+    np.testing.assert_array_equal(after.v_reset, before.v_reset)
+    assert not np.allclose(resolve(after).v_th, resolve(before).v_th)
+    assert not np.allclose(after.tau_m.raw, before.tau_m.raw)
+
+
+def test_summary_counts_parameters():
+    conv = Conv2d((1, 6, 6), 4, 3, padding=1, key=jax.random.key(0))
+    model = Sequential([SpikingLayer(conv), LeakyReadout(Chain([SumPool2d(conv.out_shape, 2), Flatten((4, 3, 3)),
+                                                                Linear(36, 5, key=jax.random.key(1))]))])
+    text = summary(model)
+    assert "Conv2d" in text and "SumPool2d > Flatten > Linear" in text and "4x6x6" in text
+    conv_params = 4 * 9 + 4 + 2 * 144  # weights, bias, per-neuron tau_m and v_th
+    readout = 36 * 5 + 5 + 5
+    assert f"trainable parameters: {conv_params + readout:,}" in text
+    assert f"fixed: {4 * 144:,}" in text  # C_m, v_rest, v_reset, t_ref of 144 neurons
+    assert "trainable parameters" in summary(LIF(3))
+
+
+def test_mixed_precision_keeps_float32_state_and_parameters():
+    model = _model(jax.random.key(3))
+    low = mixed_precision(model, jnp.bfloat16)
+    assert isinstance(low.layers[0].projection, Precision) and low.layers[0].projection.compute_dtype == "bfloat16"
+    assert low.layers[0].projection.synapses.weight.dtype == jnp.float32  # master weights stay float32
+    xs = (jax.random.uniform(jax.random.key(4), (30, 6)) < 0.3).astype(jnp.float32)
+    out32, aux32 = model(xs)
+    out16, aux16 = low(xs)
+    assert out16.dtype == jnp.float32
+    np.testing.assert_allclose(out16, out32, rtol=0.05, atol=0.05)
+    grads = jax.grad(lambda m: jnp.sum(m(xs)[0] ** 2))(low)
+    leaves = jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_inexact_array))
+    assert all(g.dtype == jnp.float32 and np.all(np.isfinite(g)) for g in leaves)
+    back = mixed_precision(low, jnp.float32)
+    np.testing.assert_array_equal(back(xs)[0], out32)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        Precision(model.layers[0].projection, jnp.int8)
