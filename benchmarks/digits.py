@@ -2,7 +2,7 @@
 
 Fixed split: ``train_test_split(test_size=0.25, random_state=0, stratify=y)`` (1347 train / 450 test).
 Encoding: each pixel (0..16 -> 0..1) is injected as a constant current for T = 20 steps of 1 ms
-(``encoders.direct``). Network: 64 -> 256 LIF (learnable tau_m, v_th) -> 10 leaky readout;
+(``encoders.direct``). Network: 64 -> 256 LIF (learnable tau_m, v_th, v_rest, v_reset) -> 10 leaky readout;
 loss: cross-entropy on the max-over-time readout membrane; Adam(2e-3), batch 32, seed 0.
 ``--model conv``: a convolutional SNN on the 1 x 8 x 8 images instead: Conv2d(1->16, 3x3, padding 1) -> LIF
 (16 x 8 x 8) -> SumPool2d(2) -> Conv2d(16->32, 3x3, padding 1) -> LIF (32 x 4 x 4) -> SumPool2d(2) -> Flatten ->
@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from brainsim.train import (LeakyReadout, Linear, Sequential, SpikingLayer, encoders, fit, losses, make_train_step,
-                            mixed_precision)
+                            mixed_precision, ml_lif)
 from brainsim.train import Chain, Conv2d, Flatten, SumPool2d
 
 
@@ -44,7 +44,8 @@ def load(n_steps: int):
 
 def build(key, hidden=256):
     k1, k2 = jax.random.split(key)
-    return Sequential([SpikingLayer(64, hidden, key=k1, scale=3.0), LeakyReadout(hidden, 10, key=k2)])
+    neuron = ml_lif(hidden, learn=("v_rest", "v_reset"))  # learnable tau_m, v_th and offsets
+    return Sequential([SpikingLayer(64, hidden, key=k1, scale=3.0, neuron=neuron), LeakyReadout(hidden, 10, key=k2)])
 
 
 def build_conv(key, c1=16, c2=32):

@@ -48,12 +48,14 @@ from .maps import AbstractSynapticMap
 
 
 def ml_lif(size: int, *, tau_m=10.0, v_th=1.0, surrogate="fast_sigmoid", slope=10.0, learn_tau=True,
-           learn_threshold=True, adaptive=False, **kwargs):
+           learn_threshold=True, learn=(), adaptive=False, **kwargs):
     """An ``LIF`` (or ``AdaptiveLIF``) with ML-friendly defaults (see module docstring).
 
     Learnable by default (``bijections.trainable``): with ``learn_tau`` the per-neuron ``tau_m`` (ms), stored as
     ``Constrained(Positive(0.5))``; with ``learn_threshold`` the per-neuron ``v_th`` (mV, unconstrained). The
-    other parameters (C_m = 1 pF, v_rest = v_reset = 0 mV, no refractory period) are constants.
+    other parameters (C_m = 1 pF, v_rest = v_reset = 0 mV, no refractory period) are constants unless named in
+    ``learn`` (e.g. ``learn=("v_rest", "v_reset")``: learnable offsets; ``"C_m"``: a learnable per-neuron gain,
+    kept > 0).
     ``adaptive=True``: an adaptive threshold in the same units, ``theta <- theta + delta_theta`` (0.3 mV) per
     spike, decaying with ``tau_theta`` (100 ms), and no adaptation current (``a = b = 0``; pass ``a``/``b`` for
     one). Other keyword arguments go to the neuron.
@@ -71,6 +73,16 @@ def ml_lif(size: int, *, tau_m=10.0, v_th=1.0, surrogate="fast_sigmoid", slope=1
     if learn_threshold:
         neuron = eqx.tree_at(lambda m: m.v_th, neuron,
                              Constrained.from_value(np.asarray(neuron.v_th), Identity(), "v_th"))
+    for name in learn:
+        if name in ("tau_m", "v_th"):
+            raise ValueError(f"ml_lif: {name} is declared learnable by learn_tau / learn_threshold")
+        value = getattr(neuron, name, None)
+        if not isinstance(value, jax.Array):
+            raise ValueError(f"ml_lif: learn names {name!r}, which is not a parameter of {cls.__name__}")
+        value = np.asarray(value)
+        positive = name in ("C_m", "tau_w", "tau_theta")
+        bijection = Positive(float(0.1 * value.min())) if positive else Identity()
+        neuron = eqx.tree_at(lambda m: getattr(m, name), neuron, Constrained.from_value(value, bijection, name))
     return neuron
 
 
