@@ -97,3 +97,17 @@ def test_mixed_precision_keeps_float32_state_and_parameters():
     np.testing.assert_array_equal(back(xs)[0], out32)
     with pytest.raises(ValueError, match="compute_dtype"):
         Precision(model.layers[0].projection, jnp.int8)
+
+
+def test_batched_calls_for_equinox_and_nnx_users():
+    model = _model(jax.random.key(7))
+    xb = (jax.random.uniform(jax.random.key(8), (3, 12, 6)) < 0.3).astype(jnp.float32)
+    out, aux = model.batch(xb)
+    assert out.shape == (3, 12, 3) and aux["counts"][0].shape == (3, 8)
+    np.testing.assert_allclose(out[1], model(xb[1])[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="\\(B, T, ...\\)"):
+        model.batch(xb[0])
+    nnx = pytest.importorskip("flax.nnx")
+    from brainsim.train.nnx import EqxModule
+    wrapped = EqxModule(model)
+    np.testing.assert_allclose(wrapped(xb, method="batch")[0], out, rtol=1e-6)

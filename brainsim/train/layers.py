@@ -394,6 +394,15 @@ class Sequential(eqx.Module):
             raise ValueError(f"Sequential: dt = {dt} ms, but the layers were built for dt = {self.dt} ms")
         return _run_sequential(self, xs, None if mode == "full" else Checkpointed(chunk), record)
 
+    def batch(self, xs: Array, *, mode: str = "full", chunk: Optional[int] = None, record: bool = False):
+        """Run a batch ``xs (B, T, ...)`` of examples: ``__call__`` vmapped over the first axis (as ``fit`` runs it),
+        e.g. from Flax NNX as ``EqxModule(model)(xb, method="batch")``. Returns outputs ``(B, T, n_out)`` and
+        ``aux`` with a leading batch axis."""
+        if xs.ndim < 3:
+            raise ValueError(f"Sequential.batch: xs must be (B, T, ...) examples, got shape {xs.shape}; "
+                             "one example runs as model(xs)")
+        return jax.vmap(lambda x: self(x, mode=mode, chunk=chunk, record=record))(xs)
+
     def step(self, state, x_t):
         """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``, for
         loops of one's own (online learning); ``__call__`` and ``online_loss`` run the network form instead."""
