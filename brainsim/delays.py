@@ -416,6 +416,14 @@ class DelayedDense(eqx.Module):
         self.delay_raw = jnp.log(d0 / max_delay) - jnp.log1p(-d0 / max_delay)  # logit
 
     @property
+    def in_shape(self) -> tuple:
+        return (self.n_in,)
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.n_out,)
+
+    @property
     def delays(self) -> Array:
         """Continuous delays, steps, in ``[0, max_delay]``."""
         raw = self.delay_raw if self.learn_delays else jax.lax.stop_gradient(self.delay_raw)

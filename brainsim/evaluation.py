@@ -146,8 +146,11 @@ class LayerByLayer(AbstractOrder):
                     records[j] = monitors[j].record_sequence(steps, None, None, outputs[name], dt)
                 done.add(name)
                 continue
-            plan = self._fusion(network, name, currents, monitors, outputs, dt) if self._may_fuse(name) else None
+            plan = (self._fusion(network, state, name, currents, monitors, outputs, dt) if self._may_fuse(name)
+                    else None)
             if plan is not None:
+                if plan[2] is not None:  # the feed's state after the sequence
+                    projections[plan[2][0]] = plan[2][1]
                 fused = self._run_fused(network, state, plan, outputs, n_steps, dt, steps, monitors, records)
                 for pname, (model_state, receptor_states, spikes) in fused.items():
                     neurons[pname], receptors[pname], outputs[pname] = model_state, receptor_states, spikes
@@ -174,12 +177,12 @@ class LayerByLayer(AbstractOrder):
         incoming = {p: proj for p, proj in network.projections.items() if proj.post == name}
         drives = [(d, drive) for d, drive in enumerate(network.drives) if drive.target == name]
         n_pop = len(network.populations)
-        at_once = {}  # same-step projections whose amounts over the sequence are computed before the loop
+        at_once, after = {}, {}  # same-step projections computed over the sequence before the loop, their states
         for pname, proj in incoming.items():
             if proj.same_step:
-                amounts = proj.sequence_amounts(outputs[proj.pre], dt)
-                if amounts is not None:
-                    at_once[pname] = amounts
+                computed = proj.sequence_amounts(state.projections[pname], outputs[proj.pre], dt)
+                if computed is not None:
+                    after[pname], at_once[pname] = computed
         pre_seq = {proj.pre: outputs[proj.pre] for pname, proj in incoming.items()
                    if proj.same_step and pname not in at_once}
         first_step = state.step
@@ -224,10 +227,11 @@ class LayerByLayer(AbstractOrder):
             return ((new_state, receptor_states, proj_states), accs), (spikes, ys)
 
         (final, accs), ys = adjoint.scan(body, carry, (steps, keys, pre_seq, at_once, current_seq), unroll=unroll)
+        final = (final[0], final[1], {**final[2], **after})
         return final, accs, ys
 
     # ------------------------------------------------------------------------------------- fused LIF sequences
-    def _fusion(self, network, name, currents, monitors, outputs, dt):
+    def _fusion(self, network, network_state, name, currents, monitors, outputs, dt):
         """``(name, input projection, its amounts over the sequence or None, recurrent projection or None,
         readout or None)`` when ``name`` (and the population behind it) can run as one fused LIF sequence, else
         None. A ``DenseProjection`` feed runs inside the fused operation (event-driven product); any other feed
@@ -243,9 +247,11 @@ class LayerByLayer(AbstractOrder):
             return None
         amounts = None
         if type(feeds[0]) is not DenseProjection:
-            amounts = feeds[0].sequence_amounts(outputs[feeds[0].pre], dt)
+            feed_name = _name_of(network, feeds[0])
+            amounts = feeds[0].sequence_amounts(network_state.projections[feed_name], outputs[feeds[0].pre], dt)
             if amounts is None:
                 return None
+            amounts = (feed_name,) + tuple(amounts)  # (name, state after the sequence, amounts)
         names = list(network.populations)
         after = names.index(name) + 1
         readout = None
@@ -278,7 +284,7 @@ class LayerByLayer(AbstractOrder):
         if amounts is None:
             inputs, kwargs = outputs[feed.pre], dict(dt=dt, w_in=feed.weight, b_in=feed.bias)
         else:
-            inputs, kwargs = amounts, dict(dt=dt)
+            inputs, kwargs = amounts[2], dict(dt=dt)
         w_rec = None if loop is None else loop.weight
         fused_readout = None
         if readout is not None:

@@ -111,3 +111,45 @@ def test_batched_calls_for_equinox_and_nnx_users():
     from brainsim.train.nnx import EqxModule
     wrapped = EqxModule(model)
     np.testing.assert_allclose(wrapped(xb, method="batch")[0], out, rtol=1e-6)
+
+
+def _delay_model(key=jax.random.key(9)):
+    from brainsim.delays import DelayedDense
+    k1, k2 = jax.random.split(key)
+    return Sequential([SpikingLayer(DelayedDense(6, 8, 5, key=k1, weight_scale=4.0)), LeakyReadout(8, 3, key=k2)])
+
+
+def test_learnable_delays_are_an_ordinary_layer():
+    from brainsim.projections import DelayLineProjection
+    model = _delay_model()
+    xs = (jax.random.uniform(jax.random.key(10), (30, 6)) < 0.3).astype(jnp.float32)
+    out, aux = model(xs, record=True)
+    out_ckpt, aux_ckpt = model(xs, mode="checkpointed", record=True)  # step by step through the delay line
+    assert float(aux["counts"][0].sum()) > 10
+    np.testing.assert_array_equal(aux["spikes"][0], aux_ckpt["spikes"][0])
+    np.testing.assert_allclose(out, out_ckpt, rtol=1e-5, atol=1e-5)
+    # the layer's own per-step equations on the delayed currents give the same spikes
+    layer = model.layers[0]
+    _, (s, _) = jax.lax.scan(lambda st, c: layer.step(st, c), layer.init(), layer.project(xs))
+    np.testing.assert_array_equal(s, aux["spikes"][0])
+    network, _ = model.to_network(xs)
+    assert isinstance(network.projections["in->layer0"], DelayLineProjection)
+    # the delays learn
+    g = jax.grad(lambda m: jnp.sum(m(xs)[0] ** 2))(model)
+    assert float(jnp.abs(g.layers[0].projection.delay_raw).sum()) > 0
+    assert trainable(model).layers[0].projection.delay_raw is True
+
+
+def test_delay_line_state_carries_across_runs():
+    from brainsim.evaluation import LayerByLayer, StepByStep
+    from brainsim.monitors import SpikeMonitor
+    from brainsim.simulate import run
+    model = _delay_model()
+    xs = (jax.random.uniform(jax.random.key(11), (30, 6)) < 0.3).astype(jnp.float32)
+    network, dt = model.to_network(xs)
+    mon = [SpikeMonitor("layer0", differentiable=True)]
+    state0 = network.init(dt)
+    _, (whole,) = run(network, state0, 30, dt, key=jax.random.key(0), monitors=mon, order=StepByStep())
+    state, (first,) = run(network, state0, 12, dt, key=jax.random.key(0), monitors=mon, order=LayerByLayer())
+    _, (second,) = run(network, state, 18, dt, key=jax.random.key(0), monitors=mon, order=LayerByLayer())
+    np.testing.assert_array_equal(np.concatenate([first, second]), whole)

@@ -4,7 +4,7 @@
 optional STP and homogeneous delay), ``DelayedProjection`` (per-synapse delays), ``PlasticProjection``
 (weights changed by a local learning rule), ``DenseProjection`` (all-to-all learnable weights, optionally
 delivered within the step as ML layers do), ``MappedProjection`` (any differentiable map of the presynaptic
-output: convolutions, pooling), ``GapJunctionProjection`` (electrical synapses), ``GradedProjection`` (a population's graded output, e.g. an
+output: convolutions, pooling), ``DelayLineProjection`` (learnable per-synapse delays, ``DelayedDense``), ``GapJunctionProjection`` (electrical synapses), ``GradedProjection`` (a population's graded output, e.g. an
 astrocyte's slow inward current, through sparse weights). ``StateSignal`` turns a population's state variable into
 the signal of a component (an ``AbstractSignal``). ``Projection(...)`` builds the kind its arguments ask for.
 """
@@ -15,6 +15,7 @@ from typing import Optional
 from ..core.contracts import AbstractRule, AbstractSTP
 from ..delays import DelayedEventOperator
 from .base import AbstractProjection
+from .delay_line import DelayLineProjection
 from .delayed import DelayedProjection, DelayedState
 from .dense import DenseProjection
 from .event import EventProjection
@@ -65,5 +66,5 @@ def Projection(pre: str, post: str, receptor: str, weights, *, delay: float = 0.
                            same_step=same_step)
 
 
-__all__ = ["AbstractProjection", "DelayedProjection", "DelayedState", "DenseProjection", "EventProjection",
+__all__ = ["AbstractProjection", "DelayLineProjection", "DelayedProjection", "DelayedState", "DenseProjection", "EventProjection",
            "GapJunctionProjection", "GradedProjection", "MappedProjection", "PlasticProjection", "PlasticState", "PresynapticState", "Projection", "StateSignal"]

@@ -38,12 +38,13 @@ class AbstractProjection(eqx.Module):
     - ``synapse_slots(pairs)``: for monitors of per-synapse state (``ProjectionMonitor(..., synapses=)``): the
       flat indices, in a per-synapse leaf of the state (e.g. learned weights), of the synapses ``(pre, post)``;
       by default the projection has no per-synapse state to monitor.
-    - ``sequence_amounts(pre_outputs, dt)``: for a ``same_step`` projection that keeps no state and whose
-      arrivals depend only on this step's presynaptic output, the amounts it delivers over a whole sequence,
-      ``(T, n_pre) -> (T, n_post)``, computed at once (one batched product, and one weight gradient, instead of
-      T of each inside the time loop); ``deliver`` must then equal ``kinetics.arrive(target, amounts[t])``.
-      ``LayerByLayer`` uses it where it is given; ``None`` (the default) means the projection delivers step by
-      step.
+    - ``sequence_amounts(state, pre_outputs, dt) -> (state, amounts)``: for a ``same_step`` projection whose
+      arrivals depend only on presynaptic outputs (this step's, or earlier ones it keeps in its state, e.g. a
+      delay line), the amounts it delivers over a whole sequence, ``(T, n_pre) -> (T, n_post)``, computed at
+      once (one batched product, and one weight gradient, instead of T of each inside the time loop), and its
+      state after the sequence; T calls of ``deliver`` must give the same, each ``kinetics.arrive(target,
+      amounts[t])``. ``LayerByLayer`` uses it where it is given; ``None`` (the default) means the projection
+      delivers step by step.
     - ``same_step``: ``False`` (Brian2's order, the default of every kind): delivered at the end of the step, after
       every population stepped, so its effect is seen from the next step. ``True``: delivered during the step,
       right before ``post`` steps, with the output ``pre`` emitted in this same step (the convention of
@@ -77,7 +78,7 @@ class AbstractProjection(eqx.Module):
     def reads_signal(self) -> bool:
         ...
 
-    def sequence_amounts(self, pre_outputs, dt: float):
+    def sequence_amounts(self, state, pre_outputs, dt: float):
         return None
 
     def synapse_slots(self, pairs) -> np.ndarray:

@@ -75,5 +75,5 @@ class DenseProjection(AbstractProjection):
     def deliver(self, state, target, kinetics: AbstractKinetics, ctx: StepContext):
         return state, kinetics.arrive(target, self._amounts(ctx.spikes[self.pre]))
 
-    def sequence_amounts(self, pre_outputs, dt: float):
-        return self._amounts(pre_outputs) if self.same_step else None
+    def sequence_amounts(self, state, pre_outputs, dt: float):
+        return (state, self._amounts(pre_outputs)) if self.same_step else None

@@ -65,5 +65,5 @@ class MappedProjection(AbstractProjection):
     def deliver(self, state, target, kinetics: AbstractKinetics, ctx: StepContext):
         return state, kinetics.arrive(target, self.synapses(ctx.spikes[self.pre]))
 
-    def sequence_amounts(self, pre_outputs: Array, dt: float):
-        return self.synapses(pre_outputs) if self.same_step else None
+    def sequence_amounts(self, state, pre_outputs: Array, dt: float):
+        return (state, self.synapses(pre_outputs)) if self.same_step else None

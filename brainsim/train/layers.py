@@ -38,7 +38,8 @@ from ..monitors import CountMonitor, MeanMonitor, SpikeMonitor, StateMonitor
 from ..network import Network, Population
 from ..neurons import LIF, AdaptiveLIF, LeakyIntegrator
 from ..plasticity.modulators import Signal
-from ..projections import DenseProjection, EventProjection, MappedProjection
+from ..delays import DelayedDense
+from ..projections import DelayLineProjection, DenseProjection, EventProjection, MappedProjection
 from ..propagation import EventOperator
 from ..simulate import run
 from ..synapses import CurrentOutput, Exponential, Instant, Receptor
@@ -163,7 +164,7 @@ class LayerState(NamedTuple):
 
 def _input_projection(n_in, n_out, key, owner: str, *, sparse_p=None, needs_key: bool = False):
     """``(map or None, n_in, n_out)`` from a layer's first arguments: two sizes, or a synaptic map alone."""
-    if isinstance(n_in, AbstractSynapticMap):
+    if isinstance(n_in, (AbstractSynapticMap, DelayedDense)):
         if n_out is not None:
             raise ValueError(f"{owner}: give either n_in and n_out or a synaptic map, not both (n_out={n_out!r})")
         if sparse_p is not None:
@@ -185,7 +186,9 @@ class SpikingLayer(eqx.Module):
     Args:
         n_in, n_out: input features and neurons (a dense ``Linear`` input projection), or, instead of both, a
             synaptic map (``brainsim.train.maps``: ``Conv2d``, ``Chain([Conv2d(...), MaxPool2d(...)])``, ...)
-            as the input projection; the layer then has one neuron per output of the map.
+            as the input projection; the layer then has one neuron per output of the map. A
+            ``brainsim.delays.DelayedDense`` gives the layer learnable per-synapse delays (a
+            ``DelayLineProjection`` in the network form; runs in ``Sequential``'s full and checkpointed modes).
         key: PRNG key for the weights (with a map: only for recurrent weights).
         neuron: a brainsim neuron model of size ``n_out`` (default ``ml_lif(n_out)``, learnable tau_m).
         recurrent: add recurrent weights ``W_rec`` (``(n_out, n_out)``, pA) from the previous step's spikes.
@@ -451,6 +454,8 @@ class Sequential(eqx.Module):
             elif isinstance(projection, SparseLinear):
                 projections[f"{previous}->{name}"] = EventProjection(previous, name, "I", projection.operator,
                                                                      same_step=True)
+            elif isinstance(projection, DelayedDense):
+                projections[f"{previous}->{name}"] = DelayLineProjection(previous, name, "I", projection)
             else:
                 projections[f"{previous}->{name}"] = MappedProjection(previous, name, "I", projection,
                                                                       same_step=True)
