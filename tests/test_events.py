@@ -439,3 +439,32 @@ def test_nmnist_file_to_frames(tmp_path):
     frames = ev.to_frames(ev.read_nmnist(path), (34, 34, 2), n_time_bins=10)
     assert frames.shape == (10, 2, 34, 34) and frames.sum() == n
     assert frames[:, 1].sum() == p.sum()
+
+
+def test_shd_file_to_fit(tmp_path):
+    """An SHD-layout file, binned with to_dense and padded with pad_batch, trains a brainsim Sequential."""
+    import jax
+    import optax
+    from brainsim.train import LeakyReadout, Sequential, SpikingLayer, fit, losses
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(16):  # class 0 fires in channels 0-9, class 1 in channels 10-19
+        label = i % 2
+        n = 60
+        samples.append((np.sort(rng.uniform(0, 0.05, n)).astype(np.float32),
+                        rng.integers(10 * label, 10 * label + 10, n).astype(np.uint16), label, 0))
+    data = ev.read_shd(_write_shd(tmp_path / "train.h5", samples))
+    x, lengths = ev.pad_batch([ev.to_dense(e, 20, dt=1.0, duration=50.0) for e in data.events])
+    assert x.shape == (16, 50, 20) and x.dtype == np.float32 and lengths.tolist() == [50] * 16
+    k1, k2 = jax.random.split(jax.random.key(0))
+    model = Sequential([SpikingLayer(20, 16, key=k1, scale=3.0), LeakyReadout(16, 2, key=k2)])
+
+    def loss_fn(m, xs, label, key):
+        out, _ = m(xs)
+        return losses.ce_max_membrane(out, label), {"accuracy": losses.accuracy_max_membrane(out, label)}
+
+    result = fit(model, loss_fn, (x, data.labels.astype(np.int32)), optimizer=optax.adam(1e-2), epochs=6,
+                 batch_size=8, progress=False)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.history[-1]["train_accuracy"] == 1.0
