@@ -261,8 +261,9 @@ def from_nir(graph, *, dt: float, discretization: str = "euler", time_scale: flo
         time_scale: multiplies every time constant of the file (Norse 1.1 writes ``tau * dt``: ``1 / dt``).
 
     Returns a ``Sequential`` of ``SpikingLayer``s (LIF, IF; CubaLIF with an exponential synapse) and, if the graph
-    ends in an LI, a ``LeakyReadout``; its output is the last layer's spikes (or the LI's membrane). Every array is a
-    learnable parameter: the model trains with ``fit`` and runs in ``simulate`` through ``to_network``.
+    ends in an LI, a ``LeakyReadout``; its output is the last layer's spikes (or the LI's membrane). It trains with
+    ``fit`` (by default the weights, biases, gains, synaptic and readout time constants; the neurons' parameters are
+    constants unless declared learnable with ``constrain``) and runs in ``simulate`` through ``to_network``.
     """
     nir = _nir()
     _check_step(dt, discretization, "from_nir")
@@ -299,7 +300,7 @@ def from_nir(graph, *, dt: float, discretization: str = "euler", time_scale: flo
             _, tau = _decay(p("tau") * time_scale, dt, discretization, "tau", name)
             # LeakyReadout: v <- a v + (1 - a) tau I_eff; NIR: v <- a v + (1 - a)(v_leak + r I)
             gain = Scale(shape, (p("r") / tau).reshape(shape), (p("v_leak") / tau).reshape(shape))
-            readout = LeakyReadout(Chain(maps + [gain]), dt=dt_ms, learn_tau=False)
+            readout = LeakyReadout(Chain(maps + [gain]), dt=dt_ms)
             layers.append(eqx.tree_at(lambda m: m.tau, readout, _positive(tau, "tau")))
             maps = []
             continue
@@ -367,6 +368,9 @@ def _map_node(m, owner):
         return nir.Flatten(input_type={"input": np.array(m.in_shape)}, start_dim=m.start_dim, end_dim=m.end_dim)
     if isinstance(m, Scale):
         if m.bias is not None and np.any(np.asarray(m.bias)):
+            if len(m.in_shape) > 1:
+                raise ValueError(f"to_nir: {owner} has a Scale with a bias on a {m.in_shape} array, which NIR "
+                                 f"cannot express (its Scale has no bias)")
             n = m.n_in
             bias = np.broadcast_to(np.asarray(m.bias, np.float32), m.in_shape).reshape(n)
             scale = np.broadcast_to(np.asarray(m.scale, np.float32), m.in_shape).reshape(n)
@@ -392,6 +396,9 @@ def _neuron_node(layer, owner, dt, discretization):
                          f"in the step of the spike): build the layer's LIF with reset='value'")
     if np.any(np.asarray(neuron.t_ref) > 0):
         raise ValueError(f"to_nir: {owner} has a refractory period (t_ref > 0), which NIR cannot express")
+    if neuron.method == "exact" and layer.synapse is not None:
+        raise ValueError(f"to_nir: {owner} integrates its synaptic current within the step (method='exact'), "
+                         f"which CubaLIF's step does not; build the LIF with method='exp_euler'")
     dt_ms = 1000.0 * dt
     tau_m, c_m = np.asarray(neuron.tau_m, np.float64), np.asarray(neuron.C_m, np.float64)
     a = 1.0 - dt_ms / tau_m if neuron.method == "euler" else np.exp(-dt_ms / tau_m)
@@ -429,14 +436,19 @@ def to_nir(model: Sequential, *, dt: Optional[float] = None, discretization: str
     _check_step(dt, discretization, "to_nir")
     model = resolve(model)
     nodes = {"input": nir.Input(input_type={"input": np.array(model.in_shape)})}
-    edges, previous = [], "input"
+    edges, previous, shape = [], "input", tuple(model.in_shape)
     for i, layer in enumerate(model.layers):
         owner = f"layer {i} ({type(layer).__name__})"
         for j, m in enumerate(_flat_maps(layer.projection)):
+            if isinstance(m, Linear) and len(shape) > 1:  # a dense map reads the flat layout of a spatial output
+                name = f"layer{i}_flatten{j}"
+                nodes[name] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+                edges.append((previous, name))
+                previous = name
             name = f"layer{i}_map{j}"
             nodes[name] = _map_node(m, owner)
             edges.append((previous, name))
-            previous = name
+            previous, shape = name, tuple(m.out_shape)
         if isinstance(layer, LeakyReadout):
             shape = tuple(layer.projection.out_shape)
             tau = np.broadcast_to(np.asarray(layer.tau, np.float64), (layer.n_out,))
@@ -455,7 +467,7 @@ def to_nir(model: Sequential, *, dt: Optional[float] = None, discretization: str
                 nodes[f"layer{i}.w_rec"] = nir.Linear(weight=w.T.astype(np.float32))
                 edges += [(name, f"layer{i}.w_rec"), (f"layer{i}.w_rec", name)]
         edges.append((previous, name))
-        previous = name
+        previous, shape = name, tuple(layer.projection.out_shape)
     nodes["output"] = nir.Output(output_type={"output": np.array(model.layers[-1].projection.out_shape)})
     edges.append((previous, "output"))
     return nir.NIRGraph(nodes=nodes, edges=edges)

@@ -521,5 +521,8 @@ def test_astro_lif_layer_trains():
         return jnp.mean((out[-1] - jnp.array([1.0, -1.0])) ** 2)
 
     grads = eqx.filter_grad(loss)(net)
-    g_gain = grads.layers[0].neuron.gain_astro
+    g_gain = grads.layers[0].neuron.gain_astro.raw  # declared learnable (Constrained)
     assert np.all(np.isfinite(np.asarray(g_gain))) and float(jnp.abs(g_gain).sum()) > 0
+    from brainsim.train import trainable
+    spec = trainable(net).layers[0].neuron
+    assert spec.gain_astro.raw is True and spec.tau_astro.raw is True

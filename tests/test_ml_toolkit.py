@@ -78,6 +78,7 @@ def test_summary_counts_parameters():
     assert f"trainable parameters: {conv_params + readout:,}" in text
     assert f"fixed: {4 * 144:,}" in text  # C_m, v_rest, v_reset, t_ref of 144 neurons
     assert "trainable parameters" in summary(LIF(3))
+    assert f"trainable parameters: {conv_params + readout + 4 * 144:,}" in summary(model, eqx.is_inexact_array)
 
 
 def test_mixed_precision_keeps_float32_state_and_parameters():

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array, ArrayLike
-from .contracts import AbstractKinetics, AbstractPopulationModel, AbstractRule, AbstractSTP
+from .contracts import (AbstractDrive, AbstractKinetics, AbstractOutput, AbstractPopulationModel, AbstractRule,
+                        AbstractSTP)
 
 
 def _softplus_inverse(y: Array) -> Array:
@@ -206,8 +207,10 @@ def constrain(module, **bijections: Bijection):
 
 
 def _holds_constants(node) -> bool:
-    """Models whose plain arrays are constants (neurons, sources, astrocytes, kinetics, STP, learning rules)."""
-    return isinstance(node, (AbstractPopulationModel, AbstractKinetics, AbstractSTP, AbstractRule))
+    """Models whose plain arrays are constants (neurons, sources, astrocytes, kinetics, outputs, drives, STP,
+    learning rules)."""
+    return isinstance(node, (AbstractPopulationModel, AbstractKinetics, AbstractOutput, AbstractDrive, AbstractSTP,
+                             AbstractRule))
 
 
 def _constrained_spec(node):
@@ -226,8 +229,8 @@ def trainable(tree):
     - every other floating-point array outside a model's constants: weights and biases of layers, synaptic maps
       and projections.
 
-    The plain arrays of neuron models, spike sources, astrocytes, synaptic kinetics, short-term plasticity and
-    learning rules are their constants (C_m, v_rest, t_ref, an input ``Signal``'s values, ...): they stay fixed
+    The plain arrays of neuron models, spike sources, astrocytes, synaptic kinetics and outputs (reversal
+    potentials), drives, short-term plasticity and learning rules are their constants (C_m, v_rest, t_ref, an input ``Signal``'s values, ...): they stay fixed
     unless declared learnable (``constrain``) or chosen by a filter spec of one's own.
     """
     def spec_of(node):

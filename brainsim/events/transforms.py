@@ -220,6 +220,8 @@ def to_dense(events, n_channels: int, dt=None, *, dt_us=None, duration=None, dur
         raise ValueError(f"{owner}: give exactly one of 'dt' (ms) and 'dt_us' (µs)")
     step = (check_number(dt, "dt", owner, minimum=0, exclusive=True) * 1000.0 if dt_us is None
             else check_number(dt_us, "dt_us", owner, minimum=0, exclusive=True))
+    if abs(step - round(step)) < 1e-9 * max(step, 1.0):  # ms -> µs rounding (2.007 ms = 2007.0000000000002 µs)
+        step = float(round(step))
     if duration is not None and duration_us is not None:
         raise ValueError(f"{owner}: give at most one of 'duration' (ms) and 'duration_us' (µs)")
     x = events["x"].astype(np.int64)

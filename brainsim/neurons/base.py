@@ -1,7 +1,8 @@
 """The neuron model contract (``brainsim.core.contracts.AbstractNeuron``), re-exported for model files.
 
 A neuron model is an immutable ``equinox.Module`` holding its parameters (array leaves of shape
-``(size,)``, trainable by default) and static configuration (``size``, integration method, surrogate).
+``(size,)``: constants unless declared learnable, e.g. ``constrain(model, tau_m=Positive(1.0))``; see
+``brainsim.train.trainable``) and static configuration (``size``, integration method, surrogate).
 Its dynamic state is a ``NamedTuple`` whose first field is the membrane potential ``v`` (mV).
 Stepping is pure::
 

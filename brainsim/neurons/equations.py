@@ -18,7 +18,7 @@ functions of a namespace ``q`` (``q.v``, ``q.C_m``, ``q.I_syn``): ``{"v": lambda
 Numbers are in brainsim's units (ms, mV, pA, nS, pF); time derivatives are per ms.
 
 Names the equations may use: the state variables, the parameters (``params``: scalars or one value per
-neuron, trainable array leaves), ``I_syn`` (pA: the total synaptic and injected current at the membrane
+neuron; constants unless declared learnable with ``constrain``), ``I_syn`` (pA: the total synaptic and injected current at the membrane
 variable's present value, ``current + sum_k g_k (E_k - v)``), and white noise ``xi``/``xi_<name>``
 (ms^-1/2; Brian2's ``xi``).
 

@@ -38,7 +38,7 @@ class DelayLineProjection(AbstractProjection):
     same_step: bool = eqx.field(static=True)
 
     def __init__(self, pre: str, post: str, receptor: str, synapses: DelayedDense, *, sigma: float = 1.0,
-                 hard: bool = False, same_step: bool = True):
+                 hard: bool = False, same_step: bool = False):
         if not isinstance(synapses, DelayedDense):
             raise TypeError(f"DelayLineProjection {pre}->{post}: synapses must be a DelayedDense, got "
                             f"{type(synapses).__name__}")

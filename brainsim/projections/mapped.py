@@ -21,8 +21,8 @@ class MappedProjection(AbstractProjection):
 
     Args:
         pre, post, receptor: names in the network.
-        synapses: an Equinox module (or any callable pytree) mapping ``(..., n_pre)`` to ``(..., n_post)``; its
-            arrays are the projection's parameters (learnable like weights).
+        synapses: an Equinox module mapping ``(..., n_pre)`` to ``(..., n_post)`` (e.g. a
+            ``brainsim.train.maps`` map); its arrays are the projection's parameters (learnable like weights).
         same_step: deliver this step's presynaptic output before ``post`` steps (the order of feed-forward
             layers); otherwise at the end of the step like every other projection.
     """
@@ -41,7 +41,7 @@ class MappedProjection(AbstractProjection):
         self.synapses = synapses
 
     @property
-    def n_synapses(self) -> int:
+    def n_synapses(self) -> int:  # the map's parameters (a convolution shares its kernel between synapses)
         return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(self.synapses, eqx.is_array))))
 
     @property

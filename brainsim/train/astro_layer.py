@@ -6,8 +6,8 @@ The neurons receive, besides their input current, a slow astrocytic current driv
     tau_astro da/dt = -a + r(t),    r(t) = spikes of the previous step (local: per neuron; global: mean)
     I_total = I_in - gain_astro * a                                      (pA, C_m = 1 pF ML units)
 
-``tau_astro`` (ms, stored through a positive bijection) and ``gain_astro`` are trainable like every other
-parameter (``layer.neuron.tau_astro``, ``layer.neuron.gain_astro``); spikes carry the usual surrogate gradients.
+``tau_astro`` (ms, stored through a positive bijection) and ``gain_astro`` (unconstrained) are declared learnable
+(``Constrained``), so they train by default with the weights (``layer.neuron.tau_astro``, ``layer.neuron.gain_astro``); spikes carry the usual surrogate gradients.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import equinox as eqx
 import numpy as np
 
 from ..astrocytes.modulated import AstroModulated
-from ..core.parameters import Constrained, Positive
+from ..core.parameters import Constrained, Identity, Positive
 from .layers import SpikingLayer, ml_lif
 
 
@@ -34,4 +34,6 @@ def AstroLIFLayer(n_in: int, n_out: int, *, key, tau_astro: float = 50.0, gain_a
     modulated = AstroModulated(inner, tau_astro=tau_astro, gain_astro=gain_astro, local=local)
     modulated = eqx.tree_at(lambda m: m.tau_astro, modulated,
                             Constrained.from_value(np.asarray(modulated.tau_astro), Positive(0.5), "tau_astro"))
+    modulated = eqx.tree_at(lambda m: m.gain_astro, modulated,
+                            Constrained.from_value(np.asarray(modulated.gain_astro), Identity(), "gain_astro"))
     return SpikingLayer(n_in, n_out, key=key, neuron=modulated, **kwargs)

@@ -44,7 +44,7 @@ from ..propagation import EventOperator
 from ..simulate import run
 from ..synapses import CurrentOutput, Exponential, Instant, Receptor
 from . import bptt
-from .bijections import Constrained, Identity, Positive, resolve
+from .bijections import Constrained, Identity, Positive, constrain, resolve
 from .maps import AbstractSynapticMap
 
 
@@ -68,23 +68,16 @@ def ml_lif(size: int, *, tau_m=10.0, v_th=1.0, surrogate="fast_sigmoid", slope=1
     params.update(kwargs)
     cls = AdaptiveLIF if adaptive else LIF
     neuron = cls(size, **params)
+    bijections = {}
     if learn_tau:
-        neuron = eqx.tree_at(lambda m: m.tau_m, neuron,
-                             Constrained.from_value(np.asarray(neuron.tau_m), Positive(0.5), "tau_m"))
+        bijections["tau_m"] = Positive(0.5)
     if learn_threshold:
-        neuron = eqx.tree_at(lambda m: m.v_th, neuron,
-                             Constrained.from_value(np.asarray(neuron.v_th), Identity(), "v_th"))
+        bijections["v_th"] = Identity()
     for name in learn:
-        if name in ("tau_m", "v_th"):
-            raise ValueError(f"ml_lif: {name} is declared learnable by learn_tau / learn_threshold")
-        value = getattr(neuron, name, None)
-        if not isinstance(value, jax.Array):
-            raise ValueError(f"ml_lif: learn names {name!r}, which is not a parameter of {cls.__name__}")
-        value = np.asarray(value)
-        positive = name in ("C_m", "tau_w", "tau_theta")
-        bijection = Positive(float(0.1 * value.min())) if positive else Identity()
-        neuron = eqx.tree_at(lambda m: getattr(m, name), neuron, Constrained.from_value(value, bijection, name))
-    return neuron
+        if name in bijections:
+            raise ValueError(f"ml_lif: learn names {name!r}, which learn_tau / learn_threshold already declare")
+        bijections[name] = Positive() if name in ("tau_m", "C_m", "tau_w", "tau_theta") else Identity()
+    return constrain(neuron, **bijections)
 
 
 def _glorot(key, n_in, n_out, scale=1.0):
@@ -112,14 +105,10 @@ class Linear(AbstractSynapticMap):
         self.bias = jnp.zeros((n_out,)) if bias else None
         self.events = bool(events)
 
-    def __call__(self, x: Array) -> Array:
-        self.check_input(x)
+    def apply(self, x: Array) -> Array:
         w = resolve(self.weight)
         y = event_matmul(x, w) if self.events else x @ w
         return y if self.bias is None else y + self.bias
-
-    def apply(self, x: Array) -> Array:
-        return self(x)
 
 
 class SparseLinear(AbstractSynapticMap):
@@ -145,15 +134,8 @@ class SparseLinear(AbstractSynapticMap):
         w[mask & (w == 0)] = 1e-6  # an exact zero would be read as "no synapse"
         return cls(EventOperator.from_dense(jnp.asarray(w, jnp.float32), native=False))
 
-    def __call__(self, x: Array) -> Array:
-        self.check_input(x)
-        if x.ndim == 1:
-            return self.operator(x)
-        flat = x.reshape((-1, self.n_in))
-        return jax.lax.map(self.operator, flat).reshape(x.shape[:-1] + (self.n_out,))
-
     def apply(self, x: Array) -> Array:
-        return self(x)
+        return jax.lax.map(self.operator, x)
 
 
 class LayerState(NamedTuple):
@@ -288,6 +270,7 @@ class LeakyReadout(eqx.Module):
     n_in: int = eqx.field(static=True)
     n_out: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
+    learn_tau: bool = eqx.field(static=True)
 
     def __init__(self, n_in, n_out: Optional[int] = None, *, key=None, tau: float = 10.0, dt: float = 1.0,
                  scale: float = 1.0, learn_tau: bool = True):
@@ -299,7 +282,13 @@ class LeakyReadout(eqx.Module):
         check_finite(scale, "scale", owner)
         self.projection = projection if projection is not None else Linear(n_in, n_out, key=key, scale=scale)
         tau_arr = np.full((n_out,), float(tau))
+        self.learn_tau = bool(learn_tau)
         self.tau = Constrained.from_value(tau_arr, Positive(0.5), "tau") if learn_tau else jnp.asarray(tau_arr, jnp.float32)
+
+    def time_constant(self) -> Array:
+        """tau (ms), held fixed (no gradient) unless ``learn_tau``."""
+        tau = resolve(self.tau)
+        return tau if self.learn_tau else jax.lax.stop_gradient(tau)
 
     def init(self) -> ReadoutState:
         return ReadoutState(jnp.zeros((self.n_out,)))
@@ -308,7 +297,7 @@ class LeakyReadout(eqx.Module):
         return self.projection(xs)
 
     def step(self, state: ReadoutState, current: Array):
-        tau = resolve(self.tau)
+        tau = self.time_constant()
         v = exp_euler_linear(state.v, tau * current, 1.0 / tau, self.dt)  # v_inf = I / g_L = tau I / C_m
         return ReadoutState(v), (v, v)
 
@@ -410,6 +399,10 @@ class Sequential(eqx.Module):
         """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``, for
         loops of one's own (online learning); ``__call__`` and ``online_loss`` run the network form instead."""
         h, new_state, hidden = x_t, [], []
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer.projection, DelayedDense):
+                raise ValueError(f"Sequential.step: layer {i} has learnable delays (DelayedDense), which need the "
+                                 f"whole sequence; run the model with model(xs) or its network form")
         for layer, s in zip(self.layers, state):
             s, (h, v) = layer.step(s, layer.project(h))
             new_state.append(s)
@@ -442,7 +435,7 @@ class Sequential(eqx.Module):
         projections, previous = {}, "in"
         for name, layer in zip(self.population_names(), model.layers):
             if isinstance(layer, LeakyReadout):
-                neuron, kinetics = LeakyIntegrator(layer.n_out, tau=layer.tau, C_m=1.0), Instant()
+                neuron, kinetics = LeakyIntegrator(layer.n_out, tau=layer.time_constant(), C_m=1.0), Instant()
             else:
                 neuron, kinetics = layer.neuron, (layer.synapse if layer.synapse is not None else Instant())
             projection = layer.projection
@@ -455,7 +448,8 @@ class Sequential(eqx.Module):
                 projections[f"{previous}->{name}"] = EventProjection(previous, name, "I", projection.operator,
                                                                      same_step=True)
             elif isinstance(projection, DelayedDense):
-                projections[f"{previous}->{name}"] = DelayLineProjection(previous, name, "I", projection)
+                projections[f"{previous}->{name}"] = DelayLineProjection(previous, name, "I", projection,
+                                                                         same_step=True)
             else:
                 projections[f"{previous}->{name}"] = MappedProjection(previous, name, "I", projection,
                                                                       same_step=True)

@@ -49,6 +49,7 @@ class AbstractSynapticMap(eqx.Module):
                              f"(= {' x '.join(map(str, self.in_shape))})")
 
     def __call__(self, x: Array) -> Array:
+        """``(..., n_in) -> (..., n_out)`` through ``apply`` (final: maps implement ``apply`` only)."""
         self.check_input(x)
         lead = x.shape[:-1]
         y = self.apply(x.reshape((-1,) + tuple(self.in_shape)))
@@ -76,17 +77,19 @@ def _shape(in_shape, dims: int, owner: str) -> tuple:
 
 def _padding(padding, kernel: tuple, dilation: tuple, owner: str) -> tuple:
     """``((lo, hi), ...)`` per spatial axis from an int, a tuple of ints, pairs, ``"valid"`` or ``"same"``."""
-    if padding == "valid":
+    if isinstance(padding, str) and padding == "valid":
         return tuple((0, 0) for _ in kernel)
-    if padding == "same":
+    if isinstance(padding, str) and padding == "same":
         total = [d * (k - 1) for k, d in zip(kernel, dilation)]
         return tuple((t // 2, t - t // 2) for t in total)
     message = (f"{owner}: padding must be 'valid', 'same', an integer or {len(kernel)} of them, or "
                f"(low, high) pairs, got {padding!r}")
     if isinstance(padding, str):
         raise ValueError(message)
-    if isinstance(padding, (int, np.integer)) or all(isinstance(p, (int, np.integer)) for p in padding):
-        return tuple((p, p) for p in _tuple(padding, len(kernel), "padding", owner, minimum=0))
+    flat = np.asarray(padding)
+    if flat.ndim <= 1 and np.issubdtype(flat.dtype, np.integer):  # one number, or one per axis
+        values = int(flat) if flat.ndim == 0 else tuple(int(v) for v in flat)
+        return tuple((p, p) for p in _tuple(values, len(kernel), "padding", owner, minimum=0))
     try:
         pairs = tuple(tuple(int(v) for v in p) for p in padding)
     except (TypeError, ValueError):
@@ -237,6 +240,9 @@ def _pool_fields(module, in_shape, kernel_size, stride, padding):
     module.kernel_size = _tuple(kernel_size, 2, "kernel_size", owner)
     module.stride = module.kernel_size if stride is None else _tuple(stride, 2, "stride", owner)
     module.padding = _padding(padding, module.kernel_size, (1, 1), owner)
+    if any(max(p) > k // 2 for p, k in zip(module.padding, module.kernel_size)):
+        raise ValueError(f"{owner}: padding {module.padding} must be at most half the window "
+                         f"{module.kernel_size} (whole windows of padding have no input)")
     spatial = tuple(_out_size(n, k, s, p, 1, owner) for n, k, s, p in
                     zip(module.in_shape[1:], module.kernel_size, module.stride, module.padding))
     module.out_shape = (module.in_shape[0],) + spatial
@@ -302,8 +308,8 @@ class MaxPool2d(_Pool):
 
 
 class Flatten(AbstractSynapticMap):
-    """Merges the axes ``start_dim..end_dim`` of an ``in_shape`` array (all of them by default, as ``nn.Flatten``
-    and NIR's ``Flatten`` count them without the batch axis). On the flat layout it moves no data: it marks where
+    """Merges the axes ``start_dim..end_dim`` of an ``in_shape`` array (all of them by default; axes are counted
+    without the batch axis, as NIR's ``Flatten`` writes them). On the flat layout it moves no data: it marks where
     a spatial stack meets dense layers."""
 
     in_shape: tuple = eqx.field(static=True)
@@ -376,11 +382,7 @@ class Chain(AbstractSynapticMap):
         self.maps = maps
         self.in_shape, self.out_shape = maps[0].in_shape, maps[-1].out_shape
 
-    def __call__(self, x: Array) -> Array:
-        self.check_input(x)
-        for m in self.maps:
-            x = m(x)
-        return x
-
     def apply(self, x: Array) -> Array:
-        return self(x.reshape((x.shape[0], -1))).reshape((x.shape[0],) + self.out_shape)
+        for m in self.maps:
+            x = m.apply(x.reshape((x.shape[0],) + tuple(m.in_shape)))
+        return x.reshape((x.shape[0],) + tuple(self.out_shape))

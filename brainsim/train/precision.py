@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from .._types import Array
-from .layers import LeakyReadout, Sequential, SpikingLayer
+from .layers import Sequential
 from .maps import AbstractSynapticMap
 
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
@@ -44,27 +44,22 @@ class Precision(AbstractSynapticMap):
         self.synapses, self.compute_dtype = synapses, name
         self.in_shape, self.out_shape = synapses.in_shape, synapses.out_shape
 
-    def __call__(self, x: Array) -> Array:
-        self.check_input(x)
+    def apply(self, x: Array) -> Array:
         low = jnp.dtype(self.compute_dtype)
         cast = jax.tree_util.tree_map(lambda a: a.astype(low) if eqx.is_inexact_array(a) else a, self.synapses)
-        return cast(x.astype(low)).astype(jnp.float32)
-
-    def apply(self, x: Array) -> Array:
-        return self(x.reshape((x.shape[0], -1))).reshape((x.shape[0],) + tuple(self.out_shape))
+        return cast.apply(x.astype(low)).astype(jnp.float32)
 
 
 def mixed_precision(model: Sequential, compute_dtype=jnp.bfloat16) -> Sequential:
-    """``model`` with every layer's input projection wrapped in ``Precision(..., compute_dtype)`` (module
-    docstring); ``compute_dtype=jnp.float32`` unwraps them again."""
+    """``model`` with every layer's input map wrapped in ``Precision(..., compute_dtype)`` (module docstring;
+    projections that are not synaptic maps, e.g. ``DelayedDense``, stay float32); ``compute_dtype=jnp.float32``
+    unwraps them again."""
     if not isinstance(model, Sequential):
         raise TypeError(f"mixed_precision: model must be a Sequential, got {type(model).__name__}")
     name = jnp.dtype(compute_dtype).name
     layers = []
     for layer in model.layers:
         inner = layer.projection.synapses if isinstance(layer.projection, Precision) else layer.projection
-        wrapped = inner if name == "float32" else Precision(inner, name)
-        if not isinstance(layer, (SpikingLayer, LeakyReadout)):
-            raise TypeError(f"mixed_precision: unknown layer {type(layer).__name__}")
+        wrapped = inner if name == "float32" or not isinstance(inner, AbstractSynapticMap) else Precision(inner, name)
         layers.append(eqx.tree_at(lambda l: l.projection, layer, wrapped))
     return Sequential(layers)

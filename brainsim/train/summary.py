@@ -31,6 +31,8 @@ def summary(model, filter_spec=None) -> str:
     counts, under ``filter_spec`` (default ``bijections.trainable``, what ``fit`` trains). Works for a
     ``Sequential`` layer by layer and for any other Equinox module as totals. ``print(summary(model))``."""
     spec = trainable(model) if filter_spec is None else filter_spec
+    if callable(spec) and not isinstance(spec, eqx.Module):  # a predicate on leaves, e.g. eqx.is_inexact_array
+        spec = jax.tree_util.tree_map(spec, model)
     lines = []
     if isinstance(model, Sequential):
         header = f"{'layer':<6} {'input projection':<38} {'neurons':<22} {'in':>10} {'out':>10} {'trainable':>10} {'fixed':>8}"
