@@ -135,20 +135,11 @@ def _neuron(node, name, size, shape, dt, discretization, time_scale):
     return neuron, gain, synapse
 
 
-def _shape_of(node, port):
-    types = getattr(node, port, None) or {}
-    value = types.get("input" if port == "input_type" else "output")
-    return None if value is None else tuple(int(n) for n in np.atleast_1d(value))
-
-
 def _pairs(value, n):
-    return tuple(int(v) for v in np.broadcast_to(np.atleast_1d(np.asarray(value)), (n,)))
-
-
-def _padding(value, n):
+    """One integer per axis from NIR's scalar-or-tuple fields; a string (NIR's "same"/"valid" padding) as is."""
     if isinstance(value, str):
         return value
-    return _pairs(value, n)
+    return tuple(int(v) for v in np.broadcast_to(np.atleast_1d(np.asarray(value)), (n,)))
 
 
 def _map(node, name, shape):
@@ -170,16 +161,14 @@ def _map(node, name, shape):
         dims = 1 if isinstance(node, nir.Conv1d) else 2
         cls = Conv1d if dims == 1 else Conv2d
         w = np.asarray(node.weight, np.float32)
-        bias = None if node.bias is None else np.asarray(node.bias, np.float32)
-        if bias is not None and not np.any(bias):
-            bias = np.zeros(w.shape[0], np.float32)
+        bias = np.zeros(w.shape[0], np.float32) if node.bias is None else np.asarray(node.bias, np.float32)
         return cls(shape, w.shape[0], w.shape[2:], stride=_pairs(node.stride, dims),
-                   padding=_padding(node.padding, dims), dilation=_pairs(node.dilation, dims),
-                   groups=int(np.asarray(node.groups)), weight=w, bias=True if bias is None else bias)
+                   padding=_pairs(node.padding, dims), dilation=_pairs(node.dilation, dims),
+                   groups=int(np.asarray(node.groups)), weight=w, bias=bias)
     if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
         cls = SumPool2d if isinstance(node, nir.SumPool2d) else AvgPool2d
         return cls(shape, _pairs(node.kernel_size, 2), stride=_pairs(node.stride, 2),
-                   padding=_padding(node.padding, 2))
+                   padding=_pairs(node.padding, 2))
     if isinstance(node, nir.Flatten):
         return Flatten(shape, int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim)))
     if isinstance(node, nir.Scale):
@@ -274,9 +263,7 @@ def from_nir(graph, *, dt: float, discretization: str = "euler", time_scale: flo
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"from_nir: graph must be a nir.NIRGraph or a path to a .nir file, got {type(graph).__name__}")
     start, order, recurrent = _chain(graph)
-    shape = _shape_of(graph.nodes[start], "output_type") or _shape_of(graph.nodes[start], "input_type")
-    if shape is None:
-        raise ValueError(f"from_nir: the Input node {start!r} does not give its shape")
+    shape = tuple(int(n) for n in np.atleast_1d(graph.nodes[start].input_type["input"]))
     dt_ms = 1000.0 * dt
     layers, maps = [], []
     for k, name in enumerate(order):
