@@ -12,7 +12,7 @@ and the records are the same whichever is chosen, up to float rounding:
   one operation over the whole sequence where one exists:
 
   * a source whose output is a recorded series (``AbstractSource.replay``: ``Signal``) is read at once;
-  * a population of plain ``LIF`` neurons (exponential Euler) with one ``Instant`` current receptor, fed by one
+  * a population of ``LIF`` or ``AdaptiveLIF`` neurons (exponential Euler) with one ``Instant`` current receptor, fed by one
     same-step projection (a ``DenseProjection``, or any projection giving its ``sequence_amounts``, e.g. a
     convolution) and at most one recurrent ``DenseProjection`` without bias, and no
     drive or injected current, runs as the fused LIF sequence (``brainsim.fused_lif``: forward and backward
@@ -233,7 +233,7 @@ class LayerByLayer(AbstractOrder):
     # ------------------------------------------------------------------------------------- fused LIF sequences
     def _fusion(self, network, network_state, name, currents, monitors, outputs, dt):
         """``(name, input projection, its amounts over the sequence or None, recurrent projection or None,
-        readout or None)`` when ``name`` (and the population behind it) can run as one fused LIF sequence, else
+        readout or None)`` when ``name`` (and the population behind it) can run as one fused (adaptive) LIF sequence, else
         None. A ``DenseProjection`` feed runs inside the fused operation (event-driven product); any other feed
         that gives its ``sequence_amounts`` (a convolution, ...) is computed first and fed in as currents."""
         pop = network.populations[name]
@@ -292,11 +292,12 @@ class LayerByLayer(AbstractOrder):
             model = network.populations[behind].model
             c_m = model.C_m
             fused_readout = (into.weight / c_m, None if into.bias is None else into.bias / c_m, model.tau)
-        out = fused_lif.lif_sequence(pop.model, inputs, model_state.v, model_state.refractory, i0, w_rec,
-                                     readout=fused_readout, **kwargs)
-        spikes, v = out[0], out[1]
+        out = fused_lif.layer_sequence(pop.model, inputs, model_state.v, model_state.refractory, i0, w_rec,
+                                       readout=fused_readout, **fused_lif.adaptation_start(pop.model, model_state),
+                                       **kwargs)
+        spikes, v = out.spikes, out.v
         refractory = _refractory_after(model_state.refractory, spikes, pop.model.t_ref, dt)
-        final = model_state._replace(v=v[-1], refractory=refractory)
+        final = fused_lif.state_after(pop.model, model_state, out, refractory)
         decayed = rec.kinetics.decay(state.receptors[name][receptor], dt)  # an Instant receptor empties
         if loop is not None:  # what the last step's spikes send through the recurrent projection
             ctx = StepContext(dt=dt, step=state.step + n_steps - 1, spikes={name: spikes[-1]}, signals={})
@@ -309,7 +310,7 @@ class LayerByLayer(AbstractOrder):
             (r_name, r_rec), = r_pop.receptors.items()
             r_state = state.neurons[behind]
             g0 = r_rec.kinetics.value(state.receptors[behind][r_name], dt)
-            u = out[2]
+            u = out.u
             if not (_known_zero(r_state.v) and _known_zero(g0)):  # a readout away from rest at the start
                 u = u + _readout_start(r_pop.model, r_state.v, g0, n_steps, dt)
             zeros = jnp.zeros_like(u)

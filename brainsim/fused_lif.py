@@ -1,4 +1,4 @@
-"""A whole sequence of a (recurrent) LIF layer as one operation, with its own backward pass.
+"""A whole sequence of a (recurrent) LIF or adaptive-LIF layer as one operation, with its own backward pass.
 
 Running ``brainsim.neurons.LIF.step`` in a ``lax.scan`` costs, per time step, a few dozen small XLA
 operations forward and again backward, each with its own dispatch overhead, plus a dense recurrent
@@ -20,6 +20,10 @@ period, value or subtract reset, the chosen surrogate derivative) for all T step
   from the spikes as they are made, and the backward sweep takes u's cotangent ``(T, O)``: the spikes'
   cotangent ``dI_out @ w_out.T`` is formed step by step in cache instead of as a ``(T, H)`` array.
 
+- for ``AdaptiveLIF`` neurons (``brainsim.neurons.lif``: adaptation current w, adaptive threshold theta) the
+  same sweeps carry the two extra state variables and their adjoints (the LSNN / recurrent-ALIF layers of
+  machine-learning models); ``layer_sequence`` returns their values after every step.
+
 It is a JAX primitive (``lif_layer_p``) with a JVP whose tangent part is a linear primitive
 (``lif_layer_lin_p``) transposed by the backward kernel, so ``grad``, ``vmap`` (either order) and
 ``jit`` compose; under ``vmap`` over examples with shared parameters the examples are stacked into one
@@ -29,12 +33,14 @@ or with ``BRAINSIM_NATIVE=0`` the reference implementation below (a ``lax.scan``
 own methods) runs instead, with identical results up to float rounding.
 
 Parameters are packed per neuron as ``P = [tau_m (ms), C_m (pF), v_rest (mV), v_th (mV), v_reset (mV),
-t_ref (ms)]``, shape ``(6, H)``; the readout's as ``R = [w_out (H rows); b_out (pA); tau (ms)]``, shape
+t_ref (ms)]``, shape ``(6, H)``, for adaptive neurons followed by ``[a (nS), b (pA), tau_w (ms), delta_theta (mV),
+tau_theta (ms)]``, shape ``(11, H)``; the readout's as ``R = [w_out (H rows); b_out (pA); tau (ms)]``, shape
 ``(H + 2, O)``.
 """
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple, Optional
 
 import equinox as eqx
 import jax
@@ -45,9 +51,9 @@ from jax.interpreters import ad, batching
 
 from . import _kernels
 from ._primitives import register, zero_tangent
-from .neurons import LIF
-from .core.integrators import exp_euler_linear
-from .neurons.lif import LIFState
+from .neurons import LIF, AdaptiveLIF
+from .core.integrators import exp_euler_linear, refractory_countdown
+from .neurons.lif import ALIFState, LIFState
 
 
 # Native binding: the forward and backward sweeps (brainsim/_kernels/lif_layer.cc).
@@ -56,6 +62,7 @@ _LIF_BWD_TARGET = "brainsim_lif_backward"
 _LIF_LAYER = _kernels.NativeLibrary(_kernels.KERNEL_DIR / "lif_layer.cc",
                                     {_LIF_FWD_TARGET: "BrainsimLifForward", _LIF_BWD_TARGET: "BrainsimLifBackward"},
                                     {"BrainsimLifParamOrder": ",".join(_kernels.LIF_PARAM_ORDER),
+                                     "BrainsimAdaptiveParamOrder": ",".join(_kernels.ADAPTIVE_PARAM_ORDER),
                                      "BrainsimLifSurrogates": ",".join(_kernels.NATIVE_SURROGATES)})
 
 
@@ -64,12 +71,14 @@ def lif_layer_available() -> bool:
     return _LIF_LAYER.available()
 
 
-def lif_forward_native(x, w_in, b_in, v0, ref0, i0, w, p, r, **attrs):
+def lif_forward_native(x, w_in, b_in, v0, ref0, i0, z0, w, p, r, **attrs):
     """Fused LIF-layer forward sweep (see ``lif_layer.cc``) over ``x``: the input currents ``(B, T, H)``, or
     with ``projected=1`` the layer input ``(B, T, K)`` projected by ``w_in`` ``(K, H)`` and ``b_in`` ``(H,)``
     inside the kernel; with ``readout=1`` a leaky-integrator readout with parameters ``r`` ``(H + 2, O)``
-    (W_out rows, b_out, tau) runs behind the layer. Returns (S, V, u, frozen, x_mask, flags): S and V
-    (B, T, H); u, the readout's membrane (B, T, O) (see ``lif_u_shape``); frozen (the refractory mask,
+    (W_out rows, b_out, tau) runs behind the layer; with ``adaptive=1`` the neurons are adaptive (``p``
+    ``(11, H)``, initial ``z0 = [w_0; theta_0]`` ``(B, 2, H)``). Returns (S, V, u, W, Theta, frozen, x_mask,
+    flags, s_bits): S and V (B, T, H); u, the readout's membrane (B, T, O) (see ``lif_u_shape``); W and Theta,
+    the adaptive neurons' w and theta after each step (B, T, H) (see ``adaptive_shape``); frozen (the refractory mask,
     uint8) (B, T, H); and residuals for the backward pass: the bit mask of the projected input's nonzero
     entries (see ``lif_x_mask_shape``), per-example flags (are all nonzero x 1; can no neuron ever be
     refractory: then the refractory mask is left unwritten) and the bit mask of S (see ``lif_s_bits_shape``),
@@ -77,12 +86,23 @@ def lif_forward_native(x, w_in, b_in, v0, ref0, i0, w, p, r, **attrs):
     shape = x.shape[:2] + (p.shape[1],)
     out = jax.ShapeDtypeStruct(shape, jnp.float32)
     u = jax.ShapeDtypeStruct(lif_u_shape(x.shape, r.shape, bool(attrs["readout"])), jnp.float32)
+    adapt = jax.ShapeDtypeStruct(adaptive_shape(shape, bool(attrs["adaptive"])), jnp.float32)
     frozen = jax.ShapeDtypeStruct(shape, jnp.uint8)
     x_mask = jax.ShapeDtypeStruct(lif_x_mask_shape(x.shape, bool(attrs["projected"])), jnp.uint32)
     flags = jax.ShapeDtypeStruct(x.shape[:1], jnp.uint32)
     s_bits = jax.ShapeDtypeStruct(lif_s_bits_shape(shape), jnp.uint32)
-    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, u, frozen, x_mask, flags, s_bits), vmap_method="sequential")(
-        x, w_in, b_in, v0, ref0, i0, w, p, r, **attrs)
+    return jax.ffi.ffi_call(_LIF_FWD_TARGET, (out, out, u, adapt, adapt, frozen, x_mask, flags, s_bits),
+                            vmap_method="sequential")(x, w_in, b_in, v0, ref0, i0, z0, w, p, r, **attrs)
+
+
+def adaptive_shape(s_shape, adaptive: bool):
+    """Shape of the adaptive neurons' per-step w and theta: ``(B, T, H)``, a ``(B, 1, 1)`` placeholder otherwise."""
+    return tuple(s_shape) if adaptive else (s_shape[0], 1, 1)
+
+
+def z0_shape(batch: int, h: int, adaptive: bool):
+    """Shape of the adaptive neurons' initial ``[w_0; theta_0]``: ``(B, 2, H)``, a ``(B, 1, 1)`` placeholder otherwise."""
+    return (batch, 2, h) if adaptive else (batch, 1, 1)
 
 
 def lif_u_shape(x_shape, r_shape, readout: bool):
@@ -104,27 +124,28 @@ def lif_s_bits_shape(s_shape):
     return (b, t, (h + 31) // 32)
 
 
-def lif_backward_native(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, i0, w, p, r,
-                        **attrs):
-    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, di0, dW, dP, dR). dI (the cotangent
+def lif_backward_native(ct_s, ct_v, ct_u, ct_w, ct_th, s_bits, v, u, w_seq, th_seq, frozen, x_mask, flags, x, w_in,
+                        b_in, v0, i0, z0, w, p, r, **attrs):
+    """Fused LIF-layer backward sweep: returns (dI, dW_in, db_in, dv0, di0, dz0, dW, dP, dR). dI (the cotangent
     of the input currents, ``(B, T, H)``) is computed only with ``write_di=1`` (a ``(1,)`` placeholder
     otherwise); dW_in and db_in only with ``projected=1``, dW only with ``recurrent=1``, dW_in and dW as the
     two threads' parts ``(2, K, H)`` and ``(2, H, H)`` (the caller sums them); dR (the readout's ``(H + 2, O)``) only with
-    ``readout=1``. With ``ct_s_zero=1`` / ``ct_v_zero=1`` the cotangent of S / V is zero and ``ct_s`` /
-    ``ct_v`` may be any float32 placeholder."""
+    ``readout=1``; dz0 ``(B, 2, H)`` only with ``adaptive=1``. With ``ct_s_zero=1`` / ``ct_v_zero=1`` /
+    ``ct_a_zero=1`` the cotangent of S / V / (W and Theta) is zero and ``ct_s`` / ``ct_v`` / ``ct_w``, ``ct_th``
+    may be any float32 placeholder."""
     f32 = jnp.float32
     projected = bool(attrs["projected"])
     shapes = (v.shape if attrs["write_di"] else (1,), (2,) + w_in.shape if projected else (1, 1),
-              b_in.shape if projected else (1,), v0.shape, i0.shape, (2,) + w.shape if attrs["recurrent"] else (1, 1),
-              p.shape,
-              r.shape if attrs["readout"] else (1, 1))
+              b_in.shape if projected else (1,), v0.shape, i0.shape, z0.shape if attrs["adaptive"] else (1,),
+              (2,) + w.shape if attrs["recurrent"] else (1, 1), p.shape, r.shape if attrs["readout"] else (1, 1))
     return jax.ffi.ffi_call(_LIF_BWD_TARGET, tuple(jax.ShapeDtypeStruct(sh, f32) for sh in shapes),
-                            vmap_method="sequential")(ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in,
-                                                      b_in, v0, i0, w, p, r, **attrs)
+                            vmap_method="sequential")(ct_s, ct_v, ct_u, ct_w, ct_th, s_bits, v, u, w_seq, th_seq, frozen,
+                                                      x_mask, flags, x, w_in, b_in, v0, i0, z0, w, p, r, **attrs)
 
 
 
 PARAM_NAMES = _kernels.LIF_PARAM_ORDER  # rows of the packed parameters, checked against the kernel at load
+ADAPTIVE_PARAM_NAMES = _kernels.ADAPTIVE_PARAM_ORDER  # the adaptive neurons' further rows, checked likewise
 NATIVE_SURROGATES = _kernels.NATIVE_SURROGATES  # order of the kernel's switch, checked at load
 
 lif_layer_p = Primitive("brainsim_lif_layer")
@@ -132,31 +153,59 @@ lif_layer_p.multiple_results = True
 lif_layer_lin_p = Primitive("brainsim_lif_layer_lin")
 lif_layer_lin_p.multiple_results = True
 
-_N_PRIMAL = 9  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
-# (1,) unless projected); v0, ref0, i0 (B, H); w (H, H) or (1, 1); p (6, H); r (H + 2, O) or (1, 1)
-_N_OUT = 7  # S, V (float, (B, T, H)), the readout's u (B, T, O) or a (B, 1, 1) placeholder, the refractory mask
+_N_PRIMAL = 10  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
+# (1,) unless projected); v0, ref0, i0 (B, H); z0 (B, 2, H) or (B, 1, 1); w (H, H) or (1, 1); p (6, H) or (11, H);
+# r (H + 2, O) or (1, 1)
+_N_OUT = 9  # S, V (float, (B, T, H)), the readout's u (B, T, O) or a (B, 1, 1) placeholder, the adaptive neurons'
+# W and Theta (B, T, H) or (B, 1, 1) placeholders, the refractory mask
 # (uint8, (B, T, H); left unwritten for examples that can never be refractory), then the bit mask of the
 # projected input's nonzero entries, per-example flags (uint32; "all nonzero inputs are 1", "never
 # refractory") and the bit mask of S (uint32, (B, T, ceil(H / 32))): residuals for the backward pass, which
 # recomputes I_t and v_new from these
-_N_DIFF = 3  # S, V, u: the differentiable outputs
+_N_DIFF = 5  # S, V, u, W, Theta: the differentiable outputs
+
+# The neuron models whose equations the kernels implement (final classes), and whether they adapt
+_MODELS = {LIF: False, AdaptiveLIF: True}
 
 
 def supports(neuron) -> bool:
-    """Whether ``lif_sequence`` can run populations of ``neuron``: plain ``LIF`` (a final class) with exponential
-    Euler, Brian2's refractory counting and a surrogate the kernel implements (not the population-dependent
-    ``"membrane"``)."""
-    return (type(neuron) is LIF and neuron.method == "exp_euler" and neuron.refractory_convention == "brian2"
+    """Whether ``layer_sequence`` can run populations of ``neuron``: ``LIF`` or ``AdaptiveLIF`` (final classes)
+    with exponential Euler, Brian2's refractory counting and a surrogate the kernel implements (not the
+    population-dependent ``"membrane"``)."""
+    return (type(neuron) in _MODELS and neuron.method == "exp_euler" and neuron.refractory_convention == "brian2"
             and neuron.surrogate in NATIVE_SURROGATES)
 
 
-def pack_params(neuron: LIF):
-    """``(6, H)`` array of the neuron's per-neuron parameters, in ``PARAM_NAMES`` order."""
-    return jnp.stack([jnp.broadcast_to(getattr(neuron, n), (neuron.size,)) for n in PARAM_NAMES])
+def pack_params(neuron):
+    """``(6, H)`` array of the neuron's per-neuron parameters in ``PARAM_NAMES`` order; ``(11, H)`` with the
+    ``ADAPTIVE_PARAM_NAMES`` rows after them for an ``AdaptiveLIF``."""
+    names = PARAM_NAMES + (ADAPTIVE_PARAM_NAMES if _MODELS[type(neuron)] else ())
+    return jnp.stack([jnp.broadcast_to(getattr(neuron, n), (neuron.size,)) for n in names])
+
+
+class SequenceOutputs(NamedTuple):
+    """What ``layer_sequence`` returns, each over the ``T`` steps: spikes and membrane potential (mV) ``(T, H)``;
+    the readout's membrane ``u`` (mV) ``(T, O)`` or None; an adaptive neuron's adaptation current ``w`` (pA) and
+    threshold increase ``theta`` (mV) after each step ``(T, H)``, or None."""
+
+    spikes: jax.Array
+    v: jax.Array
+    u: Optional[jax.Array]
+    w: Optional[jax.Array]
+    theta: Optional[jax.Array]
 
 
 def lif_sequence(neuron: LIF, i_ext, v0, ref0, i0=None, w=None, *, dt: float, w_in=None, b_in=None, readout=None):
-    """Run ``neuron`` (a resolved ``LIF``) over ``i_ext`` ``(T, H)`` (pA) from state ``v0`` (mV), ``ref0``
+    """``layer_sequence`` for plain ``LIF`` neurons, returning ``(spikes, v)``, or ``(spikes, v, u)`` with a readout."""
+    if _MODELS.get(type(neuron)):
+        raise ValueError("lif_sequence: adaptive neurons carry w and theta; use layer_sequence")
+    out = layer_sequence(neuron, i_ext, v0, ref0, i0, w, dt=dt, w_in=w_in, b_in=b_in, readout=readout)
+    return out[:2] if readout is None else out[:3]
+
+
+def layer_sequence(neuron, i_ext, v0, ref0, i0=None, w=None, *, dt: float, w_in=None, b_in=None, readout=None,
+                   w0=None, theta0=None) -> SequenceOutputs:
+    """Run ``neuron`` (a resolved ``LIF`` or ``AdaptiveLIF``) over ``i_ext`` ``(T, H)`` (pA) from state ``v0`` (mV), ``ref0``
     (ms), with recurrent weights ``w`` ``(H, H)`` (pA per spike) or None. ``i0`` ``(H,)`` (pA, default 0) is the
     current already at the neurons when the sequence starts (what the spikes of the step before it sent through
     ``w`` in a continued run), added to the input of the first step.
@@ -167,9 +216,16 @@ def lif_sequence(neuron: LIF, i_ext, v0, ref0, i0=None, w=None, *, dt: float, w_
     With ``readout = (w_out, b_out, tau)`` (``(H, O)`` pA per spike, ``(O,)`` pA or None, ``(O,)`` ms) a
     leaky-integrator readout from ``u = 0`` runs behind the layer (``LeakyReadout.step`` on the spikes).
 
-    Returns ``(spikes, v)``, each ``(T, H)``: the same as scanning ``LIF.step`` with input
-    ``i_ext[t] + spikes[t-1] @ w`` (``+ i0`` at t = 0); with a readout ``(spikes, v, u)``, u the readout membrane ``(T, O)`` (mV).
+    An ``AdaptiveLIF`` starts from adaptation current ``w0`` (pA) and threshold increase ``theta0`` (mV)
+    ``(H,)`` (default 0).
+
+    Returns ``SequenceOutputs``: the same as scanning the neuron's ``step`` with input
+    ``i_ext[t] + spikes[t-1] @ w`` (``+ i0`` at t = 0).
     """
+    if not supports(neuron):
+        raise ValueError(f"layer_sequence: {type(neuron).__name__} with method={neuron.method!r}, "
+                         f"surrogate={neuron.surrogate!r} has no fused kernel (see fused_lif.supports)")
+    adaptive = _MODELS[type(neuron)]
     h = neuron.size
     projected = w_in is not None
     if projected:
@@ -191,14 +247,32 @@ def lif_sequence(neuron: LIF, i_ext, v0, ref0, i0=None, w=None, *, dt: float, w_
         w_in, b_in = jnp.zeros((1, 1), dtype), jnp.zeros((1,), dtype)
     r = jnp.zeros((1, 1), dtype) if readout is None else pack_readout(*readout, h, dtype)
     i0 = jnp.zeros((h,), dtype) if i0 is None else jnp.broadcast_to(jnp.asarray(i0, dtype), (h,))
+    if adaptive:
+        z0 = jnp.stack([jnp.zeros((h,), dtype) if z is None else jnp.broadcast_to(jnp.asarray(z, dtype), (h,))
+                        for z in (w0, theta0)])[None]
+    else:
+        if w0 is not None or theta0 is not None:
+            raise ValueError("layer_sequence: w0 and theta0 belong to adaptive neurons")
+        z0 = jnp.zeros(z0_shape(1, h, False), dtype)
     params = dict(dt=float(dt), subtract=neuron.reset == "subtract", recurrent=recurrent, projected=projected,
-                  readout=readout is not None, surrogate=neuron.surrogate, slope=float(neuron.slope))
+                  readout=readout is not None, adaptive=adaptive, surrogate=neuron.surrogate, slope=float(neuron.slope))
     outs = lif_layer_p.bind(i_ext.astype(dtype)[None], w_in, b_in, jnp.asarray(v0, dtype)[None],
-                            jnp.asarray(ref0, dtype)[None], i0[None], w_arr,
+                            jnp.asarray(ref0, dtype)[None], i0[None], z0, w_arr,
                             pack_params(neuron).astype(dtype), r, **params)
-    if readout is None:
-        return outs[0][0], outs[1][0]
-    return outs[0][0], outs[1][0], outs[2][0]
+    return SequenceOutputs(outs[0][0], outs[1][0], outs[2][0] if readout is not None else None,
+                           outs[3][0] if adaptive else None, outs[4][0] if adaptive else None)
+
+
+def adaptation_start(neuron, state) -> dict:
+    """``layer_sequence``'s ``w0``/``theta0`` from an ``AdaptiveLIF``'s state (``ALIFState``); {} for ``LIF``."""
+    return dict(w0=state.w, theta0=state.theta) if _MODELS[type(neuron)] else {}
+
+
+def state_after(neuron, state, out: SequenceOutputs, refractory):
+    """The neuron state after a ``layer_sequence`` started from ``state``, given the refractory counter (ms)
+    after it (the kernel does not return it)."""
+    extra = dict(w=out.w[-1], theta=out.theta[-1]) if _MODELS[type(neuron)] else {}
+    return state._replace(v=out.v[-1], refractory=refractory, **extra)
 
 
 def pack_readout(w_out, b_out, tau, h: int, dtype):
@@ -216,9 +290,10 @@ def pack_readout(w_out, b_out, tau, h: int, dtype):
 
 # --- reference implementation (pure JAX): LIF.step's own methods in a scan -------------------------------
 
-def _neuron_from(p, subtract, surrogate, slope):
-    template = LIF(p.shape[1], reset="subtract" if subtract else "value", surrogate=surrogate, slope=slope)
-    return eqx.tree_at(lambda n: tuple(getattr(n, k) for k in PARAM_NAMES), template, tuple(p))
+def _neuron_from(p, subtract, adaptive, surrogate, slope):
+    cls, names = (AdaptiveLIF, PARAM_NAMES + ADAPTIVE_PARAM_NAMES) if adaptive else (LIF, PARAM_NAMES)
+    template = cls(p.shape[1], reset="subtract" if subtract else "value", surrogate=surrogate, slope=slope)
+    return eqx.tree_at(lambda n: tuple(getattr(n, k) for k in names), template, tuple(p))
 
 
 def _readout_reference(s, r, dt):
@@ -233,24 +308,30 @@ def _readout_reference(s, r, dt):
     return jnp.moveaxis(jax.lax.scan(step, jnp.zeros(currents.shape[1:], s.dtype), currents)[1], 0, 1)
 
 
-def _reference(x, w_in, b_in, v0, ref0, i0, w, p, r, *, dt, subtract, recurrent, projected, readout, surrogate,
-               slope):
-    neuron = _neuron_from(p, subtract, surrogate, slope)
+def _reference(x, w_in, b_in, v0, ref0, i0, z0, w, p, r, *, dt, subtract, recurrent, projected, readout, adaptive,
+               surrogate, slope):
+    neuron = _neuron_from(p, subtract, adaptive, surrogate, slope)
     i_ext = x @ w_in + b_in if projected else x
 
-    def one(i_seq, v, ref):
+    def one(i_seq, v, ref, z):
+        state0 = ALIFState(v, z[0], z[1], ref) if adaptive else LIFState(v, ref)
+
         def step(carry, i_t):
-            v, ref, s_prev = carry
+            state, s_prev = carry
             cur = i_t + s_prev @ w if recurrent else i_t
-            state, s, v_new, frozen = neuron.step_parts(LIFState(v, ref), cur, dt)
-            return (state.v, state.refractory, s), (s, state.v, frozen.astype(jnp.uint8))
+            frozen = refractory_countdown(state.refractory, dt)[1]
+            state, s = neuron.step(state, cur, dt)
+            adapt = (state.w, state.theta) if adaptive else (jnp.zeros((1,), v.dtype),) * 2
+            return (state, s), (s, state.v, *adapt, frozen.astype(jnp.uint8))
 
-        return jax.lax.scan(step, (v, ref, jnp.zeros_like(v)), i_seq)[1]
+        return jax.lax.scan(step, (state0, jnp.zeros_like(v)), i_seq)[1]
 
-    s, v, frozen = jax.vmap(one)(i_ext.at[:, 0].add(i0), v0, ref0)
+    s, v, w_seq, th_seq, frozen = jax.vmap(one)(i_ext.at[:, 0].add(i0), v0, ref0, z0)
+    if not adaptive:
+        w_seq = th_seq = jnp.zeros(adaptive_shape(s.shape, False), s.dtype)
     u = _readout_reference(s, r, dt) if readout else jnp.zeros(lif_u_shape(x.shape, r.shape, False), s.dtype)
     # the kernel's input residuals, unused by this path's own (autodiff) backward pass
-    return [s, v, u, frozen, jnp.zeros(lif_x_mask_shape(x.shape, projected), jnp.uint32),
+    return [s, v, u, w_seq, th_seq, frozen, jnp.zeros(lif_x_mask_shape(x.shape, projected), jnp.uint32),
             jnp.zeros(x.shape[:1], jnp.uint32), jnp.zeros(lif_s_bits_shape(s.shape), jnp.uint32)]
 
 
@@ -267,7 +348,7 @@ def _native_ok(*arrays) -> bool:
 def _kernel_attrs(params):
     return dict(dt=np.float32(params["dt"]), subtract=np.int64(params["subtract"]),
                 recurrent=np.int64(params["recurrent"]), projected=np.int64(params["projected"]),
-                readout=np.int64(params["readout"]))
+                readout=np.int64(params["readout"]), adaptive=np.int64(params["adaptive"]))
 
 
 def _forward_impl(*primals, **params):
@@ -279,28 +360,34 @@ def _forward_impl(*primals, **params):
 
 def _backward(cts, primals, outs, params, needed):
     """Cotangents of the primal inputs flagged in ``needed`` (one bool per primal, in order) given
-    cotangents ``cts`` of (S, V, u), any of which may be a symbolic zero."""
+    cotangents ``cts`` of (S, V, u, W, Theta), any of which may be a symbolic zero."""
     zero = [type(c) is ad.Zero for c in cts]
     dtype = outs[0].dtype
-    # a symbolic zero becomes a placeholder the kernel does not read (u's cotangent: zeros, it is small)
+    # a symbolic zero becomes a placeholder the kernel does not read (u's cotangent: zeros, it is small);
+    # W's and Theta's are read together, unless both are zero
     ct_s, ct_v = (jnp.zeros((1,), dtype) if z else c for c, z in zip(cts[:2], zero))
     ct_u = ad.instantiate_zeros(cts[2]) if params["readout"] else jnp.zeros((1,), dtype)
+    adapt_zero = not params["adaptive"] or (zero[3] and zero[4])
+    ct_w, ct_th = ((jnp.zeros((1,), dtype),) * 2 if adapt_zero
+                   else tuple(ad.instantiate_zeros(c) for c in cts[3:5]))
 
-    def reference(ct_s, ct_v, ct_u, *primals):
+    def reference(ct_s, ct_v, ct_u, ct_w, ct_th, *primals):
         _, vjp = jax.vjp(lambda *a: _reference_outputs(a, params), *primals)
-        grads = vjp([jnp.zeros_like(o) if z else c for c, o, z in zip((ct_s, ct_v, ct_u), outs, zero)])
+        zeros = zero[:3] + [adapt_zero] * 2
+        grads = vjp([jnp.zeros_like(o) if z else c for c, o, z in zip((ct_s, ct_v, ct_u, ct_w, ct_th), outs, zeros)])
         return [g for g, n in zip(grads, needed) if n]
 
-    def native(ct_s, ct_v, ct_u, *primals):
-        x, w_in, b_in, v0, ref0, i0, w, p, r = primals
-        _, v, u, frozen, x_mask, flags, s_bits = outs
+    def native(ct_s, ct_v, ct_u, ct_w, ct_th, *primals):
+        x, w_in, b_in, v0, ref0, i0, z0, w, p, r = primals
+        _, v, u, w_seq, th_seq, frozen, x_mask, flags, s_bits = outs
         projected = params["projected"]
         write_di = needed[0]  # the currents' cotangent: x's own gradient, or needed to form it
         surrogate = np.int64(NATIVE_SURROGATES.index(params["surrogate"]))
-        d_i, d_w_in, d_b_in, d_v0, d_i0, d_w, d_p, d_r = lif_backward_native(
-            ct_s, ct_v, ct_u, s_bits, v, u, frozen, x_mask, flags, x, w_in, b_in, v0, i0, w, p, r,
-            surrogate=surrogate, slope=np.float32(params["slope"]), ct_s_zero=np.int64(zero[0]),
-            ct_v_zero=np.int64(zero[1]), write_di=np.int64(write_di), **_kernel_attrs(params))
+        d_i, d_w_in, d_b_in, d_v0, d_i0, d_z0, d_w, d_p, d_r = lif_backward_native(
+            ct_s, ct_v, ct_u, ct_w, ct_th, s_bits, v, u, w_seq, th_seq, frozen, x_mask, flags, x, w_in, b_in, v0, i0,
+            z0, w, p, r, surrogate=surrogate, slope=np.float32(params["slope"]), ct_s_zero=np.int64(zero[0]),
+            ct_v_zero=np.int64(zero[1]), ct_a_zero=np.int64(adapt_zero), write_di=np.int64(write_di),
+            **_kernel_attrs(params))
         # dW_in and dW come as the kernel threads' two parts: summed here, the sum fuses into their consumers
         d_w = d_w[0] + d_w[1] if params["recurrent"] else jnp.zeros_like(w)
         if projected:
@@ -310,11 +397,13 @@ def _backward(cts, primals, outs, params, needed):
             d_x, d_w_in, d_b_in = d_i, jnp.zeros_like(w_in), jnp.zeros_like(b_in)
         if not params["readout"]:
             d_r = jnp.zeros_like(r)
-        grads = [d_x, d_w_in, d_b_in, d_v0, jnp.zeros_like(ref0), d_i0, d_w, d_p, d_r]
+        if not params["adaptive"]:
+            d_z0 = jnp.zeros_like(z0)
+        grads = [d_x, d_w_in, d_b_in, d_v0, jnp.zeros_like(ref0), d_i0, d_z0, d_w, d_p, d_r]
         return [g for g, n in zip(grads, needed) if n]
 
-    return _kernels.cpu_or_pure(native, reference, ct_s, ct_v, ct_u, *primals,
-                                usable=_native_ok(ct_s, ct_v, ct_u, *primals))
+    return _kernels.cpu_or_pure(native, reference, ct_s, ct_v, ct_u, ct_w, ct_th, *primals,
+                                usable=_native_ok(ct_s, ct_v, ct_u, ct_w, ct_th, *primals))
 
 
 def _lin_impl(*args, **params):
@@ -322,16 +411,17 @@ def _lin_impl(*args, **params):
     return list(jax.jvp(lambda *a: _reference_outputs(a, params), primals, tangents)[1])
 
 
-_PARAMS = ("dt", "subtract", "recurrent", "projected", "readout", "surrogate", "slope")
+_PARAMS = ("dt", "subtract", "recurrent", "projected", "readout", "adaptive", "surrogate", "slope")
 register(lif_layer_p, _forward_impl, _PARAMS, multiple_results=True)
 register(lif_layer_lin_p, _lin_impl, _PARAMS, multiple_results=True)
 
 
 @lif_layer_p.def_abstract_eval
-def _forward_abstract(x, w_in, b_in, v0, ref0, i0, w, p, r, **params):
+def _forward_abstract(x, w_in, b_in, v0, ref0, i0, z0, w, p, r, **params):
     shape = x.shape[:2] + (p.shape[1],)  # (B, T, H)
+    adapt = jax.core.ShapedArray(adaptive_shape(shape, params["adaptive"]), x.dtype)
     return [jax.core.ShapedArray(shape, x.dtype), jax.core.ShapedArray(shape, x.dtype),
-            jax.core.ShapedArray(lif_u_shape(x.shape, r.shape, params["readout"]), x.dtype),
+            jax.core.ShapedArray(lif_u_shape(x.shape, r.shape, params["readout"]), x.dtype), adapt, adapt,
             jax.core.ShapedArray(shape, jnp.uint8),
             jax.core.ShapedArray(lif_x_mask_shape(x.shape, params["projected"]), jnp.uint32),
             jax.core.ShapedArray(x.shape[:1], jnp.uint32),
@@ -340,7 +430,7 @@ def _forward_abstract(x, w_in, b_in, v0, ref0, i0, w, p, r, **params):
 
 @lif_layer_lin_p.def_abstract_eval
 def _lin_abstract(*args, **params):
-    return [jax.core.ShapedArray(o.shape, o.dtype) for o in args[_N_PRIMAL:_N_PRIMAL + _N_DIFF]]  # S, V, u
+    return [jax.core.ShapedArray(o.shape, o.dtype) for o in args[_N_PRIMAL:_N_PRIMAL + _N_DIFF]]  # S, V, u, W, Theta
 
 
 # --- differentiation --------------------------------------------------------------------------------------
@@ -371,8 +461,8 @@ ad.primitive_transposes[lif_layer_lin_p] = _lin_transpose
 
 # --- batching ---------------------------------------------------------------------------------------------
 
-_PER_EXAMPLE = (0, 3, 4, 5)  # x, v0, ref0, i0: the primals with the kernel's batch axis
-_SHARED = (1, 2, 6, 7, 8)  # w_in, b_in, w, p, r
+_PER_EXAMPLE = (0, 3, 4, 5, 6)  # x, v0, ref0, i0, z0: the primals with the kernel's batch axis
+_SHARED = (1, 2, 7, 8, 9)  # w_in, b_in, w, p, r
 
 
 def _forward_batch(args, dims, **params):

@@ -24,7 +24,7 @@ from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource
 from brainsim.monitors import (AbstractMonitor, CountMonitor, MeanMonitor, RateMonitor, SpikeMonitor,
                                StateMonitor)
 from brainsim.network import Network, Population
-from brainsim.neurons import LIF, LeakyIntegrator
+from brainsim.neurons import LIF, AdaptiveLIF, LeakyIntegrator
 from brainsim.plasticity.modulators import Signal
 from brainsim.projections import DenseProjection, EventProjection
 from brainsim.simulate import run
@@ -100,10 +100,12 @@ def test_layer_by_layer_equals_step_by_step_on_a_generic_network():
     assert int(s_layer.step) == n
 
 
-def _fusable_network(xs, key):
+def _fusable_network(xs, key, adaptive=False):
     k1, k2, k3 = jax.random.split(key, 3)
     h, o = 24, 3
-    neuron = LIF(h, tau_m=8.0, C_m=1.0, v_rest=0.0, v_th=1.0, v_reset=0.0, t_ref=0.0, reset="subtract")
+    common = dict(tau_m=8.0, C_m=1.0, v_rest=0.0, v_th=1.0, v_reset=0.0, t_ref=0.0, reset="subtract")
+    neuron = (AdaptiveLIF(h, a=0.02, b=0.1, tau_w=30.0, delta_theta=0.3, tau_theta=40.0, **common) if adaptive
+              else LIF(h, **common))
     populations = {
         "in": Population(Signal(xs)),
         "hidden": Population(neuron, {"I": Receptor(Instant(), CurrentOutput())}),
@@ -134,9 +136,11 @@ def _fused_calls(fn, *args):
     return found
 
 
-def test_fused_sequence_is_recognised_and_continues_runs_exactly():
+@pytest.mark.parametrize("adaptive", [False, True], ids=["LIF", "AdaptiveLIF"])
+def test_fused_sequence_is_recognised_and_continues_runs_exactly(adaptive):
+    """The second half starts from the first half's state: for AdaptiveLIF also its w and theta."""
     xs = (jax.random.uniform(jax.random.key(1), (80, 10)) < 0.3).astype(jnp.float32)
-    net = _fusable_network(xs, jax.random.key(2))
+    net = _fusable_network(xs, jax.random.key(2), adaptive)
     key = jax.random.key(0)
     monitors = [SpikeMonitor("hidden", differentiable=True), StateMonitor("hidden", "v"),
                 StateMonitor("out", "v", when="end"), CountMonitor("hidden")]
@@ -155,7 +159,10 @@ def test_fused_sequence_is_recognised_and_continues_runs_exactly():
         np.testing.assert_array_equal(np.asarray(step[half][0]), np.asarray(layer[half][0]))
         for a, b in zip(step[half][1:], layer[half][1:]):  # (the kernel's exponential: float rounding)
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
-    assert float(jnp.abs(step[0].receptors["hidden"]["I"]).max()) > 0  # what the last spikes sent is kept
+    if adaptive:  # the adaptation carried over
+        assert float(step[0].neurons["hidden"].theta.max()) > 0.1 and float(step[0].neurons["hidden"].w.max()) > 0.1
+    else:
+        assert float(jnp.abs(step[0].receptors["hidden"]["I"]).max()) > 0  # what the last spikes sent is kept
     for a, b in zip(jax.tree_util.tree_leaves(step[0]), jax.tree_util.tree_leaves(layer[0])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
 

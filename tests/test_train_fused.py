@@ -553,12 +553,11 @@ def test_fused_readout_reference_path_and_bad_input(monkeypatch):
 def test_fused_lif_supports_and_bad_input():
     layer = SpikingLayer(4, 6, key=jax.random.key(0))
     assert fused_lif.supports(layer.neuron)
-    assert not fused_lif.supports(ml_lif(6, adaptive=True))
+    assert fused_lif.supports(ml_lif(6, adaptive=True))  # tests/test_fused_adaptive.py
     assert not fused_lif.supports(LIF(6, method="euler"))
     x = jnp.ones((10, 4))
     assert len(_lif_sequences(Sequential([layer]), x)) == 1
     for other in (SpikingLayer(4, 6, key=jax.random.key(0), tau_syn=5.0),  # a synapse: scanned
-                  SpikingLayer(4, 6, key=jax.random.key(0), neuron=ml_lif(6, adaptive=True)),
                   SpikingLayer(4, 6, key=jax.random.key(0), fused=False)):
         assert _lif_sequences(Sequential([other]), x) == []
     with pytest.raises(ValueError, match=r"shape \(T, 6\)"):

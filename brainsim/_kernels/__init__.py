@@ -7,7 +7,7 @@ wrappers) lives in the op's own module beside its pure-JAX reference and gradien
 delivery, spike packing), ``brainsim.event_matmul``, ``brainsim._population_step``, ``brainsim.fused_lif``,
 ``brainsim.plasticity._native`` (STDP). ``cpu_or_pure`` is the one switch between native and pure code; without a
 compiler, or with ``BRAINSIM_NATIVE=0``, every op uses its pure-JAX path (which is also what runs on GPU).
-Constants shared with C++ (``LIF_PARAM_ORDER``, ``NATIVE_SURROGATES``) are defined here once and checked against
+Constants shared with C++ (``LIF_PARAM_ORDER``, ``ADAPTIVE_PARAM_ORDER``, ``NATIVE_SURROGATES``) are defined here once and checked against
 the compiled library when it loads.
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ KERNEL_DIR = Path(__file__).parent  # every C++ source of brainsim and their sha
 # Constants the C++ kernels share with Python, defined here once and checked against the kernels at load:
 # the rows of the LIF parameter array P (population.cc, lif_layer.cc) and the surrogate ids of lif_layer.cc.
 LIF_PARAM_ORDER = ("tau_m", "C_m", "v_rest", "v_th", "v_reset", "t_ref")
+ADAPTIVE_PARAM_ORDER = ("a", "b", "tau_w", "delta_theta", "tau_theta")  # lif_layer.cc: P's rows after those
 NATIVE_SURROGATES = tuple(name for name in SURROGATES if name != "membrane")
 _COMMON_HEADER = KERNEL_DIR / "kernel_common.h"
 _FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-trapping-math", "-fopenmp-simd")

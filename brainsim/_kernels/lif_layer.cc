@@ -39,6 +39,17 @@
 // [dI_{t+1}, dI_out,t] [W^T; W_out^T]) and never reaches memory.
 // Parameters are packed as P = [tau_m, C_m, v_rest, v_th, v_reset, t_ref], each of length H; the
 // readout's as R = [W_out (H rows); b_out; tau], shape (H + 2, O).
+// With "adaptive" the neurons are brainsim.neurons.AdaptiveLIF (exponential Euler): P has five more rows
+// [a, b, tau_w, delta_theta, tau_theta] and each neuron two more state variables, the adaptation current w
+// (pA) and the threshold increase theta (mV), from z0 = [w_0; theta_0] (B, 2, H):
+//   v_new   = frozen ? v : v_inf + (v - v_inf) exp(-dt / tau_m),   v_inf = v_rest + (I_t - w) tau_m / C_m
+//   w_mid   = w_inf + (w - w_inf) exp(-dt / tau_w),                w_inf = a (v - v_rest)   (v before the step)
+//   th_mid  = theta exp(-dt / tau_theta),  thr = v_th + th_mid
+//   s_t     = H((v_new - thr) / |thr - v_reset|)
+//   v       = v_new - s_t (thr - v_reset)  ("subtract")  or  v_new + s_t (v_reset - v_new)
+//   w       = w_mid + s_t b,   theta = th_mid + s_t delta_theta
+// w and theta after every step are outputs (W, Theta: (B, T, H)), read back by the backward pass, which
+// then carries the adjoints of v, w and theta (I_t is always summed again: it cannot be recovered from v).
 // Up to two threads share the batch (examples are independent). In the forward pass they claim examples one
 // at a time, so that a thread slowed down by other work on its CPU runs fewer; the backward pass splits the
 // batch in two fixed halves (its shared-parameter gradients are summed per thread, in a fixed order, so that
@@ -336,6 +347,173 @@ constexpr std::array<std::array<AdjointFn, sizeof...(kKinds)>, 2> adjoint_table(
 }
 constexpr auto kAdjointSteps = adjoint_table(std::make_integer_sequence<int, kSurrogates>{});
 
+// --- adaptive neurons (AdaptiveLIF): the extra per-neuron constants, forward step and adjoint -------------
+inline constexpr const char* kAdaptiveParamOrder = "a,b,tau_w,delta_theta,tau_theta";
+constexpr int64_t kAdaptiveRows = 11;  // P's rows with "adaptive": the six of Params, then kAdaptiveParamOrder
+
+// a, b, exp(-dt / tau_w), delta_theta, exp(-dt / tau_theta) and, for the adjoint, their derivatives with
+// respect to tau_w and tau_theta (d exp(-dt / tau) / d tau = exp(-dt / tau) dt / tau^2)
+struct AdaptConsts {
+  AlignedVector<float> a, b, dw, delta, dth, ddw_dtau, ddth_dtau;
+  AdaptConsts(const float* p, int64_t H, float dt)
+      : a(p + 6 * H, p + 7 * H), b(p + 7 * H, p + 8 * H), dw(H), delta(p + 9 * H, p + 10 * H), dth(H), ddw_dtau(H),
+        ddth_dtau(H) {
+    for (int64_t h = 0; h < H; ++h) {
+      const float tau_w = p[8 * H + h], tau_th = p[10 * H + h];
+      dw[h] = std::exp(-(1.0f / tau_w) * dt);
+      dth[h] = std::exp(-dt / tau_th);
+      ddw_dtau[h] = dw[h] * dt / (tau_w * tau_w);
+      ddth_dtau[h] = dth[h] * dt / (tau_th * tau_th);
+    }
+  }
+};
+
+// One forward step of adaptive neurons for one example (see the top of the file); updates v, ref, w and theta
+// in place and writes s_t, v_t, frozen_t, w_t and theta_t.
+template <bool kSubtract>
+void forward_step_adaptive(int64_t H, float dt, const StepConsts& c, const AdaptConsts& ac, const float* vrest,
+                           const float* __restrict cur, float* __restrict v, float* __restrict ref,
+                           float* __restrict w, float* __restrict th, float* __restrict s_t, float* __restrict v_t,
+                           uint8_t* __restrict fz_t, float* __restrict w_t, float* __restrict th_t) {
+  for (int64_t h = 0; h < H; ++h) {
+    const float remaining = std::max(ref[h] - dt, 0.0f);
+    const bool frozen = remaining > 0.5f * dt;
+    const float vp = v[h];
+    const float vn = integrate(vp, cur[h] - w[h], frozen, c.vrest_gl[h], c.inv_gl[h], c.decay[h]);
+    const float w_inf = ac.a[h] * (vp - vrest[h]);
+    const float w_mid = w_inf + (w[h] - w_inf) * ac.dw[h];
+    const float th_mid = th[h] * ac.dth[h];
+    const float thr = c.vth[h] + th_mid;
+    const float jump = thr - c.vreset[h];
+    const float s = (vn - thr) / std::fabs(jump) > 0.0f ? 1.0f : 0.0f;
+    const float after = kSubtract ? vn - s * jump : vn + s * (c.vreset[h] - vn);
+    v[h] = after;
+    w[h] = w_mid + s * ac.b[h];
+    th[h] = th_mid + s * ac.delta[h];
+    ref[h] = s > 0.0f ? c.tref[h] : remaining;
+    s_t[h] = s;
+    v_t[h] = after;
+    fz_t[h] = frozen ? 1 : 0;
+    w_t[h] = w[h];
+    th_t[h] = th[h];
+  }
+}
+
+// One example's extra rows at one step of the reverse sweep: w_{t-1}, theta_{t-1}, the cotangents of W and
+// Theta at t; in/out: the adjoints of w_t and theta_t through step t+1 (become those of w_{t-1}, theta_{t-1}).
+struct AdaptRows {
+  const float *w_prev, *th_prev, *cw_t, *cth_t;
+  float *gw_carry, *gth_carry;
+};
+
+// The ten parameter gradients of adaptive neurons (no t_ref), summed over a group of examples in registers.
+struct AdaptGrads {
+  float tau = 0, cm = 0, vrest = 0, vth = 0, vreset = 0, a = 0, b = 0, tau_w = 0, delta = 0, tau_th = 0;
+};
+
+template <bool kSubtract, int kKind>
+inline void adaptive_adjoint_one(int64_t h, const AdjointConsts& c, const StepConsts& f, const AdaptConsts& ac,
+                                 float slope, const AdjointRows& r, const AdaptRows& ra, AdaptGrads& g) {
+  const float frozen = r.fz_t[h];  // 0 or 1
+  const float vp = r.v_prev[h], wp = ra.w_prev[h], thp = ra.th_prev[h];
+  const float ce = r.cur_t[h] - wp;  // the current the membrane integrates
+  const float vn = integrate(vp, ce, frozen != 0.0f, f.vrest_gl[h], f.inv_gl[h], f.decay[h]);
+  const float s = r.s_t[h];
+  const float th_mid = thp * ac.dth[h];
+  const float thr = c.vth[h] + th_mid;
+  const float jump = thr - c.vreset[h];
+  const float gvo = r.cv_t[h] + r.gv_carry[h];
+  const float gwo = ra.cw_t[h] + ra.gw_carry[h];   // dL/dw_t = dL/dw_mid
+  float gth = ra.cth_t[h] + ra.gth_carry[h];      // dL/dtheta_t, becomes dL/dth_mid
+  float gs = r.cs_t[h] + r.rec[h];
+  // w = w_mid + s b, theta = th_mid + s delta
+  g.b += gwo * s;
+  g.delta += gth * s;
+  gs += gwo * ac.b[h] + gth * ac.delta[h];
+  float gvn, gthr = 0.0f;
+  if (kSubtract) {  // v = v_new - s (thr - v_reset)
+    gvn = gvo;
+    gs -= gvo * jump;
+    gthr -= gvo * s;
+    g.vreset += gvo * s;
+  } else {  // v = v_new + s (v_reset - v_new)
+    gvn = gvo * (1.0f - s);
+    gs += gvo * (c.vreset[h] - vn);
+    g.vreset += gvo * s;
+  }
+  // s = H(x), x = (v_new - thr) / D, D = |thr - v_reset|
+  const float inv_d = 1.0f / std::fabs(jump), sign_d = jump > 0.0f ? 1.0f : (jump < 0.0f ? -1.0f : 0.0f);
+  const float x = (vn - thr) * inv_d;
+  const float gx = gs * surrogate<kKind>(x, slope);
+  const float gD = -gx * x * inv_d;
+  gvn += gx * inv_d;
+  gthr += -gx * inv_d + gD * sign_d;
+  g.vreset -= gD * sign_d;
+  g.vth += gthr;
+  gth += gthr;
+  // th_mid = theta_{t-1} exp(-dt / tau_theta)
+  ra.gth_carry[h] = gth * ac.dth[h];
+  g.tau_th += gth * thp * ac.ddth_dtau[h];
+  // w_mid = w_inf + (w_{t-1} - w_inf) exp(-dt / tau_w), w_inf = a (v_{t-1} - v_rest)
+  const float w_inf = ac.a[h] * (vp - c.vrest[h]);
+  const float g_winf = gwo * (1.0f - ac.dw[h]);
+  g.tau_w += gwo * (wp - w_inf) * ac.ddw_dtau[h];
+  g.a += g_winf * (vp - c.vrest[h]);
+  g.vrest -= g_winf * ac.a[h];
+  // v_new = v_inf + (v_{t-1} - v_inf) exp(-dt / tau_m), v_inf = v_rest + (I_t - w_{t-1}) tau_m / C_m; frozen: v_{t-1}
+  const float live = 1.0f - frozen;
+  const float v_inf = c.vrest[h] + ce * c.tau_cm[h];
+  const float g_inf = live * gvn * (1.0f - c.decay[h]);
+  const float g_a = live * gvn * (vp - v_inf);
+  r.gv_carry[h] = gvn * (live * c.decay[h] + frozen) + g_winf * ac.a[h];
+  const float dI = g_inf * c.tau_cm[h];
+  r.dI[h] = dI;
+  ra.gw_carry[h] = gwo * ac.dw[h] - dI;
+  g.tau += g_inf * ce * c.inv_cm[h] + g_a * c.ddecay_dtau[h];
+  g.cm -= g_inf * ce * c.tau_cm2[h];
+  g.vrest += g_inf;
+}
+
+// One step of the reverse sweep of adaptive neurons for the n examples of a thread, kGroup examples per pass
+// over the neurons (their parameter gradients summed in registers, as adjoint_group does). dP: (11, H).
+template <bool kSubtract, int kKind, int kGroup>
+void adaptive_adjoint_group(int64_t H, const AdjointConsts& c, const StepConsts& f, const AdaptConsts& ac, float slope,
+                            const AdjointRows* rows, const AdaptRows* arows, float* __restrict dP) {
+  const AdjointRows r0 = rows[0], r1 = rows[kGroup > 1 ? 1 : 0];
+  const AdaptRows a0 = arows[0], a1 = arows[kGroup > 1 ? 1 : 0];
+  for (int64_t h = 0; h < H; ++h) {
+    AdaptGrads g;
+    adaptive_adjoint_one<kSubtract, kKind>(h, c, f, ac, slope, r0, a0, g);
+    if constexpr (kGroup > 1) adaptive_adjoint_one<kSubtract, kKind>(h, c, f, ac, slope, r1, a1, g);
+    dP[h] += g.tau;
+    dP[H + h] += g.cm;
+    dP[2 * H + h] += g.vrest;
+    dP[3 * H + h] += g.vth;
+    dP[4 * H + h] += g.vreset;
+    dP[6 * H + h] += g.a;
+    dP[7 * H + h] += g.b;
+    dP[8 * H + h] += g.tau_w;
+    dP[9 * H + h] += g.delta;
+    dP[10 * H + h] += g.tau_th;
+  }
+}
+
+template <bool kSubtract, int kKind>
+void adaptive_adjoint_step(int64_t H, int64_t n, const AdjointConsts& c, const StepConsts& f, const AdaptConsts& ac,
+                           float slope, const AdjointRows* rows, const AdaptRows* arows, float* dP) {
+  int64_t e = 0;
+  for (; e + 2 <= n; e += 2) adaptive_adjoint_group<kSubtract, kKind, 2>(H, c, f, ac, slope, rows + e, arows + e, dP);
+  for (; e < n; ++e) adaptive_adjoint_group<kSubtract, kKind, 1>(H, c, f, ac, slope, rows + e, arows + e, dP);
+}
+
+using AdaptiveAdjointFn = decltype(&adaptive_adjoint_step<true, 0>);
+template <int... kKinds>
+constexpr std::array<std::array<AdaptiveAdjointFn, sizeof...(kKinds)>, 2> adaptive_adjoint_table(
+    std::integer_sequence<int, kKinds...>) {
+  return {{{&adaptive_adjoint_step<false, kKinds>...}, {&adaptive_adjoint_step<true, kKinds>...}}};
+}
+constexpr auto kAdaptiveAdjointSteps = adaptive_adjoint_table(std::make_integer_sequence<int, kSurrogates>{});
+
 }  // namespace
 
 // The layer's input: I_ext (B, T, H), or x (B, T, K) with W_in (K, H) and b_in (H) when projected.
@@ -348,12 +526,12 @@ struct LayerInput {
 // Checks the shapes of the layer's arguments; on success sets B, T, H and the input's K.
 static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& w_in,
                                      ffi::Buffer<ffi::F32>& b_in, ffi::Buffer<ffi::F32>& w, ffi::Buffer<ffi::F32>& p,
-                                     int64_t recurrent, int64_t projected, int64_t& B, int64_t& T, int64_t& H,
-                                     LayerInput& in) {
+                                     int64_t recurrent, int64_t projected, int64_t adaptive, int64_t& B, int64_t& T,
+                                     int64_t& H, LayerInput& in) {
   const auto d = x.dimensions();
   if (d.size() != 3) return ffi::Error::InvalidArgument(std::string(name) + ": input must be (B, T, features)");
-  if (p.dimensions().size() != 2 || p.dimensions()[0] != 6)
-    return ffi::Error::InvalidArgument(std::string(name) + ": P must be (6, H)");
+  if (p.dimensions().size() != 2 || p.dimensions()[0] != (adaptive ? kAdaptiveRows : 6))
+    return ffi::Error::InvalidArgument(std::string(name) + ": P must be (6, H), or (11, H) for adaptive neurons");
   B = d[0], T = d[1], H = p.dimensions()[1];
   const int64_t K = d[2];
   if (projected) {
@@ -621,21 +799,37 @@ inline void recover_current(int64_t H, const StepConsts& c, const RecoverConsts&
   }
 }
 
+// Checks the adaptive neurons' buffers: z0 (B, 2, H) and the per-step w and theta (B, T, H) each.
+static ffi::Error check_adaptive_shapes(const char* name, bool adaptive, int64_t z0_count, int64_t w_count,
+                                        int64_t th_count, int64_t B, int64_t T, int64_t H) {
+  if (adaptive && (z0_count != B * 2 * H || w_count != B * T * H || th_count != B * T * H))
+    return ffi::Error::InvalidArgument(std::string(name) + ": adaptive neurons need z0 (B, 2, H), W and Theta (B, T, H)");
+  return ffi::Error::Success();
+}
+
 static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
                                  ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0, ffi::Buffer<ffi::F32> i0,
-                                 ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> r, float dt,
-                                 int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
+                                 ffi::Buffer<ffi::F32> z0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p,
+                                 ffi::Buffer<ffi::F32> r, float dt, int64_t subtract, int64_t recurrent,
+                                 int64_t projected, int64_t readout, int64_t adaptive,
                                  ffi::ResultBuffer<ffi::F32> s_out, ffi::ResultBuffer<ffi::F32> v_out,
-                                 ffi::ResultBuffer<ffi::F32> u_out, ffi::ResultBuffer<ffi::U8> frozen_out,
+                                 ffi::ResultBuffer<ffi::F32> u_out, ffi::ResultBuffer<ffi::F32> w_out,
+                                 ffi::ResultBuffer<ffi::F32> th_out, ffi::ResultBuffer<ffi::U8> frozen_out,
                                  ffi::ResultBuffer<ffi::U32> x_mask_out, ffi::ResultBuffer<ffi::U32> flags_out,
                                  ffi::ResultBuffer<ffi::U32> s_bits_out) {
   int64_t B, T, H;
   LayerInput in;
-  if (auto err = check_layer_shapes("lif_forward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
+  if (auto err = check_layer_shapes("lif_forward", x, w_in, b_in, w, p, recurrent, projected, adaptive, B, T, H, in);
+      !err.success())
+    return err;
+  if (auto err = check_adaptive_shapes("lif_forward", adaptive, z0.element_count(), w_out->element_count(),
+                                       th_out->element_count(), B, T, H);
       !err.success())
     return err;
   const Params P(p.typed_data(), H);
   const StepConsts consts(P, H, dt);
+  const AdaptConsts adapt(adaptive ? p.typed_data() : nullptr, adaptive ? H : 0, dt);
+  float *WT = w_out->typed_data(), *THT = th_out->typed_data();
   const float* W = w.typed_data();
   float *S = s_out->typed_data(), *V = v_out->typed_data();
   const int64_t HW = mask_words(H);  // words of a row of the spikes' bit mask
@@ -664,6 +858,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   for (int64_t b = 0; b < B; ++b) mask_state[b].store(projected ? 0 : 2, std::memory_order_relaxed);
   auto run = [&](int64_t, int64_t b0, int64_t b1) {
     AlignedVector<float> v(H), ref(H), u(O), cur_out(O);
+    AlignedVector<float> wa(adaptive ? H : 0), tha(adaptive ? H : 0), w_row(adaptive ? H : 0), th_row(adaptive ? H : 0);
     AlignedVector<int32_t> spiking(H + 16);  // neurons that spiked in the previous step (16 past H: see decode_mask)
     CurrentScratch scratch(H, in.K);
     AlignedVector<uint8_t> fz_unused(H);  // the refractory mask of an example that is never refractory
@@ -687,6 +882,10 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       while (mask_state[b].load(std::memory_order_acquire) != 2) brainsim::cpu_pause();  // the other thread's
       std::memcpy(v.data(), v0.typed_data() + b * H, sizeof(float) * H);
       std::memcpy(ref.data(), ref0.typed_data() + b * H, sizeof(float) * H);
+      if (adaptive) {
+        std::memcpy(wa.data(), z0.typed_data() + b * 2 * H, sizeof(float) * H);
+        std::memcpy(tha.data(), z0.typed_data() + b * 2 * H + H, sizeof(float) * H);
+      }
       const bool never = never_refractory(ref.data(), P.tref, H, dt);
       std::fill(u.begin(), u.end(), 0.0f);
       int64_t n_spiking = 0;  // no spikes before the sequence: what they sent is in i0
@@ -698,7 +897,13 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
                                               scratch, ones ? XM + (b * T + t) * MW : nullptr);
         if (t == 0) current = add_rows(current, i0.typed_data() + b * H, first.data(), H);
         uint8_t* fz_t = never ? fz_unused.data() : FZ + o;
-        if (subtract) {
+        if (adaptive) {
+          (subtract ? forward_step_adaptive<true> : forward_step_adaptive<false>)(
+              H, dt, consts, adapt, P.vrest, current, v.data(), ref.data(), wa.data(), tha.data(), s_row.data(),
+              v_row.data(), fz_t, w_row.data(), th_row.data());
+          stream_row(WT + o, w_row.data(), H);
+          stream_row(THT + o, th_row.data(), H);
+        } else if (subtract) {
           forward_step<true>(H, dt, consts, current, v.data(), ref.data(), s_row.data(), v_row.data(), fz_t);
         } else {
           forward_step<false>(H, dt, consts, current, v.data(), ref.data(), s_row.data(), v_row.data(), fz_t);
@@ -728,22 +933,35 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
 }
 
 static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F32> ct_v, ffi::Buffer<ffi::F32> ct_u,
+                                  ffi::Buffer<ffi::F32> ct_w, ffi::Buffer<ffi::F32> ct_th,
                                   ffi::Buffer<ffi::U32> s_bits, ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::F32> u_res,
+                                  ffi::Buffer<ffi::F32> w_res, ffi::Buffer<ffi::F32> th_res,
                                   ffi::Buffer<ffi::U8> frozen_res, ffi::Buffer<ffi::U32> x_mask,
                                   ffi::Buffer<ffi::U32> flags, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in,
                                   ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> i0,
-                                  ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> r, float dt,
-                                  int64_t subtract, int64_t recurrent, int64_t projected, int64_t readout,
-                                  int64_t surrogate_kind, float slope, int64_t ct_s_zero, int64_t ct_v_zero,
+                                  ffi::Buffer<ffi::F32> z0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p,
+                                  ffi::Buffer<ffi::F32> r, float dt, int64_t subtract, int64_t recurrent,
+                                  int64_t projected, int64_t readout, int64_t adaptive, int64_t surrogate_kind,
+                                  float slope, int64_t ct_s_zero, int64_t ct_v_zero, int64_t ct_a_zero,
                                   int64_t write_di, ffi::ResultBuffer<ffi::F32> d_i, ffi::ResultBuffer<ffi::F32> d_w_in,
                                   ffi::ResultBuffer<ffi::F32> d_b_in, ffi::ResultBuffer<ffi::F32> d_v0,
-                                  ffi::ResultBuffer<ffi::F32> d_i0, ffi::ResultBuffer<ffi::F32> d_w,
+                                  ffi::ResultBuffer<ffi::F32> d_i0, ffi::ResultBuffer<ffi::F32> d_z0,
+                                  ffi::ResultBuffer<ffi::F32> d_w,
                                   ffi::ResultBuffer<ffi::F32> d_p, ffi::ResultBuffer<ffi::F32> d_r) {
   int64_t B, T, H;
   LayerInput in;
-  if (auto err = check_layer_shapes("lif_backward", x, w_in, b_in, w, p, recurrent, projected, B, T, H, in);
+  if (auto err = check_layer_shapes("lif_backward", x, w_in, b_in, w, p, recurrent, projected, adaptive, B, T, H, in);
       !err.success())
     return err;
+  if (auto err = check_adaptive_shapes("lif_backward", adaptive, z0.element_count(), w_res.element_count(),
+                                       th_res.element_count(), B, T, H);
+      !err.success())
+    return err;
+  if (adaptive && !ct_a_zero && (ct_w.element_count() != B * T * H || ct_th.element_count() != B * T * H))
+    return ffi::Error::InvalidArgument("lif_backward: ct_W and ct_Theta must be (B, T, H)");
+  if (adaptive && d_z0->element_count() != B * 2 * H)
+    return ffi::Error::InvalidArgument("lif_backward: dz0 must be (B, 2, H)");
+  const int64_t n_rows = adaptive ? kAdaptiveRows : 6;  // of P and dP
   const auto d = v_res.dimensions();
   if (d.size() != 3 || d[0] != B || d[1] != T || d[2] != H)
     return ffi::Error::InvalidArgument("lif_backward: residuals must be (B, T, H)");
@@ -776,7 +994,9 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const Params P(p.typed_data(), H);
   const StepConsts step_consts(P, H, dt);
   const RecoverConsts recover_consts(step_consts, H);
-  const bool recover = subtract && recover_consts.usable;  // I_t from v_t (see recover_current)
+  const bool recover = subtract && recover_consts.usable && !adaptive;  // I_t from v_t (see recover_current)
+  const AdaptConsts adapt(adaptive ? p.typed_data() : nullptr, adaptive ? H : 0, dt);
+  const float *CW = ct_w.typed_data(), *CTH = ct_th.typed_data(), *WR = w_res.typed_data(), *THR = th_res.typed_data();
   const float *CS = ct_s.typed_data(), *CV = ct_v.typed_data(), *V = v_res.typed_data();
   const uint8_t* FZ = frozen_res.typed_data();
   const float* W = w.typed_data();
@@ -789,7 +1009,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   AlignedVector<float> dp_part[2], db_part[2], dr_part[2];
   bool ran[2] = {false, false};
   for (int i = 0; i < 2; ++i) {
-    dp_part[i].assign(6 * H, 0.0f);
+    dp_part[i].assign(n_rows * H, 0.0f);
     db_part[i].assign(projected ? H : 0, 0.0f);
     dr_part[i].assign((H + 2) * O, 0.0f);
   }
@@ -809,6 +1029,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   if (surrogate_kind < 0 || surrogate_kind >= kSurrogates)
     return ffi::Error::InvalidArgument("lif_backward: unknown surrogate");
   const AdjointFn adjoint = kAdjointSteps[subtract ? 1 : 0][surrogate_kind];
+  const AdaptiveAdjointFn adaptive_adjoint = kAdaptiveAdjointSteps[subtract ? 1 : 0][surrogate_kind];
   const AdjointConsts consts{P.vth, P.vreset, P.vrest, step_consts.inv_d.data(), sign_d.data(),
                              step_consts.jump.data(), decay.data(), tau_cm.data(), inv_cm.data(), tau_cm2.data(),
                              ddecay_dtau.data()};
@@ -849,6 +1070,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     AlignedVector<float> di_all(nb * LDA);
     AlignedVector<float> s_rows(nb * H), cur_rows(nb * H), fz_rows(nb * H);  // s_t (from its bits), I_t, refractory
     AlignedVector<AdjointRows> rows(nb);
+    AlignedVector<AdaptRows> arows(adaptive ? nb : 0);
+    AlignedVector<float> gw_all(adaptive ? nb * H : 0, 0.0f), gth_all(adaptive ? nb * H : 0, 0.0f);  // dL/dw_t, dL/dtheta_t
     AlignedVector<int32_t> spiking(H + 16);        // 16 past H: see decode_mask
     // the spiking neurons of s_{t-1} per example, decoded at step t for dW and kept for the readout at step t - 1
     // (where they are s_t), so that each spike row is decoded once
@@ -935,8 +1158,17 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         }
         rows[e] = AdjointRows{s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec_all.data() + e * H, gv_all.data() + e * H,
                               di_all.data() + e * LDA};
+        if (adaptive) {
+          const float* z = z0.typed_data() + b * 2 * H;
+          arows[e] = AdaptRows{t > 0 ? WR + o - H : z, t > 0 ? THR + o - H : z + H, ct_a_zero ? zeros.data() : CW + o,
+                               ct_a_zero ? zeros.data() : CTH + o, gw_all.data() + e * H, gth_all.data() + e * H};
+        }
       }
-      adjoint(H, nb, consts, step_consts, slope, rows.data(), g_tau, g_cm, g_vrest, g_vth, g_vreset);
+      if (adaptive) {
+        adaptive_adjoint(H, nb, consts, step_consts, adapt, slope, rows.data(), arows.data(), dP);
+      } else {
+        adjoint(H, nb, consts, step_consts, slope, rows.data(), g_tau, g_cm, g_vrest, g_vth, g_vreset);
+      }
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t e = b - b0;
         const float* dI = di_all.data() + e * LDA;
@@ -966,6 +1198,10 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     }
     for (int64_t b = b0; b < b1; ++b) {
       std::memcpy(d_v0->typed_data() + b * H, gv_all.data() + (b - b0) * H, sizeof(float) * H);
+      if (adaptive) {
+        std::memcpy(d_z0->typed_data() + b * 2 * H, gw_all.data() + (b - b0) * H, sizeof(float) * H);
+        std::memcpy(d_z0->typed_data() + b * 2 * H + H, gth_all.data() + (b - b0) * H, sizeof(float) * H);
+      }
     }
   };
   parallel_over_batch(B, T * (H + (projected ? K : 0)) * (recurrent ? H / 4 + 8 : 8), run);
@@ -976,7 +1212,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   }
   if (!recurrent) std::memset(d_w->typed_data(), 0, sizeof(float) * d_w->element_count());
   float* dp_out = d_p->typed_data();
-  for (int64_t j = 0; j < 6 * H; ++j) dp_out[j] = dp_part[0][j] + dp_part[1][j];
+  for (int64_t j = 0; j < n_rows * H; ++j) dp_out[j] = dp_part[0][j] + dp_part[1][j];
   if (readout) {
     float* dr_out = d_r->typed_data();
     for (int64_t j = 0; j < (H + 2) * O; ++j) dr_out[j] = dr_part[0][j] + dr_part[1][j];
@@ -996,17 +1232,21 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ref0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // i0 (B, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // z0 = [w_0; theta_0] (B, 2, H) or a dummy
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W (H, H) or a dummy
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // P (6, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // P (6, H), (11, H) if adaptive
                                   .Arg<ffi::Buffer<ffi::F32>>()  // R (H + 2, O) or a dummy
                                   .Attr<float>("dt")
                                   .Attr<int64_t>("subtract")
                                   .Attr<int64_t>("recurrent")
                                   .Attr<int64_t>("projected")
                                   .Attr<int64_t>("readout")
+                                  .Attr<int64_t>("adaptive")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // S
                                   .Ret<ffi::Buffer<ffi::F32>>()  // V
                                   .Ret<ffi::Buffer<ffi::F32>>()  // u (B, T, O) or a dummy
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // W: w after each step (B, T, H) or a dummy
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // Theta: theta after each step (B, T, H) or a dummy
                                   .Ret<ffi::Buffer<ffi::U8>>()   // frozen (refractory mask)
                                   .Ret<ffi::Buffer<ffi::U32>>()  // bit mask of x's nonzero entries (B, T, ceil(K/32))
                                   .Ret<ffi::Buffer<ffi::U32>>()   // per-example flags (B), see kBinaryInput
@@ -1017,9 +1257,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_S (or a dummy if ct_s_zero)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_V (or a dummy if ct_v_zero)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_u (or a dummy without readout)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // ct_W (or a dummy if ct_a_zero)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // ct_Theta (or a dummy if ct_a_zero)
                                   .Arg<ffi::Buffer<ffi::U32>>()  // bit mask of S (B, T, ceil(H/32))
                                   .Arg<ffi::Buffer<ffi::F32>>()  // V
                                   .Arg<ffi::Buffer<ffi::F32>>()  // u
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // W (adaptive) or a dummy
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // Theta (adaptive) or a dummy
                                   .Arg<ffi::Buffer<ffi::U8>>()   // frozen
                                   .Arg<ffi::Buffer<ffi::U32>>()  // x mask
                                   .Arg<ffi::Buffer<ffi::U32>>()  // per-example flags (B)
@@ -1028,6 +1272,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // b_in
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // i0
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // z0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W
                                   .Arg<ffi::Buffer<ffi::F32>>()  // P
                                   .Arg<ffi::Buffer<ffi::F32>>()  // R
@@ -1036,21 +1281,27 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Attr<int64_t>("recurrent")
                                   .Attr<int64_t>("projected")
                                   .Attr<int64_t>("readout")
+                                  .Attr<int64_t>("adaptive")
                                   .Attr<int64_t>("surrogate")
                                   .Attr<float>("slope")
                                   .Attr<int64_t>("ct_s_zero")
                                   .Attr<int64_t>("ct_v_zero")
+                                  .Attr<int64_t>("ct_a_zero")
                                   .Attr<int64_t>("write_di")
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dI (B, T, H) or a dummy unless write_di
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW_in, two parts (2, K, H), or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // db_in (H) or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dv0 (B, H)
                                   .Ret<ffi::Buffer<ffi::F32>>()   // di0 (B, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dz0 (B, 2, H) or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW, two parts (2, H, H), or a dummy
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // dP (6, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dP (6, H), (11, H) if adaptive
                                   .Ret<ffi::Buffer<ffi::F32>>());  // dR (H + 2, O) or a dummy
 
 extern "C" const char* BrainsimLifParamOrder() { return brainsim::kLifParamOrder; }
+
+// The rows of P after the six LIF rows for adaptive neurons; checked against fused_lif.ADAPTIVE_PARAM_NAMES at load.
+extern "C" const char* BrainsimAdaptiveParamOrder() { return kAdaptiveParamOrder; }
 
 // The surrogates of surrogate<kKind>, in kKind order; brainsim.train.fused_lif passes a surrogate as its index in
 // this list, and the loader checks it against fused_lif.NATIVE_SURROGATES.

@@ -1,0 +1,149 @@
+"""The fused layer sequence for adaptive neurons (``AdaptiveLIF``: adaptation current w, adaptive threshold
+theta) against ``lax.scan`` over ``AdaptiveLIF.step`` with ordinary autodiff.
+
+- ``fused_lif.layer_sequence``: identical spikes, v, w and theta, and the gradients of all ten parameters
+  (a, b, tau_w, delta_theta, tau_theta included), of the input currents, the recurrent weights and the initial
+  state (v, w, theta), for both resets, with refractoriness and with several surrogates;
+- a recurrent ALIF ``Sequential`` (projected spike input and leaky readout fused in) against the same model
+  scanned, batched over enough examples for the kernels to split them over two threads;
+- the pure-JAX reference path (no native kernels) against the native one.
+"""
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from brainsim import fused_lif
+from brainsim.neurons import AdaptiveLIF
+from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
+
+pytestmark = pytest.mark.usefixtures("native_kernels")
+
+T, H = 60, 24
+PARAMS = ("tau_m", "C_m", "v_rest", "v_th", "v_reset", "a", "b", "tau_w", "delta_theta", "tau_theta")
+
+
+def _rel(a, b):
+    return float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-30))
+
+
+def _case(reset, t_ref, surrogate, a, b, seed=0):
+    k = jax.random.split(jax.random.key(seed), 5)
+    neuron = AdaptiveLIF(H, tau_m=jnp.linspace(5.0, 20.0, H), C_m=jnp.linspace(0.8, 1.2, H), v_rest=0.0,
+                         v_th=jnp.linspace(0.8, 1.2, H), v_reset=-0.1, t_ref=t_ref, reset=reset, surrogate=surrogate,
+                         slope=5.0, a=a, b=b, tau_w=jnp.linspace(20.0, 60.0, H),
+                         delta_theta=jnp.linspace(0.1, 0.4, H), tau_theta=jnp.linspace(30.0, 90.0, H))
+    i_ext = 0.3 * jax.random.normal(k[0], (T, H)) + 0.25
+    w = 0.3 * jax.random.normal(k[1], (H, H))
+    v0 = 0.5 * jax.random.uniform(k[2], (H,))
+    w0 = 0.1 * jax.random.uniform(k[3], (H,))
+    theta0 = 0.2 * jax.random.uniform(k[4], (H,))
+    return neuron, i_ext, w, v0, w0, theta0
+
+
+def _scan(neuron, i_ext, w, v0, w0, theta0):
+    state = neuron.init()._replace(v=v0, w=w0, theta=theta0)
+
+    def step(carry, i_t):
+        state, s_prev = carry
+        state, s = neuron.step(state, i_t + s_prev @ w, 1.0)
+        return (state, s), (s, state.v, state.w, state.theta)
+
+    return jax.lax.scan(step, (state, jnp.zeros(H)), i_ext)[1]
+
+
+def _fused(neuron, i_ext, w, v0, w0, theta0):
+    out = fused_lif.layer_sequence(neuron, i_ext, v0, jnp.zeros(H), None, w, dt=1.0, w0=w0, theta0=theta0)
+    return out.spikes, out.v, out.w, out.theta
+
+
+def _loss(run, *args):
+    s, v, w, theta = run(*args)
+    # every output carries a cotangent: spikes, v, w at the end, theta over the last steps
+    return (jnp.sum(s * jnp.linspace(0.0, 1.0, T)[:, None]) + 0.1 * jnp.sum(v ** 2) / T + 0.05 * jnp.sum(w[-1])
+            + 0.05 * jnp.sum(theta[-5:]))
+
+
+CASES = [
+    ("subtract", 0.0, "fast_sigmoid", 0.05, 0.2),
+    ("value", 2.0, "arctan", 0.05, 0.2),
+    ("subtract", 3.0, "sigmoid", 0.0, 0.0),  # threshold adaptation only (ml_lif's adaptive preset)
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
+def test_adaptive_sequence_matches_scan_of_adaptive_lif_step(case):
+    args = _case(*case)
+    fused = jax.jit(_fused)(*args)
+    scanned = _scan(*args)
+    assert 0.02 < float(scanned[0].mean()) < 0.5
+    np.testing.assert_array_equal(np.asarray(fused[0]), np.asarray(scanned[0]))
+    for a, b in zip(fused[1:], scanned[1:]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5)
+    argnums = tuple(range(6))
+    g_f = jax.jit(jax.grad(lambda *a: _loss(_fused, *a), argnums))(*args)
+    g_s = jax.grad(lambda *a: _loss(_scan, *a), argnums)(*args)
+    for name in PARAMS:
+        assert _rel(getattr(g_f[0], name), getattr(g_s[0], name)) < 2e-3, name
+        if case[3] or name not in ("a", "tau_w"):  # (with a = b = 0 and w0 = 0 these have no effect)
+            assert float(jnp.abs(getattr(g_s[0], name)).max()) > 0, name
+    for label, a, b in zip(("i_ext", "w", "v0", "w0", "theta0"), g_f[1:], g_s[1:]):
+        assert _rel(a, b) < 2e-3, label
+
+
+def _ralif_model(fused):
+    k1, k2 = jax.random.split(jax.random.key(11))
+    neuron = ml_lif(40, tau_m=8.0, adaptive=True, delta_theta=0.3, tau_theta=50.0)
+    hidden = SpikingLayer(30, 40, key=k1, recurrent=True, neuron=neuron, fused=fused, scale=3.0)
+    return Sequential([hidden, LeakyReadout(40, 5, key=k2, tau=6.0)])
+
+
+def test_recurrent_alif_sequential_fused_equals_scanned_batched():
+    """The recurrent ALIF model of ``benchmarks/train_step.py --model ralif`` in small: one fused operation
+    (input projection and readout inside), the same outputs and gradients of every trainable parameter as
+    the scanned model, over a batch of 16 (split over the kernels' two threads) and bitwise repeatable."""
+    fused, scanned = _ralif_model(True), _ralif_model(False)
+    xb = (jax.random.uniform(jax.random.key(12), (16, T, 30)) < 0.15).astype(jnp.float32)
+    yb = jnp.arange(16) % 5
+    calls = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive is fused_lif.lif_layer_p:
+                calls.append(eqn.params)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jax.make_jaxpr(lambda x: fused(x))(xb[0]).jaxpr)
+    assert [(c["adaptive"], c["projected"], c["readout"], c["recurrent"]) for c in calls] == [(True,) * 4]
+
+    def loss(model):
+        out, aux = jax.vmap(model)(xb)
+        return jax.vmap(losses.ce_max_membrane)(out, yb).mean() + 0.01 * aux["counts"][0].mean()
+
+    out_f, _ = jax.vmap(fused)(xb)
+    out_s, aux_s = jax.vmap(scanned)(xb)
+    assert float(aux_s["counts"][0].mean()) > 1.0
+    np.testing.assert_allclose(np.asarray(out_f), np.asarray(out_s), atol=1e-4)
+    grad = eqx.filter_jit(eqx.filter_grad(loss))
+    g_f, g_s = grad(fused), eqx.filter_grad(loss)(scanned)
+    for a, b in zip(jax.tree_util.tree_leaves(g_f), jax.tree_util.tree_leaves(g_s)):
+        assert _rel(a, b) < 5e-3
+    for a, b in zip(jax.tree_util.tree_leaves(grad(fused)), jax.tree_util.tree_leaves(g_f)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_adaptive_reference_path_and_bad_input(monkeypatch):
+    args = _case(*CASES[1])
+    g_native = jax.jit(jax.grad(lambda *a: _loss(_fused, *a), (0, 2)))(*args)
+    monkeypatch.setattr(fused_lif, "lif_layer_available", lambda: False)
+    g_ref = jax.jit(jax.grad(lambda *a: _loss(_fused, *a), (0, 2)))(*args)
+    for name in PARAMS:
+        assert _rel(getattr(g_native[0], name), getattr(g_ref[0], name)) < 2e-3, name
+    assert _rel(g_native[1], g_ref[1]) < 2e-3
+    neuron, i_ext, w, v0, w0, theta0 = args
+    with pytest.raises(ValueError, match="use layer_sequence"):
+        fused_lif.lif_sequence(neuron, i_ext, v0, jnp.zeros(H), None, w, dt=1.0)
+    with pytest.raises(ValueError, match="has no fused kernel"):
+        fused_lif.layer_sequence(AdaptiveLIF(H, method="euler"), i_ext, v0, jnp.zeros(H), dt=1.0)
