@@ -12,6 +12,12 @@ trajectory and the records are identical whichever is chosen:
   ``window`` steps (truncated BPTT; ``window=1`` keeps only the within-step, "spatial" path). Recurrent spiking
   networks are chaotic: exact surrogate gradients through long horizons can grow without bound, truncation
   keeps the local sensitivities.
+
+Besides ``scan`` (a loop of single steps), each strategy gives ``sequence``: the same backward pass for an
+operation that computes many steps at once (``brainsim.fused_lif``'s fused layer sequences), run over chunks of
+the sequence with the state carried between them: ``Direct`` calls it once on the whole sequence, ``Checkpointed``
+on chunks recomputed in the backward pass, ``Truncated`` on chunks of ``window`` steps with the carried state's
+gradient cut between them.
 """
 from __future__ import annotations
 
@@ -64,11 +70,46 @@ def checkpointed_scan(step: Callable, carry, xs, chunk: Optional[int] = None, un
 class AbstractAdjoint(eqx.Module):
     """``scan(step, carry, xs, *, unroll=1) -> (carry, ys)``: ``lax.scan``'s contract, with this strategy's backward
     pass. ``carry`` is ``(model state, accumulated records)`` and ``xs`` a pytree whose first leaf is the step
-    index of the run (``run`` passes both so)."""
+    index of the run (``run`` passes both so).
+
+    ``sequence(run_steps, carry, xs) -> (carry, ys)``: the same for ``run_steps(carry, xs_part) -> (carry,
+    ys_part)``, which computes ``len(xs_part)`` consecutive steps at once (every leaf of ``xs`` and ``ys`` has
+    time first; ``carry`` is the state alone, without records) from the start of the run."""
 
     @abc.abstractmethod
     def scan(self, step: Callable, carry, xs, *, unroll: int = 1):
         ...
+
+    @abc.abstractmethod
+    def sequence(self, run_steps: Callable, carry, xs):
+        ...
+
+
+def chunked_sequence(run_steps: Callable, carry, xs, chunk: int, cut: bool = False):
+    """``run_steps`` over consecutive chunks of ``chunk`` steps (the last one shorter if need be), each chunk
+    recomputed in the backward pass (only the carry between chunks is stored); with ``cut`` the carry's
+    gradient is stopped at the start of every chunk."""
+    n = _length(xs)
+    chunk = max(1, min(int(chunk), n))
+    n_chunks, tail = divmod(n, chunk)
+
+    def start(c):
+        if not cut:
+            return c
+        return jax.tree_util.tree_map(lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a, c)
+
+    @jax.checkpoint
+    def one(c, i):
+        part = jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, i * chunk, chunk), xs)
+        return run_steps(start(c), part)
+
+    carry, ys = jax.lax.scan(one, carry, jnp.arange(n_chunks))
+    ys = jax.tree_util.tree_map(lambda y: y.reshape((n_chunks * chunk,) + y.shape[2:]), ys)
+    if tail:
+        rest = jax.tree_util.tree_map(lambda x: x[n_chunks * chunk:], xs)
+        carry, ys_tail = jax.checkpoint(lambda c, part: run_steps(start(c), part))(carry, rest)
+        ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), ys, ys_tail)
+    return carry, ys
 
 
 class Direct(AbstractAdjoint):
@@ -76,6 +117,9 @@ class Direct(AbstractAdjoint):
 
     def scan(self, step, carry, xs, *, unroll: int = 1):
         return jax.lax.scan(step, carry, xs, unroll=unroll)
+
+    def sequence(self, run_steps, carry, xs):
+        return run_steps(carry, xs)
 
 
 def _check_steps(value, name: str, owner: str) -> Optional[int]:
@@ -100,6 +144,10 @@ class Checkpointed(AbstractAdjoint):
 
     def scan(self, step, carry, xs, *, unroll: int = 1):
         return checkpointed_scan(step, carry, xs, self.chunk, unroll)
+
+    def sequence(self, run_steps, carry, xs):
+        n = _length(xs)
+        return chunked_sequence(run_steps, carry, xs, default_chunk(n) if self.chunk is None else self.chunk)
 
 
 class Truncated(AbstractAdjoint):
@@ -127,3 +175,14 @@ class Truncated(AbstractAdjoint):
             return step((state, records), x)
 
         return checkpointed_scan(cut_step, carry, xs, self.chunk, unroll)
+
+    def sequence(self, run_steps, carry, xs):
+        # chunks of ``window`` steps from the start of the run, so that the cuts fall where ``scan`` makes them,
+        # grouped ceil(sqrt(#windows)) at a time into checkpointed groups: memory O(sqrt(T / window)) carries
+        windows = -(-_length(xs) // self.window)
+        group = default_chunk(windows)
+
+        def windowed(c, part):
+            return chunked_sequence(run_steps, c, part, self.window, cut=True)
+
+        return windowed(carry, xs) if group <= 1 else chunked_sequence(windowed, carry, xs, group * self.window)

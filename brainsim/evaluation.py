@@ -24,7 +24,8 @@ and the records are the same whichever is chosen, up to float rounding:
   projections); the amounts of its same-step projections that give ``sequence_amounts`` are computed for the
   whole sequence before that loop.
 
-The adjoint (``brainsim.adjoints``) differentiates each loop either order runs.
+The adjoint (``brainsim.adjoints``) differentiates each loop either order runs, and each fused sequence
+(``AbstractAdjoint.sequence``: checkpointed or truncated chunks of the fused operation).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ import numpy as np
 from . import fused_lif
 from ._types import Array
 from .core.contracts import AbstractSource, StepContext
+from .event_matmul import event_matmul
 from .network import Network, NetworkState, _start_time
 from .neurons import LeakyIntegrator
 from .projections import DenseProjection
@@ -151,7 +153,7 @@ class LayerByLayer(AbstractOrder):
             if plan is not None:
                 if plan[2] is not None:  # the feed's state after the sequence
                     projections[plan[2][0]] = plan[2][1]
-                fused = self._run_fused(network, state, plan, outputs, n_steps, dt, steps, monitors, records)
+                fused = self._run_fused(network, state, plan, outputs, n_steps, dt, steps, monitors, records, adjoint)
                 for pname, (model_state, receptor_states, spikes) in fused.items():
                     neurons[pname], receptors[pname], outputs[pname] = model_state, receptor_states, spikes
                     done.add(pname)
@@ -275,7 +277,7 @@ class LayerByLayer(AbstractOrder):
                 and not any(d.target == name for d in network.drives) and name not in currents
                 and all(set(m.reads) <= {"v"} for m in monitors if m.population == name))
 
-    def _run_fused(self, network, state, plan, outputs, n_steps, dt, steps, monitors, records):
+    def _run_fused(self, network, state, plan, outputs, n_steps, dt, steps, monitors, records, adjoint):
         name, feed, amounts, loop, readout = plan
         pop = network.populations[name]
         (receptor, rec), = pop.receptors.items()
@@ -286,18 +288,36 @@ class LayerByLayer(AbstractOrder):
         else:
             inputs, kwargs = amounts[2], dict(dt=dt)
         w_rec = None if loop is None else loop.weight
-        fused_readout = None
+        fused_readout = r_start = None
         if readout is not None:
             behind, into = readout
-            model = network.populations[behind].model
-            c_m = model.C_m
-            fused_readout = (into.weight / c_m, None if into.bias is None else into.bias / c_m, model.tau)
-        out = fused_lif.layer_sequence(pop.model, inputs, model_state.v, model_state.refractory, i0, w_rec,
-                                       readout=fused_readout, **fused_lif.adaptation_start(pop.model, model_state),
-                                       **kwargs)
-        spikes, v = out.spikes, out.v
-        refractory = _refractory_after(model_state.refractory, spikes, pop.model.t_ref, dt)
-        final = fused_lif.state_after(pop.model, model_state, out, refractory)
+            r_pop = network.populations[behind]
+            (r_name, r_rec), = r_pop.receptors.items()
+            r_state = state.neurons[behind]
+            c_m = r_pop.model.C_m
+            fused_readout = (into.weight / c_m, None if into.bias is None else into.bias / c_m, r_pop.model.tau)
+            r_start = (r_state.v, r_rec.kinetics.value(state.receptors[behind][r_name], dt))
+
+        def run_steps(carry, part):
+            """The fused operation over ``part``'s steps, from the neuron state, the current already at the neurons
+            and the readout's membrane and current at its start; the same carried to the next steps."""
+            model_state, i_start, r_start = carry
+            out = fused_lif.layer_sequence(pop.model, part, model_state.v, model_state.refractory, i_start, w_rec,
+                                           readout=fused_readout,
+                                           **fused_lif.adaptation_start(pop.model, model_state), **kwargs)
+            refractory = _refractory_after(model_state.refractory, out.spikes, pop.model.t_ref, dt)
+            new_state = fused_lif.state_after(pop.model, model_state, out, refractory)
+            # the Instant receptor holds only what the last step's spikes sent through the recurrent projection
+            i_next = jnp.zeros_like(i_start) if w_rec is None else event_matmul(out.spikes[-1], w_rec)
+            u = out.u
+            if readout is not None:
+                u_start, g_start = r_start
+                if not (_known_zero(u_start) and _known_zero(g_start)):  # a readout away from rest at the start
+                    u = u + _readout_start(r_pop.model, u_start, g_start, u.shape[0], dt)
+                r_start = (u[-1], jnp.zeros_like(g_start))
+            return (new_state, i_next, r_start), (out.spikes, out.v, u)
+
+        (final, _, _), (spikes, v, u) = adjoint.sequence(run_steps, (model_state, i0, r_start), inputs)
         decayed = rec.kinetics.decay(state.receptors[name][receptor], dt)  # an Instant receptor empties
         if loop is not None:  # what the last step's spikes send through the recurrent projection
             ctx = StepContext(dt=dt, step=state.step + n_steps - 1, spikes={name: spikes[-1]}, signals={})
@@ -305,14 +325,6 @@ class LayerByLayer(AbstractOrder):
         result = {name: (final, {receptor: decayed}, spikes)}
         self._record(monitors, records, name, steps, model_state.v, v, spikes, dt)
         if readout is not None:
-            behind, _ = readout
-            r_pop = network.populations[behind]
-            (r_name, r_rec), = r_pop.receptors.items()
-            r_state = state.neurons[behind]
-            g0 = r_rec.kinetics.value(state.receptors[behind][r_name], dt)
-            u = out.u
-            if not (_known_zero(r_state.v) and _known_zero(g0)):  # a readout away from rest at the start
-                u = u + _readout_start(r_pop.model, r_state.v, g0, n_steps, dt)
             zeros = jnp.zeros_like(u)
             result[behind] = (r_state._replace(v=u[-1]),
                               {r_name: r_rec.kinetics.decay(state.receptors[behind][r_name], dt)}, zeros)

@@ -147,3 +147,33 @@ def test_adaptive_reference_path_and_bad_input(monkeypatch):
         fused_lif.lif_sequence(neuron, i_ext, v0, jnp.zeros(H), None, w, dt=1.0)
     with pytest.raises(ValueError, match="has no fused kernel"):
         fused_lif.layer_sequence(AdaptiveLIF(H, method="euler"), i_ext, v0, jnp.zeros(H), dt=1.0)
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["LIF", "AdaptiveLIF"])
+def test_checkpointed_mode_runs_fused_chunks_with_the_full_gradient(adaptive):
+    """``mode="checkpointed"``: the fused operation runs on chunks of the sequence (37 steps, chunks of 5 and a
+    tail of 2), recomputed in the backward pass: the outputs and gradients of full BPTT."""
+    k1, k2 = jax.random.split(jax.random.key(13))
+    neuron = ml_lif(40, tau_m=8.0, adaptive=adaptive, **(dict(delta_theta=0.3, tau_theta=50.0) if adaptive else {}))
+    net = Sequential([SpikingLayer(30, 40, key=k1, recurrent=True, neuron=neuron, scale=3.0),
+                      LeakyReadout(40, 5, key=k2, tau=6.0)])
+    xs = (jax.random.uniform(jax.random.key(14), (37, 30)) < 0.15).astype(jnp.float32)
+    calls = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            calls.append(eqn.primitive is fused_lif.lif_layer_p)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jax.make_jaxpr(lambda x: net(x, mode="checkpointed", chunk=5))(xs).jaxpr)
+    assert sum(calls) == 2  # the scanned chunks and the tail
+    out_full, aux_full = net(xs, mode="full")
+    out_ck, aux_ck = net(xs, mode="checkpointed", chunk=5)
+    assert float(aux_full["counts"][0].sum()) > 20
+    np.testing.assert_allclose(np.asarray(out_ck), np.asarray(out_full), rtol=1e-5, atol=1e-5)
+    loss = lambda m, mode: losses.ce_max_membrane(m(xs, mode=mode, chunk=5)[0], 1)  # noqa: E731
+    g_full = eqx.filter_grad(loss)(net, "full")
+    g_ck = eqx.filter_grad(loss)(net, "checkpointed")
+    for a, b in zip(jax.tree_util.tree_leaves(g_full), jax.tree_util.tree_leaves(g_ck)):
+        assert _rel(a, b) < 1e-4

@@ -32,7 +32,7 @@ from .._checks import check_finite, check_positive, check_size, positive_number
 from .._types import Array
 from ..adjoints import AbstractAdjoint, Checkpointed, Direct, Truncated
 from ..core.integrators import exp_euler_linear
-from ..evaluation import LayerByLayer, StepByStep
+from ..evaluation import LayerByLayer
 from ..event_matmul import event_matmul
 from ..monitors import CountMonitor, MeanMonitor, SpikeMonitor, StateMonitor
 from ..network import Network, Population
@@ -311,10 +311,11 @@ class Sequential(eqx.Module):
 
     The model is a ``Network`` (``to_network``: a ``Signal`` population replaying ``xs``, one population per
     layer, ``DenseProjection(same_step=True)`` between them) and ``__call__`` is ``brainsim.simulate.run`` of it
-    with monitors: ``mode="full"`` runs it population by population (``LayerByLayer``: a plain-LIF layer runs as
-    one fused operation, together with the readout right behind it; other layers are scanned) with full BPTT;
-    ``mode="checkpointed"`` runs it step by step with the ``Checkpointed(chunk)`` adjoint (memory O(sqrt(T))).
-    For the spatial-only / truncated modes use ``net.online_loss`` (the loss must be a sum over steps).
+    with monitors, population by population (``LayerByLayer``: a LIF or adaptive-LIF layer runs as one fused
+    operation, together with the readout right behind it; other layers are scanned): ``mode="full"`` with full
+    BPTT, ``mode="checkpointed"`` with the ``Checkpointed(chunk)`` adjoint (memory O(sqrt(T)): the scans and the
+    fused operations run in chunks recomputed in the backward pass). For the spatial-only / truncated modes use
+    ``net.online_loss`` (the loss must be a sum over steps).
 
     Returns ``outputs`` ``(T, n_out)`` (the last layer's output after every step: readout membrane, mV, or
     spikes) and ``aux``, a dict with, per spiking layer, ``counts`` (spikes per neuron over the sequence) and
@@ -474,9 +475,9 @@ class Sequential(eqx.Module):
 
 @eqx.filter_jit
 def _run_sequential(model: Sequential, xs: Array, adjoint: Optional[AbstractAdjoint], record: bool):
-    """``run`` of the model's network form with its monitors: ``adjoint=None`` runs it layer by layer with full BPTT
-    (``LayerByLayer``), an adjoint step by step with it (compiled once per model structure and input shape, also
-    when called outside ``jit``; inlined inside other transformations)."""
+    """``run`` of the model's network form with its monitors, layer by layer (``LayerByLayer``: fused layers run as
+    fused sequences, chunked by the adjoint), differentiated by ``adjoint`` (None: full BPTT) (compiled once per
+    model structure and input shape, also when called outside ``jit``; inlined inside other transformations)."""
     network, dt = model.to_network(xs)
     names = model.population_names()
     spiking = [name for name, layer in zip(names, model.layers) if _is_spiking(layer)]
@@ -488,11 +489,8 @@ def _run_sequential(model: Sequential, xs: Array, adjoint: Optional[AbstractAdjo
         monitors += [CountMonitor(name), MeanMonitor(name, "v"), MeanMonitor(name, "v", power=2)]
         if record:
             monitors += [SpikeMonitor(name, differentiable=True), StateMonitor(name, "v", when="end")]
-    if adjoint is None:
-        fuse = {name for name, layer in zip(names, model.layers) if not _is_spiking(layer) or layer.fused}
-        order, adjoint = LayerByLayer(fuse=fuse), Direct()
-    else:
-        order = StepByStep()
+    fuse = {name for name, layer in zip(names, model.layers) if not _is_spiking(layer) or layer.fused}
+    order, adjoint = LayerByLayer(fuse=fuse), Direct() if adjoint is None else adjoint
     _, records = run(network, network.init(dt), xs.shape[0], dt, key=jax.random.key(0), monitors=monitors,
                      order=order, adjoint=adjoint)
     per_layer = 5 if record else 3
