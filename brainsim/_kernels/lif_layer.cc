@@ -87,7 +87,7 @@ using brainsim::scatter_rows;
 // Surrogate derivatives sigma'(x) of the spike function, in the order of brainsim.spikes.SURROGATES
 // (a template parameter, so that the adjoint loop is compiled and vectorised once per surrogate).
 template <int kKind>
-inline float surrogate(float x, float k) {
+[[gnu::always_inline]] inline float surrogate(float x, float k) {
   if (kKind == 0) {  // fast sigmoid / SuperSpike
     const float d = 1.0f + k * std::fabs(x);
     return k / (2.0f * d * d);
@@ -162,7 +162,8 @@ struct StepConsts {
 
 // v_new from v, the input current and the refractory mask: the forward step's integration, also used
 // by the backward pass to recompute v_new (the same expression, so the same rounding).
-inline float integrate(float v, float cur, bool frozen, float vrest_gl, float inv_gl, float decay) {
+[[gnu::always_inline]] inline float integrate(float v, float cur, bool frozen, float vrest_gl, float inv_gl,
+                                             float decay) {
   const float v_inf = (vrest_gl + cur) * inv_gl;
   const float integrated = v_inf + (v - v_inf) * decay;
   return frozen ? v : integrated;
@@ -253,8 +254,10 @@ struct AdjointRows {
 // The adjoint of one step for neuron h of one example: v_new is recomputed from v_{t-1}, I_t and the
 // refractory mask (the forward step's own expression), then the adjoint of the reset, the spike (surrogate
 // derivative) and the integration. Adds neuron h's parameter gradients to g_tau ... g_vreset.
+// (always inlined: the vectorised loops of adjoint_group call it; GCC's unit-growth limits may otherwise keep it
+// out of line, and the loop scalar)
 template <bool kSubtract, int kKind>
-inline void adjoint_one(int64_t h, const AdjointConsts& c, const float* __restrict f_decay,
+[[gnu::always_inline]] inline void adjoint_one(int64_t h, const AdjointConsts& c, const float* __restrict f_decay,
                         const float* __restrict vrest_gl, const float* __restrict inv_gl, float slope,
                         const AdjointRows& r, float& g_tau, float& g_cm, float& g_vrest, float& g_vth,
                         float& g_vreset) {
@@ -412,7 +415,7 @@ struct AdaptGrads {
 };
 
 template <bool kSubtract, int kKind>
-inline void adaptive_adjoint_one(int64_t h, const AdjointConsts& c, const StepConsts& f, const AdaptConsts& ac,
+[[gnu::always_inline]] inline void adaptive_adjoint_one(int64_t h, const AdjointConsts& c, const StepConsts& f, const AdaptConsts& ac,
                                  float slope, const AdjointRows& r, const AdaptRows& ra, AdaptGrads& g) {
   const float frozen = r.fz_t[h];  // 0 or 1
   const float vp = r.v_prev[h], wp = ra.w_prev[h], thp = ra.th_prev[h];
@@ -479,12 +482,17 @@ inline void adaptive_adjoint_one(int64_t h, const AdjointConsts& c, const StepCo
 template <bool kSubtract, int kKind, int kGroup>
 void adaptive_adjoint_group(int64_t H, const AdjointConsts& c, const StepConsts& f, const AdaptConsts& ac, float slope,
                             const AdjointRows* rows, const AdaptRows* arows, float* __restrict dP) {
-  const AdjointRows r0 = rows[0], r1 = rows[kGroup > 1 ? 1 : 0];
-  const AdaptRows a0 = arows[0], a1 = arows[kGroup > 1 ? 1 : 0];
+  const AdjointRows r0 = rows[0], r1 = rows[kGroup > 1 ? 1 : 0], r2 = rows[kGroup > 2 ? 2 : 0],
+                    r3 = rows[kGroup > 3 ? 3 : 0];
+  const AdaptRows a0 = arows[0], a1 = arows[kGroup > 1 ? 1 : 0], a2 = arows[kGroup > 2 ? 2 : 0],
+                  a3 = arows[kGroup > 3 ? 3 : 0];
+#pragma omp simd simdlen(16)
   for (int64_t h = 0; h < H; ++h) {
     AdaptGrads g;
     adaptive_adjoint_one<kSubtract, kKind>(h, c, f, ac, slope, r0, a0, g);
     if constexpr (kGroup > 1) adaptive_adjoint_one<kSubtract, kKind>(h, c, f, ac, slope, r1, a1, g);
+    if constexpr (kGroup > 2) adaptive_adjoint_one<kSubtract, kKind>(h, c, f, ac, slope, r2, a2, g);
+    if constexpr (kGroup > 3) adaptive_adjoint_one<kSubtract, kKind>(h, c, f, ac, slope, r3, a3, g);
     dP[h] += g.tau;
     dP[H + h] += g.cm;
     dP[2 * H + h] += g.vrest;
@@ -502,7 +510,7 @@ template <bool kSubtract, int kKind>
 void adaptive_adjoint_step(int64_t H, int64_t n, const AdjointConsts& c, const StepConsts& f, const AdaptConsts& ac,
                            float slope, const AdjointRows* rows, const AdaptRows* arows, float* dP) {
   int64_t e = 0;
-  for (; e + 2 <= n; e += 2) adaptive_adjoint_group<kSubtract, kKind, 2>(H, c, f, ac, slope, rows + e, arows + e, dP);
+  for (; e + 4 <= n; e += 4) adaptive_adjoint_group<kSubtract, kKind, 4>(H, c, f, ac, slope, rows + e, arows + e, dP);
   for (; e < n; ++e) adaptive_adjoint_group<kSubtract, kKind, 1>(H, c, f, ac, slope, rows + e, arows + e, dP);
 }
 
@@ -1037,7 +1045,9 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
 
   // All examples of a thread's share of the batch step back in time together, so that each row of W^T
   // is loaded once per step and reused for every example in the recurrent adjoint.
-  auto run = [&](int64_t thread, int64_t b0, int64_t b1) {
+  // (kAdaptive is a compile-time constant, so that the plain-LIF sweep is compiled without the adaptive code)
+  auto sweep = [&](auto adaptive_tag, int64_t thread, int64_t b0, int64_t b1) {
+    constexpr bool kAdaptive = decltype(adaptive_tag)::value;
     ran[thread] = true;
     float* dW = recurrent ? d_w->typed_data() + thread * H * H : nullptr;
     if (recurrent) std::memset(dW, 0, sizeof(float) * H * H);
@@ -1070,8 +1080,8 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     AlignedVector<float> di_all(nb * LDA);
     AlignedVector<float> s_rows(nb * H), cur_rows(nb * H), fz_rows(nb * H);  // s_t (from its bits), I_t, refractory
     AlignedVector<AdjointRows> rows(nb);
-    AlignedVector<AdaptRows> arows(adaptive ? nb : 0);
-    AlignedVector<float> gw_all(adaptive ? nb * H : 0, 0.0f), gth_all(adaptive ? nb * H : 0, 0.0f);  // dL/dw_t, dL/dtheta_t
+    AlignedVector<AdaptRows> arows(kAdaptive ? nb : 0);
+    AlignedVector<float> gw_all(kAdaptive ? nb * H : 0, 0.0f), gth_all(kAdaptive ? nb * H : 0, 0.0f);  // dL/dw_t, dL/dtheta_t
     AlignedVector<int32_t> spiking(H + 16);        // 16 past H: see decode_mask
     // the spiking neurons of s_{t-1} per example, decoded at step t for dW and kept for the readout at step t - 1
     // (where they are s_t), so that each spike row is decoded once
@@ -1158,13 +1168,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         }
         rows[e] = AdjointRows{s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec_all.data() + e * H, gv_all.data() + e * H,
                               di_all.data() + e * LDA};
-        if (adaptive) {
+        if constexpr (kAdaptive) {
           const float* z = z0.typed_data() + b * 2 * H;
           arows[e] = AdaptRows{t > 0 ? WR + o - H : z, t > 0 ? THR + o - H : z + H, ct_a_zero ? zeros.data() : CW + o,
                                ct_a_zero ? zeros.data() : CTH + o, gw_all.data() + e * H, gth_all.data() + e * H};
         }
       }
-      if (adaptive) {
+      if constexpr (kAdaptive) {
         adaptive_adjoint(H, nb, consts, step_consts, adapt, slope, rows.data(), arows.data(), dP);
       } else {
         adjoint(H, nb, consts, step_consts, slope, rows.data(), g_tau, g_cm, g_vrest, g_vth, g_vreset);
@@ -1198,13 +1208,18 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     }
     for (int64_t b = b0; b < b1; ++b) {
       std::memcpy(d_v0->typed_data() + b * H, gv_all.data() + (b - b0) * H, sizeof(float) * H);
-      if (adaptive) {
+      if constexpr (kAdaptive) {
         std::memcpy(d_z0->typed_data() + b * 2 * H, gw_all.data() + (b - b0) * H, sizeof(float) * H);
         std::memcpy(d_z0->typed_data() + b * 2 * H + H, gth_all.data() + (b - b0) * H, sizeof(float) * H);
       }
     }
   };
-  parallel_over_batch(B, T * (H + (projected ? K : 0)) * (recurrent ? H / 4 + 8 : 8), run);
+  const int64_t work = T * (H + (projected ? K : 0)) * (recurrent ? H / 4 + 8 : 8);
+  if (adaptive) {
+    parallel_over_batch(B, work, [&](int64_t thread, int64_t b0, int64_t b1) { sweep(std::true_type{}, thread, b0, b1); });
+  } else {
+    parallel_over_batch(B, work, [&](int64_t thread, int64_t b0, int64_t b1) { sweep(std::false_type{}, thread, b0, b1); });
+  }
 
   if (!ran[1]) {  // one thread ran the whole batch: the second parts are zero
     if (recurrent) std::memset(d_w->typed_data() + H * H, 0, sizeof(float) * H * H);
