@@ -864,9 +864,11 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
   std::unique_ptr<std::atomic<uint8_t>[]> mask_state(new std::atomic<uint8_t>[B]);
   AlignedVector<uint8_t> binary(B, 1);  // every nonzero x of the example is 1
   for (int64_t b = 0; b < B; ++b) mask_state[b].store(projected ? 0 : 2, std::memory_order_relaxed);
-  auto run = [&](int64_t, int64_t b0, int64_t b1) {
+  // (kAdaptive a compile-time constant, as in the backward pass)
+  auto sweep = [&](auto adaptive_tag, int64_t b0, int64_t b1) {
+    constexpr bool kAdaptive = decltype(adaptive_tag)::value;
     AlignedVector<float> v(H), ref(H), u(O), cur_out(O);
-    AlignedVector<float> wa(adaptive ? H : 0), tha(adaptive ? H : 0), w_row(adaptive ? H : 0), th_row(adaptive ? H : 0);
+    AlignedVector<float> wa(kAdaptive ? H : 0), tha(kAdaptive ? H : 0), w_row(kAdaptive ? H : 0), th_row(kAdaptive ? H : 0);
     AlignedVector<int32_t> spiking(H + 16);  // neurons that spiked in the previous step (16 past H: see decode_mask)
     CurrentScratch scratch(H, in.K);
     AlignedVector<uint8_t> fz_unused(H);  // the refractory mask of an example that is never refractory
@@ -890,7 +892,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       while (mask_state[b].load(std::memory_order_acquire) != 2) brainsim::cpu_pause();  // the other thread's
       std::memcpy(v.data(), v0.typed_data() + b * H, sizeof(float) * H);
       std::memcpy(ref.data(), ref0.typed_data() + b * H, sizeof(float) * H);
-      if (adaptive) {
+      if constexpr (kAdaptive) {
         std::memcpy(wa.data(), z0.typed_data() + b * 2 * H, sizeof(float) * H);
         std::memcpy(tha.data(), z0.typed_data() + b * 2 * H + H, sizeof(float) * H);
       }
@@ -905,7 +907,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
                                               scratch, ones ? XM + (b * T + t) * MW : nullptr);
         if (t == 0) current = add_rows(current, i0.typed_data() + b * H, first.data(), H);
         uint8_t* fz_t = never ? fz_unused.data() : FZ + o;
-        if (adaptive) {
+        if constexpr (kAdaptive) {
           (subtract ? forward_step_adaptive<true> : forward_step_adaptive<false>)(
               H, dt, consts, adapt, P.vrest, current, v.data(), ref.data(), wa.data(), tha.data(), s_row.data(),
               v_row.data(), fz_t, w_row.data(), th_row.data());
@@ -936,7 +938,12 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
     _mm_sfence();  // the streamed rows are visible before the kernel returns
 #endif
   };
-  parallel_over_batch(B, T * (H + (in.projected ? in.K : 0)) * 8, run);
+  const int64_t work = T * (H + (in.projected ? in.K : 0)) * 8;
+  if (adaptive) {
+    parallel_over_batch(B, work, [&](int64_t, int64_t b0, int64_t b1) { sweep(std::true_type{}, b0, b1); });
+  } else {
+    parallel_over_batch(B, work, [&](int64_t, int64_t b0, int64_t b1) { sweep(std::false_type{}, b0, b1); });
+  }
   return ffi::Error::Success();
 }
 
