@@ -374,31 +374,46 @@ struct AdaptConsts {
 // One forward step of adaptive neurons for one example (see the top of the file); updates v, ref, w and theta
 // in place and writes s_t, v_t, frozen_t, w_t and theta_t.
 template <bool kSubtract>
-void forward_step_adaptive(int64_t H, float dt, const StepConsts& c, const AdaptConsts& ac, const float* vrest,
-                           const float* __restrict cur, float* __restrict v, float* __restrict ref,
-                           float* __restrict w, float* __restrict th, float* __restrict s_t, float* __restrict v_t,
-                           uint8_t* __restrict fz_t, float* __restrict w_t, float* __restrict th_t) {
+void forward_step_adaptive(int64_t H, float dt, const StepConsts& c, const AdaptConsts& ac,
+                           const float* __restrict vrest, const float* __restrict cur, float* __restrict v,
+                           float* __restrict ref, float* __restrict w, float* __restrict th, float* __restrict s_t,
+                           float* __restrict v_t, uint8_t* __restrict fz_t, float* __restrict w_t,
+                           float* __restrict th_t) {
+  // the constants as restrict pointers (read through the vectors' members, the loop would not vectorise)
+  const float* __restrict decay = c.decay.data();
+  const float* __restrict vrest_gl = c.vrest_gl.data();
+  const float* __restrict inv_gl = c.inv_gl.data();
+  const float* __restrict vth = c.vth.data();
+  const float* __restrict vreset = c.vreset.data();
+  const float* __restrict tref = c.tref.data();
+  const float* __restrict a = ac.a.data();
+  const float* __restrict b = ac.b.data();
+  const float* __restrict dw = ac.dw.data();
+  const float* __restrict dth = ac.dth.data();
+  const float* __restrict delta = ac.delta.data();
+#pragma omp simd simdlen(16)
   for (int64_t h = 0; h < H; ++h) {
     const float remaining = std::max(ref[h] - dt, 0.0f);
     const bool frozen = remaining > 0.5f * dt;
     const float vp = v[h];
-    const float vn = integrate(vp, cur[h] - w[h], frozen, c.vrest_gl[h], c.inv_gl[h], c.decay[h]);
-    const float w_inf = ac.a[h] * (vp - vrest[h]);
-    const float w_mid = w_inf + (w[h] - w_inf) * ac.dw[h];
-    const float th_mid = th[h] * ac.dth[h];
-    const float thr = c.vth[h] + th_mid;
-    const float jump = thr - c.vreset[h];
+    const float vn = integrate(vp, cur[h] - w[h], frozen, vrest_gl[h], inv_gl[h], decay[h]);
+    const float w_inf = a[h] * (vp - vrest[h]);
+    const float w_mid = w_inf + (w[h] - w_inf) * dw[h];
+    const float th_mid = th[h] * dth[h];
+    const float thr = vth[h] + th_mid;
+    const float jump = thr - vreset[h];
     const float s = (vn - thr) / std::fabs(jump) > 0.0f ? 1.0f : 0.0f;
-    const float after = kSubtract ? vn - s * jump : vn + s * (c.vreset[h] - vn);
+    const float after = kSubtract ? vn - s * jump : vn + s * (vreset[h] - vn);
+    const float w_new = w_mid + s * b[h], th_new = th_mid + s * delta[h];
     v[h] = after;
-    w[h] = w_mid + s * ac.b[h];
-    th[h] = th_mid + s * ac.delta[h];
-    ref[h] = s > 0.0f ? c.tref[h] : remaining;
+    w[h] = w_new;
+    th[h] = th_new;
+    ref[h] = s > 0.0f ? tref[h] : remaining;
     s_t[h] = s;
     v_t[h] = after;
     fz_t[h] = frozen ? 1 : 0;
-    w_t[h] = w[h];
-    th_t[h] = th[h];
+    w_t[h] = w_new;
+    th_t[h] = th_new;
   }
 }
 
