@@ -49,7 +49,7 @@
 //   v       = v_new - s_t (thr - v_reset)  ("subtract")  or  v_new + s_t (v_reset - v_new)
 //   w       = w_mid + s_t b,   theta = th_mid + s_t delta_theta
 // w and theta after every step are outputs (W, Theta: (B, T, H)), read back by the backward pass, which
-// then carries the adjoints of v, w and theta (I_t is always summed again: it cannot be recovered from v).
+// then carries the adjoints of v, w and theta.
 // Up to two threads share the batch (examples are independent). In the forward pass they claim examples one
 // at a time, so that a thread slowed down by other work on its CPU runs fewer; the backward pass splits the
 // batch in two fixed halves (its shared-parameter gradients are summed per thread, in a fixed order, so that
@@ -830,6 +830,27 @@ static ffi::Error check_adaptive_shapes(const char* name, bool adaptive, int64_t
   return ffi::Error::Success();
 }
 
+// recover_current for adaptive neurons: the threshold of step t is v_th + theta_{t-1} exp(-dt / tau_theta), and
+// the membrane integrated I_t - w_{t-1}, so I_t = g_L v_inf - g_L v_rest + w_{t-1}.
+inline void recover_current_adaptive(int64_t H, const StepConsts& c, const RecoverConsts& r, const AdaptConsts& ac,
+                                     const float* __restrict s_t, const float* __restrict v_t,
+                                     const float* __restrict v_prev, const float* __restrict w_prev,
+                                     const float* __restrict th_prev, float* __restrict cur) {
+  const float* __restrict vth = c.vth.data();
+  const float* __restrict vreset = c.vreset.data();
+  const float* __restrict decay = c.decay.data();
+  const float* __restrict vrest_gl = c.vrest_gl.data();
+  const float* __restrict dth = ac.dth.data();
+  const float* __restrict inv = r.inv_one_minus_a.data();
+  const float* __restrict g_l = r.g_l.data();
+  for (int64_t h = 0; h < H; ++h) {
+    const float jump = (vth[h] + th_prev[h] * dth[h]) - vreset[h];
+    const float v_new = v_t[h] + s_t[h] * jump;
+    const float v_inf = (v_new - decay[h] * v_prev[h]) * inv[h];
+    cur[h] = (g_l[h] * v_inf - vrest_gl[h]) + w_prev[h];
+  }
+}
+
 static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
                                  ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0, ffi::Buffer<ffi::F32> i0,
                                  ffi::Buffer<ffi::F32> z0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p,
@@ -1024,7 +1045,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
   const Params P(p.typed_data(), H);
   const StepConsts step_consts(P, H, dt);
   const RecoverConsts recover_consts(step_consts, H);
-  const bool recover = subtract && recover_consts.usable && !adaptive;  // I_t from v_t (see recover_current)
+  const bool recover = subtract && recover_consts.usable;  // I_t from v_t (see recover_current)
   const AdaptConsts adapt(adaptive ? p.typed_data() : nullptr, adaptive ? H : 0, dt);
   const float *CW = ct_w.typed_data(), *CTH = ct_th.typed_data(), *WR = w_res.typed_data(), *THR = th_res.typed_data();
   const float *CS = ct_s.typed_data(), *CV = ct_v.typed_data(), *V = v_res.typed_data();
@@ -1176,8 +1197,15 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         // I_t, recovered from v_t or recomputed (v_new is recomputed from it inside the adjoint step)
         float* cur = cur_rows.data() + e * H;
         const float* cur_t = cur;
+        const float* z = kAdaptive ? z0.typed_data() + b * 2 * H : nullptr;  // w_{-1}, theta_{-1}
+        const float* w_prev = kAdaptive ? (t > 0 ? WR + o - H : z) : nullptr;
+        const float* th_prev = kAdaptive ? (t > 0 ? THR + o - H : z + H) : nullptr;
         if (recover) {
-          recover_current(H, step_consts, recover_consts, s_t, V + o, v_prev, cur);
+          if constexpr (kAdaptive) {
+            recover_current_adaptive(H, step_consts, recover_consts, adapt, s_t, V + o, v_prev, w_prev, th_prev, cur);
+          } else {
+            recover_current(H, step_consts, recover_consts, s_t, V + o, v_prev, cur);
+          }
         } else {
           const uint32_t* mask_row = projected && (XB[b] & kBinaryInput) ? XM + (b * T + t) * MW : nullptr;
           cur_t = input_current(in, b * T + t, H, prev, nullptr, n_spiking, W, scratch, mask_row);
@@ -1191,8 +1219,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         rows[e] = AdjointRows{s_t, cur_t, fz_t, cs_t, cv_t, v_prev, rec_all.data() + e * H, gv_all.data() + e * H,
                               di_all.data() + e * LDA};
         if constexpr (kAdaptive) {
-          const float* z = z0.typed_data() + b * 2 * H;
-          arows[e] = AdaptRows{t > 0 ? WR + o - H : z, t > 0 ? THR + o - H : z + H, ct_a_zero ? zeros.data() : CW + o,
+          arows[e] = AdaptRows{w_prev, th_prev, ct_a_zero ? zeros.data() : CW + o,
                                ct_a_zero ? zeros.data() : CTH + o, gw_all.data() + e * H, gth_all.data() + e * H};
         }
       }
