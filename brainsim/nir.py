@@ -51,7 +51,7 @@ from .neurons import LIF
 from .synapses import Exponential
 from .train.bijections import Constrained, Positive, resolve
 from .train.layers import LeakyReadout, Linear, Sequential, SpikingLayer
-from .train.maps import AvgPool2d, Chain, Conv1d, Conv2d, Flatten, Scale, SumPool2d
+from .train.maps import AvgPool2d, Chain, Conv1d, Conv2d, Dropout, Flatten, Scale, SumPool2d
 
 DISCRETIZATIONS = ("euler", "exact")
 _IF_TAU_MS = 1e12  # an IF neuron is a LIF whose leak is beyond float32's resolution over any run
@@ -321,7 +321,9 @@ def from_nir(graph, *, dt: float, discretization: str = "euler", time_scale: flo
 
 # ------------------------------------------------------------------------------------------------------ writing
 def _flat_maps(m):
-    """A map as the list of its parts (chains unrolled)."""
+    """A map as the list of its parts (chains unrolled; dropout left out: NIR graphs describe inference)."""
+    if isinstance(m, Dropout):
+        return []
     return [part for inner in m.maps for part in _flat_maps(inner)] if isinstance(m, Chain) else [m]
 
 

@@ -1,4 +1,4 @@
-"""What snnTorch/Spyx users expect around the layers: trainable defaults, model summary, mixed precision."""
+"""What snnTorch/Spyx users expect around the layers: trainable defaults, model summary, mixed precision, dropout."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,9 +10,9 @@ from brainsim.network import Network, Population
 from brainsim.neurons import LIF
 from brainsim.plasticity.modulators import Signal
 from brainsim.synapses import CurrentOutput, Instant, Receptor
-from brainsim.train import (Chain, Conv2d, Flatten, LeakyReadout, Linear, Positive, Precision, Sequential,
+from brainsim.train import (Chain, Conv2d, Dropout, Flatten, LeakyReadout, Linear, Positive, Precision, Sequential,
                             SpikingLayer, SumPool2d, constrain, fit, losses, mixed_precision, ml_lif, resolve,
-                            summary, trainable)
+                            summary, trainable, with_dropout_keys)
 
 
 def _model(key=jax.random.key(0), **kw):
@@ -154,3 +154,39 @@ def test_delay_line_state_carries_across_runs():
     state, (first,) = run(network, state0, 12, dt, key=jax.random.key(0), monitors=mon, order=LayerByLayer())
     _, (second,) = run(network, state, 18, dt, key=jax.random.key(0), monitors=mon, order=LayerByLayer())
     np.testing.assert_array_equal(np.concatenate([first, second]), whole)
+
+
+def test_dropout_drops_units_per_example_only_with_a_key():
+    """One mask per example, the same units at every step, the kept ones scaled by 1 / (1 - p); identity without
+    a key (evaluation); through ``fit`` (its per-example keys) the model trains."""
+    drop = Dropout((200,), p=0.25)
+    x = jnp.ones((7, 200))
+    np.testing.assert_array_equal(np.asarray(drop(x)), np.asarray(x))
+    keyed = with_dropout_keys(drop, jax.random.key(1))
+    y = np.asarray(keyed(x))
+    np.testing.assert_allclose(np.unique(y), [0.0, 1.0 / 0.75], rtol=1e-6)
+    assert (y == y[0]).all()  # the same units at every step
+    assert 0.15 < float((y[0] == 0).mean()) < 0.35
+    assert with_dropout_keys(keyed, None).key is None
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+        Dropout((3,), p=1.0)
+
+    k1, k2, k3 = jax.random.split(jax.random.key(2), 3)
+    model = Sequential([SpikingLayer(Chain([Dropout((6,), p=0.5), Linear(6, 8, key=k1, scale=4.0)]), recurrent=True,
+                                     key=k3),
+                        LeakyReadout(8, 3, key=k2)])
+    rng = np.random.default_rng(0)
+    xs = (rng.random((16, 15, 6)) < 0.4).astype(np.float32)
+    plain, _ = model.batch(xs)
+    np.testing.assert_allclose(np.asarray(plain), np.asarray(model.batch(xs)[0]))  # no key: deterministic
+    a, _ = model.batch(xs, key=jax.random.key(3))
+    b, _ = model.batch(xs, key=jax.random.key(4))
+    assert not np.allclose(np.asarray(a), np.asarray(plain)) and not np.allclose(np.asarray(a), np.asarray(b))
+    y = (np.arange(16) % 3).astype(np.int32)
+
+    def loss_fn(m, x, label, key):
+        return losses.ce_max_membrane(m(x, key=key)[0], label)
+
+    result = fit(model, loss_fn, (xs, y), optimizer=optax.adam(1e-2), epochs=3, batch_size=8, progress=False)
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)
+    assert not np.allclose(result.model.layers[0].projection.maps[1].weight, model.layers[0].projection.maps[1].weight)

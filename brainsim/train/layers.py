@@ -45,7 +45,7 @@ from ..simulate import run
 from ..synapses import CurrentOutput, Exponential, Instant, Receptor
 from . import bptt
 from .bijections import Constrained, Identity, Positive, constrain, resolve
-from .maps import AbstractSynapticMap
+from .maps import AbstractSynapticMap, with_dropout_keys
 
 
 def ml_lif(size: int, *, tau_m=10.0, v_th=1.0, surrogate="fast_sigmoid", slope=10.0, learn_tau=True,
@@ -377,24 +377,29 @@ class Sequential(eqx.Module):
         return ["readout" if isinstance(layer, LeakyReadout) else f"layer{i}" for i, layer in enumerate(self.layers)]
 
     def __call__(self, xs: Array, *, mode: str = "full", chunk: Optional[int] = None, record: bool = False,
-                 dt: Optional[float] = None):
-        """Run one example ``xs (T, n_in)``; ``dt`` (ms), if given, must be the layers' own."""
+                 dt: Optional[float] = None, key=None):
+        """Run one example ``xs (T, n_in)``; ``dt`` (ms), if given, must be the layers' own. ``key`` (training):
+        the model's ``Dropout`` maps drop units (one mask per example); without it they pass everything."""
         xs = self._flat(xs)
         bptt.check_mode(mode, "Sequential")
         if mode not in ("full", "checkpointed"):
             raise ValueError(f"Sequential: mode {mode!r} needs a per-step loss; use Sequential.online_loss")
         if dt is not None and float(dt) != self.dt:
             raise ValueError(f"Sequential: dt = {dt} ms, but the layers were built for dt = {self.dt} ms")
-        return _run_sequential(self, xs, None if mode == "full" else Checkpointed(chunk), record)
+        model = self if key is None else with_dropout_keys(self, key)
+        return _run_sequential(model, xs, None if mode == "full" else Checkpointed(chunk), record)
 
-    def batch(self, xs: Array, *, mode: str = "full", chunk: Optional[int] = None, record: bool = False):
+    def batch(self, xs: Array, *, mode: str = "full", chunk: Optional[int] = None, record: bool = False, key=None):
         """Run a batch ``xs (B, T, ...)`` of examples: ``__call__`` vmapped over the first axis (as ``fit`` runs it),
         e.g. from Flax NNX as ``EqxModule(model)(xb, method="batch")``. Returns outputs ``(B, T, n_out)`` and
         ``aux`` with a leading batch axis."""
         if xs.ndim < 3:
             raise ValueError(f"Sequential.batch: xs must be (B, T, ...) examples, got shape {xs.shape}; "
                              "one example runs as model(xs)")
-        return jax.vmap(lambda x: self(x, mode=mode, chunk=chunk, record=record))(xs)
+        if key is None:
+            return jax.vmap(lambda x: self(x, mode=mode, chunk=chunk, record=record))(xs)
+        keys = jax.random.split(key, xs.shape[0])  # a dropout mask per example
+        return jax.vmap(lambda x, k: self(x, mode=mode, chunk=chunk, record=record, key=k))(xs, keys)
 
     def step(self, state, x_t):
         """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``, for
@@ -459,7 +464,7 @@ class Sequential(eqx.Module):
             previous = name
         return Network(populations, projections), dt
 
-    def online_loss(self, step_loss, xs, *args, window: int = 1, chunk: Optional[int] = None):
+    def online_loss(self, step_loss, xs, *args, window: int = 1, chunk: Optional[int] = None, key=None):
         """Truncated / spatial-only BPTT: ``sum_t step_loss(out_t, *args)`` with the gradient through the state cut
         every ``window`` steps (``window=1``: spatial-only, SLTT).
 
@@ -469,7 +474,8 @@ class Sequential(eqx.Module):
         accumulating it window by window.) ``step_loss(out_t, *args) -> scalar``; e.g.
         ``losses.step_cross_entropy`` with the label as arg.
         """
-        outputs, _ = _run_sequential(self, self._flat(xs), Truncated(window, chunk), False)
+        model = self if key is None else with_dropout_keys(self, key)
+        outputs, _ = _run_sequential(model, self._flat(xs), Truncated(window, chunk), False)
         return jnp.sum(jax.vmap(lambda out: step_loss(out, *args))(outputs))
 
 

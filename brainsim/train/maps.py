@@ -6,7 +6,7 @@ vectors ``(..., n)`` (leading axes: time, batch), read as channels-first arrays 
 model runs on them unchanged. Weights follow PyTorch's layout: ``Conv2d.weight`` is ``(C_out, C_in, kH, kW)``
 (pA per unit input), ``Conv1d.weight`` ``(C_out, C_in, k)``. Pooling of spikes or currents is a fixed map:
 ``SumPool2d`` adds each window, ``AvgPool2d`` averages it (zero padding counted, as PyTorch's default),
-``MaxPool2d`` takes its largest entry.
+``MaxPool2d`` takes its largest entry. ``Dropout`` zeroes random input units while training (given a key).
 
 In a ``Sequential`` a map is the input projection of a ``SpikingLayer`` or ``LeakyReadout``
 (``SpikingLayer(Chain([Conv2d(...), MaxPool2d(...)]))``); in a ``Network`` it is the ``synapses`` of a
@@ -358,6 +358,54 @@ class Scale(AbstractSynapticMap):
     def apply(self, x: Array) -> Array:
         y = x * self.scale
         return y if self.bias is None else y + self.bias
+
+
+class Dropout(AbstractSynapticMap):
+    """Zeroes each input unit with probability ``p`` and scales the others by ``1 / (1 - p)``, with the same units
+    dropped at every step of a sequence (variational dropout, Gal & Ghahramani 2016: one mask per example, as
+    recurrent and spiking networks are usually regularised). Active only with a ``key``: ``Sequential(xs,
+    key=...)`` gives every ``Dropout`` of the model its own (``with_dropout_keys``); without one (evaluation,
+    ``simulate``) it passes its input through unchanged.
+
+    Args:
+        shape: the input's shape (the map's ``in_shape`` and ``out_shape``).
+        p: drop probability, 0 <= p < 1.
+    """
+
+    p: float = eqx.field(static=True)
+    key: Union[jax.Array, None]
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+
+    def __init__(self, shape, p: float = 0.5, *, key=None):
+        shape = tuple(int(s) for s in np.atleast_1d(shape))
+        if not shape or min(shape) < 1:
+            raise ValueError(f"Dropout: shape must be positive sizes, got {shape!r}")
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.in_shape = self.out_shape = shape
+        self.p, self.key = float(p), key
+
+    def apply(self, x: Array) -> Array:
+        if self.key is None or self.p == 0.0:
+            return x
+        keep = jax.random.bernoulli(self.key, 1.0 - self.p, self.in_shape)
+        return jnp.where(keep, x / (1.0 - self.p), jnp.zeros((), x.dtype))
+
+
+def with_dropout_keys(model, key):
+    """``model`` with a key of its own (folded from ``key``) in every ``Dropout`` it holds, which makes them drop
+    units; ``key=None`` removes the keys (evaluation)."""
+    count = [0]
+
+    def keyed(leaf):
+        if not isinstance(leaf, Dropout):
+            return leaf
+        count[0] += 1
+        new = None if key is None else jax.random.fold_in(key, count[0])
+        return eqx.tree_at(lambda d: d.key, leaf, new, is_leaf=lambda v: v is None)
+
+    return jax.tree_util.tree_map(keyed, model, is_leaf=lambda v: isinstance(v, Dropout))
 
 
 class Chain(AbstractSynapticMap):
