@@ -50,7 +50,8 @@ import numpy as np
 from .neurons import LIF
 from .synapses import Exponential
 from .train.bijections import Constrained, Positive, resolve
-from .train.layers import LeakyReadout, Linear, Sequential, SpikingLayer
+from .train.layers import LeakyReadout, Linear, Sequential, SparseLinear, SpikingLayer
+from .train.precision import Precision
 from .train.maps import AvgPool2d, Chain, Conv1d, Conv2d, Dropout, Flatten, Scale, SumPool2d
 
 DISCRETIZATIONS = ("euler", "exact")
@@ -321,9 +322,12 @@ def from_nir(graph, *, dt: float, discretization: str = "euler", time_scale: flo
 
 # ------------------------------------------------------------------------------------------------------ writing
 def _flat_maps(m):
-    """A map as the list of its parts (chains unrolled; dropout left out: NIR graphs describe inference)."""
+    """A map as the list of its parts (chains and precision policies unrolled; dropout left out: NIR graphs
+    describe inference)."""
     if isinstance(m, Dropout):
         return []
+    if isinstance(m, Precision):  # its parameters are float32; the compute dtype is the runtime's choice
+        return _flat_maps(m.synapses)
     return [part for inner in m.maps for part in _flat_maps(inner)] if isinstance(m, Chain) else [m]
 
 
@@ -341,6 +345,8 @@ def _map_node(m, owner):
         if m.bias is None:
             return nir.Linear(weight=w)
         return nir.Affine(weight=w, bias=np.asarray(m.bias, np.float32))
+    if isinstance(m, SparseLinear):  # NIR has no sparse weights: its dense matrix, zeros where no synapse
+        return nir.Linear(weight=np.asarray(m.operator.to_dense(), np.float32).T)
     if isinstance(m, (Conv1d, Conv2d)):
         cls = nir.Conv1d if isinstance(m, Conv1d) else nir.Conv2d
         bias = np.zeros(m.out_shape[0], np.float32) if m.bias is None else np.asarray(m.bias, np.float32)
@@ -411,8 +417,9 @@ def to_nir(model: Sequential, *, dt: Optional[float] = None, discretization: str
     Args:
         model: layers ``SpikingLayer`` (an ``LIF`` with ``reset="value"``, no refractory period; with a synapse:
             ``CubaLIF``; recurrent weights: a ``Linear`` 2-cycle named ``layerK.lif <-> layerK.w_rec``) and an
-            optional final ``LeakyReadout`` (``LI``); input maps ``Linear``, ``Conv1d``, ``Conv2d``, ``SumPool2d``,
-            ``AvgPool2d``, ``Flatten``, ``Scale`` (chained freely).
+            optional final ``LeakyReadout`` (``LI``); input maps ``Linear``, ``SparseLinear`` (written as a dense
+            ``Linear``), ``Conv1d``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d``, ``Flatten``, ``Scale`` (chained
+            freely; ``Dropout`` is left out). A ``mixed_precision`` model is written in float32.
         dt: the time step (s) at which readers will step the graph; default the model's own (``model.dt / 1000``).
             snnTorch reads at 1e-4 s, Norse at 1e-3 s by default.
         discretization: ``"euler"``: parameters whose forward-Euler step at dt is the model's own step (a reader

@@ -13,8 +13,8 @@ nir = pytest.importorskip("nir")
 
 import brainsim.nir as bn
 from brainsim.neurons import LIF
-from brainsim.train import (Chain, Conv2d, Flatten, LeakyReadout, Linear, MaxPool2d, Sequential, SpikingLayer,
-                            SumPool2d)
+from brainsim.train import (Chain, Conv2d, Flatten, LeakyReadout, Linear, MaxPool2d, Sequential, SparseLinear,
+                            SpikingLayer, SumPool2d, mixed_precision, ml_lif)
 
 REF = Path(__file__).parent / "reference" / "nir"
 sys.path.insert(0, str(REF))
@@ -163,3 +163,25 @@ def test_errors_name_what_cannot_be_mapped():
     with pytest.raises(ValueError, match="forward Euler at dt = 0.01 s needs tau > dt"):
         bn.from_nir(chain, dt=1e-2)
     assert bn.from_nir(chain, dt=1e-2, discretization="exact").dt == pytest.approx(10.0)
+
+
+def test_sparse_and_mixed_precision_models_are_written_as_dense_float32():
+    """A ``SparseLinear`` input projection becomes a dense NIR ``Linear`` (zeros where there is no synapse), a
+    bfloat16 ``mixed_precision`` model float32 arrays; reading the graph back gives the same spikes."""
+    k1, k2, k3 = jax.random.split(jax.random.key(9), 3)
+    model = Sequential([SpikingLayer(SparseLinear.random(12, 16, 0.3, key=k1, scale=4.0), key=k2,
+                                     neuron=ml_lif(16, reset="value")),
+                        LeakyReadout(16, 3, key=k3)])
+    x = np.asarray(jax.random.uniform(jax.random.key(10), (30, 12)) < 0.3, np.float32)
+    graph = bn.to_nir(model)
+    (w,) = [n.weight for n in graph.nodes.values() if type(n).__name__ == "Linear" and n.weight.shape == (16, 12)]
+    assert w.dtype == np.float32 and 0.1 < float((w != 0).mean()) < 0.5
+    back = bn.from_nir(graph, dt=model.dt / 1000.0)
+    out, aux = model(jnp.asarray(x), record=True)
+    out2, aux2 = back(jnp.asarray(x), record=True)
+    assert float(aux["spikes"][0].mean()) > 0.02
+    np.testing.assert_array_equal(np.asarray(aux["spikes"][0]), np.asarray(aux2["spikes"][0]))
+    np.testing.assert_allclose(np.asarray(out2), np.asarray(out), rtol=1e-4, atol=1e-5)
+    low = bn.to_nir(mixed_precision(model, jnp.bfloat16))
+    assert all(np.asarray(v).dtype != jnp.bfloat16 for n in low.nodes.values()
+               for v in vars(n).values() if isinstance(v, np.ndarray))
