@@ -80,15 +80,16 @@ class AbstractAdjoint(eqx.Module):
     def scan(self, step: Callable, carry, xs, *, unroll: int = 1):
         ...
 
-    @abc.abstractmethod
     def sequence(self, run_steps: Callable, carry, xs):
-        ...
+        # not abstract, so that a strategy written for ``scan`` alone keeps working where nothing is fused
+        raise NotImplementedError(f"{type(self).__name__} gives no sequence(); fused operations need it "
+                                  f"(implement it, or run with order=LayerByLayer(fuse=False))")
 
 
-def chunked_sequence(run_steps: Callable, carry, xs, chunk: int, cut: bool = False):
+def chunked_sequence(run_steps: Callable, carry, xs, chunk: int, cut: bool = False, checkpoint: bool = True):
     """``run_steps`` over consecutive chunks of ``chunk`` steps (the last one shorter if need be), each chunk
-    recomputed in the backward pass (only the carry between chunks is stored); with ``cut`` the carry's
-    gradient is stopped at the start of every chunk."""
+    recomputed in the backward pass (only the carry between chunks is stored) unless ``checkpoint=False``; with
+    ``cut`` the carry's gradient is stopped at the start of every chunk."""
     n = _length(xs)
     chunk = max(1, min(int(chunk), n))
     n_chunks, tail = divmod(n, chunk)
@@ -98,7 +99,9 @@ def chunked_sequence(run_steps: Callable, carry, xs, chunk: int, cut: bool = Fal
             return c
         return jax.tree_util.tree_map(lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a, c)
 
-    @jax.checkpoint
+    maybe_checkpoint = jax.checkpoint if checkpoint else (lambda f: f)
+
+    @maybe_checkpoint
     def one(c, i):
         part = jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, i * chunk, chunk), xs)
         return run_steps(start(c), part)
@@ -107,7 +110,7 @@ def chunked_sequence(run_steps: Callable, carry, xs, chunk: int, cut: bool = Fal
     ys = jax.tree_util.tree_map(lambda y: y.reshape((n_chunks * chunk,) + y.shape[2:]), ys)
     if tail:
         rest = jax.tree_util.tree_map(lambda x: x[n_chunks * chunk:], xs)
-        carry, ys_tail = jax.checkpoint(lambda c, part: run_steps(start(c), part))(carry, rest)
+        carry, ys_tail = maybe_checkpoint(lambda c, part: run_steps(start(c), part))(carry, rest)
         ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), ys, ys_tail)
     return carry, ys
 
@@ -177,12 +180,12 @@ class Truncated(AbstractAdjoint):
         return checkpointed_scan(cut_step, carry, xs, self.chunk, unroll)
 
     def sequence(self, run_steps, carry, xs):
-        # chunks of ``window`` steps from the start of the run, so that the cuts fall where ``scan`` makes them,
-        # grouped ceil(sqrt(#windows)) at a time into checkpointed groups: memory O(sqrt(T / window)) carries
+        # windows of ``window`` steps from the start of the run, so that the cuts fall where ``scan`` makes them,
+        # in checkpointed groups of whole windows (about ``chunk`` steps; default ceil(sqrt(#windows)) windows)
         windows = -(-_length(xs) // self.window)
-        group = default_chunk(windows)
+        group = default_chunk(windows) if self.chunk is None else -(-self.chunk // self.window)
 
         def windowed(c, part):
-            return chunked_sequence(run_steps, c, part, self.window, cut=True)
+            return chunked_sequence(run_steps, c, part, self.window, cut=True, checkpoint=False)
 
-        return windowed(carry, xs) if group <= 1 else chunked_sequence(windowed, carry, xs, group * self.window)
+        return chunked_sequence(windowed, carry, xs, group * self.window)

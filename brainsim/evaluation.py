@@ -12,7 +12,8 @@ and the records are the same whichever is chosen, up to float rounding:
   one operation over the whole sequence where one exists:
 
   * a source whose output is a recorded series (``AbstractSource.replay``: ``Signal``) is read at once;
-  * a population of ``LIF`` or ``AdaptiveLIF`` neurons (exponential Euler) with one ``Instant`` current receptor, fed by one
+  * a population of ``LIF`` or ``AdaptiveLIF`` neurons (exponential Euler) with one ``Instant`` or ``Exponential``
+    current receptor, fed by one
     same-step projection (a ``DenseProjection``, or any projection giving its ``sequence_amounts``, e.g. a
     convolution) and at most one recurrent ``DenseProjection`` without bias, and no
     drive or injected current, runs as the fused LIF sequence (``brainsim.fused_lif``: forward and backward
@@ -45,7 +46,7 @@ from .event_matmul import event_matmul
 from .network import Network, NetworkState, _start_time
 from .neurons import LeakyIntegrator
 from .projections import DenseProjection
-from .synapses.kinetics import Instant
+from .synapses.kinetics import Exponential, Instant
 from .synapses.outputs import CurrentOutput
 
 
@@ -239,7 +240,8 @@ class LayerByLayer(AbstractOrder):
         None. A ``DenseProjection`` feed runs inside the fused operation (event-driven product); any other feed
         that gives its ``sequence_amounts`` (a convolution, ...) is computed first and fed in as currents."""
         pop = network.populations[name]
-        if not (fused_lif.supports(pop.model) and self._plain_current_population(network, name, currents, monitors)):
+        if not (fused_lif.supports(pop.model)
+                and self._plain_current_population(network, name, currents, monitors, (Instant, Exponential))):
             return None
         incoming = [p for p in network.projections.values() if p.post == name]
         feeds = [p for p in incoming if p.same_step]
@@ -268,11 +270,12 @@ class LayerByLayer(AbstractOrder):
         return name, feeds[0], amounts, (loops[0] if loops else None), readout
 
     @staticmethod
-    def _plain_current_population(network, name, currents, monitors) -> bool:
-        """One ``Instant`` current receptor, no drive, no injected current, monitors reading only ``v``."""
+    def _plain_current_population(network, name, currents, monitors, kinetics=(Instant,)) -> bool:
+        """One current receptor with kinetics of a type in ``kinetics``, no drive, no injected current, monitors
+        reading only ``v``."""
         pop = network.populations[name]
         receptors = list(pop.receptors.values())
-        return (len(receptors) == 1 and type(receptors[0].kinetics) is Instant
+        return (len(receptors) == 1 and type(receptors[0].kinetics) in kinetics
                 and type(receptors[0].output) is CurrentOutput
                 and not any(d.target == name for d in network.drives) and name not in currents
                 and all(set(m.reads) <= {"v"} for m in monitors if m.population == name))
@@ -288,6 +291,9 @@ class LayerByLayer(AbstractOrder):
         else:
             inputs, kwargs = amounts[2], dict(dt=dt)
         w_rec = None if loop is None else loop.weight
+        # an Exponential receptor is the kernel's synapse: G_t = G_{t-1} exp(-dt / tau) + I_t, its state G
+        synaptic = type(rec.kinetics) is Exponential
+        tau_syn = rec.kinetics.tau if synaptic else None
         fused_readout = r_start = None
         if readout is not None:
             behind, into = readout
@@ -303,22 +309,28 @@ class LayerByLayer(AbstractOrder):
             and the readout's membrane and current at its start; the same carried to the next steps."""
             model_state, i_start, r_start = carry
             out = fused_lif.layer_sequence(pop.model, part, model_state.v, model_state.refractory, i_start, w_rec,
-                                           readout=fused_readout,
+                                           readout=fused_readout, tau_syn=tau_syn,
                                            **fused_lif.adaptation_start(pop.model, model_state), **kwargs)
             refractory = _refractory_after(model_state.refractory, out.spikes, pop.model.t_ref, dt)
             new_state = fused_lif.state_after(pop.model, model_state, out, refractory)
-            # the Instant receptor holds only what the last step's spikes sent through the recurrent projection
-            i_next = jnp.zeros_like(i_start) if w_rec is None else event_matmul(out.spikes[-1], w_rec)
+            # the receptor then holds the last step's synaptic current, decayed (an Instant one nothing), and what
+            # the last step's spikes sent through the recurrent projection
+            i_next = rec.kinetics.decay(out.g[-1], dt) if synaptic else jnp.zeros_like(i_start)
+            if w_rec is not None:
+                i_next = i_next + event_matmul(out.spikes[-1], w_rec)
             u = out.u
             if readout is not None:
                 u_start, g_start = r_start
                 if not (_known_zero(u_start) and _known_zero(g_start)):  # a readout away from rest at the start
                     u = u + _readout_start(r_pop.model, u_start, g_start, u.shape[0], dt)
                 r_start = (u[-1], jnp.zeros_like(g_start))
-            return (new_state, i_next, r_start), (out.spikes, out.v, u)
+            # the carry keeps its dtypes (the op computes in the promoted dtype of its inputs)
+            new = jax.tree_util.tree_map(lambda a, b: a.astype(b.dtype), (new_state, i_next, r_start), carry)
+            return new, (out.spikes, out.v, u, out.g)
 
-        (final, _, _), (spikes, v, u) = adjoint.sequence(run_steps, (model_state, i0, r_start), inputs)
-        decayed = rec.kinetics.decay(state.receptors[name][receptor], dt)  # an Instant receptor empties
+        (final, _, _), (spikes, v, u, g_seq) = adjoint.sequence(run_steps, (model_state, i0, r_start), inputs)
+        # the receptor after the last step: its synaptic current decayed (an Instant receptor empties)
+        decayed = rec.kinetics.decay(g_seq[-1] if synaptic else state.receptors[name][receptor], dt)
         if loop is not None:  # what the last step's spikes send through the recurrent projection
             ctx = StepContext(dt=dt, step=state.step + n_steps - 1, spikes={name: spikes[-1]}, signals={})
             decayed = loop.deliver(state.projections[_name_of(network, loop)], decayed, rec.kinetics, ctx)[1]

@@ -19,6 +19,7 @@ import pytest
 
 from brainsim import fused_lif
 from brainsim.connectivity import fixed_probability
+from brainsim.adjoints import Checkpointed, Truncated
 from brainsim.evaluation import LayerByLayer, StepByStep
 from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource
 from brainsim.monitors import (AbstractMonitor, CountMonitor, MeanMonitor, RateMonitor, SpikeMonitor,
@@ -100,15 +101,15 @@ def test_layer_by_layer_equals_step_by_step_on_a_generic_network():
     assert int(s_layer.step) == n
 
 
-def _fusable_network(xs, key, adaptive=False):
+def _fusable_network(xs, key, adaptive=False, t_ref=0.0, synapse=None):
     k1, k2, k3 = jax.random.split(key, 3)
     h, o = 24, 3
-    common = dict(tau_m=8.0, C_m=1.0, v_rest=0.0, v_th=1.0, v_reset=0.0, t_ref=0.0, reset="subtract")
+    common = dict(tau_m=8.0, C_m=1.0, v_rest=0.0, v_th=1.0, v_reset=0.0, t_ref=t_ref, reset="subtract")
     neuron = (AdaptiveLIF(h, a=0.02, b=0.1, tau_w=30.0, delta_theta=0.3, tau_theta=40.0, **common) if adaptive
               else LIF(h, **common))
     populations = {
         "in": Population(Signal(xs)),
-        "hidden": Population(neuron, {"I": Receptor(Instant(), CurrentOutput())}),
+        "hidden": Population(neuron, {"I": Receptor(synapse or Instant(), CurrentOutput())}),
         "out": Population(LeakyIntegrator(o, tau=jnp.linspace(5.0, 12.0, o), C_m=2.0),
                           {"I": Receptor(Instant(), CurrentOutput())}),
     }
@@ -218,3 +219,39 @@ def test_monitor_contract_messages():
         SpikeMonitor("E", packed=True, differentiable=True)
     with pytest.raises(TypeError, match="unknown monitor"):
         run(net, net.init(DT), 5, DT, key=jax.random.key(0), monitors=["E"])
+
+
+@pytest.mark.parametrize("adjoint", [Checkpointed(7), Truncated(5)], ids=["checkpointed7", "truncated5"])
+def test_fused_chunks_carry_refractoriness_adaptation_synapse_and_readout(adjoint):
+    """Under a chunking adjoint the fused sequence runs in chunks: an adaptive population (a, b != 0, refractory
+    period 2 ms) behind an exponential synapse, recurrent, with a readout, continued over two runs, gives the
+    states, records and gradients of the step-by-step order with the same adjoint."""
+    xs = (jax.random.uniform(jax.random.key(5), (46, 10)) < 0.3).astype(jnp.float32)
+    monitors = [SpikeMonitor("hidden", differentiable=True), StateMonitor("out", "v", when="end")]
+
+    def both_halves(scale, order):
+        net = _fusable_network(xs * scale, jax.random.key(2), adaptive=True, t_ref=2.0, synapse=Exponential(4.0))
+        state, first = run(net, net.init(DT), 23, DT, key=jax.random.key(0), monitors=monitors, order=order,
+                           adjoint=adjoint)
+        state, second = run(net, state, 23, DT, key=jax.random.key(0), monitors=monitors, order=order,
+                            adjoint=adjoint)
+        return state, first, second
+
+    layer_fn = jax.jit(lambda scale: both_halves(scale, LayerByLayer()))
+    assert _fused_calls(lambda: layer_fn(1.0)) != []
+    step, layer = both_halves(1.0, StepByStep()), layer_fn(1.0)
+    hidden = step[0].neurons["hidden"]
+    assert float(step[1][0].sum()) > 20 and float(hidden.refractory.max()) > 0 and float(hidden.w.max()) > 0.05
+    for half in (1, 2):
+        np.testing.assert_array_equal(np.asarray(step[half][0]), np.asarray(layer[half][0]))
+        np.testing.assert_allclose(np.asarray(step[half][1]), np.asarray(layer[half][1]), rtol=1e-4, atol=1e-4)
+    for a, b in zip(jax.tree_util.tree_leaves(step[0]), jax.tree_util.tree_leaves(layer[0])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+    def loss(scale, order):
+        _, first, second = both_halves(scale, order)
+        return jnp.sum(second[1] ** 2) + jnp.sum(first[1] ** 2) + 0.1 * jnp.sum(second[0])
+
+    g_step, g_layer = jax.grad(loss)(1.0, StepByStep()), jax.grad(loss)(1.0, LayerByLayer())
+    assert abs(float(g_step)) > 0
+    np.testing.assert_allclose(float(g_layer), float(g_step), rtol=2e-3)

@@ -1,12 +1,16 @@
-"""The fused layer sequence for adaptive neurons (``AdaptiveLIF``: adaptation current w, adaptive threshold
-theta) against ``lax.scan`` over ``AdaptiveLIF.step`` with ordinary autodiff.
+"""The fused layer sequence beyond plain LIF: adaptive neurons (``AdaptiveLIF``: adaptation current w, adaptive
+threshold theta) and the exponential synapse (``tau_syn``), against ``lax.scan`` over the neuron's ``step`` with
+ordinary autodiff.
 
 - ``fused_lif.layer_sequence``: identical spikes, v, w and theta, and the gradients of all ten parameters
   (a, b, tau_w, delta_theta, tau_theta included), of the input currents, the recurrent weights and the initial
   state (v, w, theta), for both resets, with refractoriness and with several surrogates;
 - a recurrent ALIF ``Sequential`` (projected spike input and leaky readout fused in) against the same model
-  scanned, batched over enough examples for the kernels to split them over two threads;
-- the pure-JAX reference path (no native kernels) against the native one.
+  scanned, batched over enough examples for the backward kernel to split them over two threads;
+- the pure-JAX reference path (no native kernels) against the native one;
+- the exponential synapse ``G_t = G_{t-1} exp(-dt / tau_syn) + I_t`` for LIF and AdaptiveLIF (gradients of tau_syn
+  and of the initial current i0), and a ``SpikingLayer(tau_syn=...)`` model fused against scanned;
+- ``mode="checkpointed"``: the fused operation in chunks, with the gradients of full BPTT.
 """
 import equinox as eqx
 import jax
@@ -15,7 +19,7 @@ import numpy as np
 import pytest
 
 from brainsim import fused_lif
-from brainsim.neurons import AdaptiveLIF
+from brainsim.neurons import LIF, AdaptiveLIF
 from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
 
 pytestmark = pytest.mark.usefixtures("native_kernels")
@@ -102,7 +106,7 @@ def _ralif_model(fused):
 def test_recurrent_alif_sequential_fused_equals_scanned_batched():
     """The recurrent ALIF model of ``benchmarks/train_step.py --model ralif`` in small: one fused operation
     (input projection and readout inside), the same outputs and gradients of every trainable parameter as
-    the scanned model, over a batch of 16 (split over the kernels' two threads) and bitwise repeatable."""
+    the scanned model, over a batch of 16 (the backward pass split over the kernels' two threads) and bitwise repeatable."""
     fused, scanned = _ralif_model(True), _ralif_model(False)
     xb = (jax.random.uniform(jax.random.key(12), (16, T, 30)) < 0.15).astype(jnp.float32)
     yb = jnp.arange(16) % 5
@@ -177,3 +181,98 @@ def test_checkpointed_mode_runs_fused_chunks_with_the_full_gradient(adaptive):
     g_ck = eqx.filter_grad(loss)(net, "checkpointed")
     for a, b in zip(jax.tree_util.tree_leaves(g_full), jax.tree_util.tree_leaves(g_ck)):
         assert _rel(a, b) < 1e-4
+
+
+SYNAPSE_CASES = [(False, "subtract", 0.0), (False, "value", 2.0), (True, "subtract", 0.0)]
+
+
+@pytest.mark.parametrize("case", SYNAPSE_CASES, ids=lambda c: f"adaptive{c[0]}-{c[1]}-tref{c[2]}")
+def test_synaptic_sequence_matches_scan_with_the_synapse(case):
+    adaptive, reset, t_ref = case
+    k = jax.random.split(jax.random.key(21), 4)
+    common = dict(tau_m=jnp.linspace(5.0, 20.0, H), C_m=jnp.linspace(0.8, 1.2, H), v_rest=0.0,
+                  v_th=jnp.linspace(0.8, 1.2, H), v_reset=-0.1, t_ref=t_ref, reset=reset, slope=5.0)
+    neuron = (AdaptiveLIF(H, a=0.05, b=0.2, tau_w=30.0, delta_theta=0.2, tau_theta=40.0, **common) if adaptive
+              else LIF(H, **common))
+    i_ext = 0.15 * jax.random.normal(k[0], (T, H)) + 0.06
+    w = 0.1 * jax.random.normal(k[1], (H, H))
+    v0 = 0.5 * jax.random.uniform(k[2], (H,))
+    i0 = 0.1 * jax.random.uniform(k[3], (H,))  # a synapse already charged at the start
+    tau_syn = jnp.linspace(2.0, 6.0, H)
+
+    def scan(neuron, i_ext, w, v0, i0, tau_syn):
+        decay = jnp.exp(-1.0 / tau_syn)
+
+        def step(carry, x):
+            state, g, s_prev, t = carry
+            g = g * decay + x + s_prev @ w + jnp.where(t == 0, i0, 0.0)
+            state, s = neuron.step(state, g, 1.0)
+            return (state, g, s, t + 1), (s, state.v, g)
+
+        return jax.lax.scan(step, (neuron.init()._replace(v=v0), jnp.zeros(H), jnp.zeros(H), 0), i_ext)[1]
+
+    def fused(neuron, i_ext, w, v0, i0, tau_syn):
+        out = fused_lif.layer_sequence(neuron, i_ext, v0, jnp.zeros(H), i0, w, dt=1.0, tau_syn=tau_syn)
+        return out.spikes, out.v, out.g
+
+    def loss(run, *args):
+        s, v, g = run(*args)
+        return jnp.sum(s * jnp.linspace(0.0, 1.0, T)[:, None]) + 0.1 * jnp.sum(v ** 2) / T + 0.05 * jnp.sum(g[-1])
+
+    args = (neuron, i_ext, w, v0, i0, tau_syn)
+    f, r = jax.jit(fused)(*args), scan(*args)
+    assert 0.02 < float(r[0].mean()) < 0.5
+    np.testing.assert_array_equal(np.asarray(f[0]), np.asarray(r[0]))
+    for a, b in zip(f[1:], r[1:]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5)
+    argnums = tuple(range(6))
+    g_f = jax.jit(jax.grad(lambda *a: loss(fused, *a), argnums))(*args)
+    g_s = jax.grad(lambda *a: loss(scan, *a), argnums)(*args)
+    for name in ("tau_m", "C_m", "v_th", "v_reset") + (("a", "b", "delta_theta", "tau_theta") if adaptive else ()):
+        assert _rel(getattr(g_f[0], name), getattr(g_s[0], name)) < 2e-3, name
+    for label, a, b in zip(("i_ext", "w", "v0", "i0", "tau_syn"), g_f[1:], g_s[1:]):
+        assert float(jnp.abs(b).max()) > 0, label
+        assert _rel(a, b) < 2e-3, label
+
+
+def test_synaptic_layers_fused_equal_scanned():
+    """``SpikingLayer(tau_syn=...)`` (its learnable per-neuron tau_syn included) runs as one fused operation, LIF and
+    adaptive, with the outputs and gradients of the scanned model; checkpointed mode too."""
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(31), 4)
+
+    def build(fused):
+        return Sequential([SpikingLayer(30, 40, key=k1, recurrent=True, neuron=ml_lif(40, tau_m=8.0), tau_syn=4.0,
+                                        fused=fused, scale=2.0),
+                           SpikingLayer(40, 20, key=k2, neuron=ml_lif(20, tau_m=8.0, adaptive=True), tau_syn=3.0,
+                                        fused=fused, scale=3.0),
+                           LeakyReadout(20, 5, key=k3, tau=6.0)])
+
+    fused, scanned = build(True), build(False)
+    xb = (jax.random.uniform(k4, (4, 37, 30)) < 0.2).astype(jnp.float32)
+    yb = jnp.arange(4) % 5
+    calls = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive is fused_lif.lif_layer_p:
+                calls.append((eqn.params["synaptic"], eqn.params["adaptive"], eqn.params["readout"]))
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jax.make_jaxpr(lambda x: fused(x))(xb[0]).jaxpr)
+    assert calls == [(True, False, False), (True, True, True)]
+
+    def loss(model, mode="full"):
+        out, aux = jax.vmap(lambda x: model(x, mode=mode, chunk=6))(xb)
+        return jax.vmap(losses.ce_max_membrane)(out, yb).mean() + 0.01 * aux["counts"][1].mean()
+
+    out_f, aux_f = jax.vmap(fused)(xb)
+    out_s, aux_s = jax.vmap(scanned)(xb)
+    assert min(float(c.mean()) for c in aux_s["counts"]) > 0.5
+    np.testing.assert_allclose(np.asarray(out_f), np.asarray(out_s), atol=1e-4)
+    g_s = eqx.filter_grad(loss)(scanned)
+    for mode in ("full", "checkpointed"):
+        g_f = eqx.filter_jit(eqx.filter_grad(loss))(fused, mode)
+        for a, b in zip(jax.tree_util.tree_leaves(g_f), jax.tree_util.tree_leaves(g_s)):
+            assert _rel(a, b) < 5e-3
+    assert float(jnp.abs(g_s.layers[0].synapse.tau.raw).max()) > 0  # tau_syn learns

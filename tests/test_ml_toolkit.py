@@ -187,6 +187,11 @@ def test_dropout_drops_units_per_example_only_with_a_key():
     def loss_fn(m, x, label, key):
         return losses.ce_max_membrane(m(x, key=key)[0], label)
 
+    # the key reaches the masks: the gradient differs from the same model without dropout
+    g_drop = eqx.filter_grad(loss_fn)(model, xs[0], y[0], jax.random.key(5))
+    g_plain = eqx.filter_grad(loss_fn)(model, xs[0], y[0], None)
+    w = lambda g: np.asarray(g.layers[0].projection.maps[1].weight)  # noqa: E731
+    assert not np.allclose(w(g_drop), w(g_plain))
     result = fit(model, loss_fn, (xs, y), optimizer=optax.adam(1e-2), epochs=3, batch_size=8, progress=False)
     assert all(np.isfinite(h["train_loss"]) for h in result.history)
     assert not np.allclose(result.model.layers[0].projection.maps[1].weight, model.layers[0].projection.maps[1].weight)

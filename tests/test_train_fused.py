@@ -24,6 +24,9 @@ from brainsim.event_matmul import event_matmul
 from brainsim.neurons import LIF
 from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
 from brainsim import fused_lif
+from brainsim.evaluation import LayerByLayer
+from brainsim.simulate import run
+from brainsim.synapses import Alpha
 
 # native-vs-reference tests: fail (not skip) where a C++ compiler is present but a kernel does not build
 pytestmark = pytest.mark.usefixtures("native_kernels")
@@ -557,9 +560,13 @@ def test_fused_lif_supports_and_bad_input():
     assert not fused_lif.supports(LIF(6, method="euler"))
     x = jnp.ones((10, 4))
     assert len(_lif_sequences(Sequential([layer]), x)) == 1
-    for other in (SpikingLayer(4, 6, key=jax.random.key(0), tau_syn=5.0),  # a synapse: scanned
-                  SpikingLayer(4, 6, key=jax.random.key(0), fused=False)):
-        assert _lif_sequences(Sequential([other]), x) == []
+    synaptic = SpikingLayer(4, 6, key=jax.random.key(0), tau_syn=5.0)  # the kernel's synapse (test_fused_adaptive.py)
+    assert [p["synaptic"] for p in _lif_sequences(Sequential([synaptic]), x)] == [True]
+    assert _lif_sequences(Sequential([SpikingLayer(4, 6, key=jax.random.key(0), fused=False)]), x) == []
+    alpha = Sequential([layer]).to_network(x)[0]  # an alpha receptor: scanned
+    alpha = eqx.tree_at(lambda n: n.populations["layer0"].receptors["I"].kinetics, alpha, Alpha(3.0))
+    assert _lif_sequences(lambda: run(alpha, alpha.init(1.0), 10, 1.0, key=jax.random.key(0),
+                                      order=LayerByLayer())) == []
     with pytest.raises(ValueError, match=r"shape \(T, 6\)"):
         fused_lif.lif_sequence(LIF(6), jnp.ones((10, 5)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1)
     with pytest.raises(ValueError, match=r"w_in \(K, 6\)"):

@@ -50,6 +50,11 @@
 //   w       = w_mid + s_t b,   theta = th_mid + s_t delta_theta
 // w and theta after every step are outputs (W, Theta: (B, T, H)), read back by the backward pass, which
 // then carries the adjoints of v, w and theta.
+// With "synaptic" the input current reaches the membrane through a current-based exponential synapse
+// (brainsim.synapses.Exponential, the receptor of SpikingLayer(tau_syn=...); snnTorch's Synaptic, NIR's CubaLIF):
+//   G_t = G_{t-1} exp(-dt / tau_syn) + I_t,   G_{-1} = 0 (what is already at the synapse comes in as i0)
+// and the neurons integrate G_t instead of I_t. P then ends in one more row, tau_syn (ms); G after every step is
+// an output (B, T, H), read back by the backward pass, which carries dL/dG.
 // Up to two threads share the batch (examples are independent). In the forward pass they claim examples one
 // at a time, so that a thread slowed down by other work on its CPU runs fewer; the backward pass splits the
 // batch in two fixed halves (its shared-parameter gradients are summed per thread, in a fixed order, so that
@@ -353,6 +358,19 @@ constexpr auto kAdjointSteps = adjoint_table(std::make_integer_sequence<int, kSu
 // --- adaptive neurons (AdaptiveLIF): the extra per-neuron constants, forward step and adjoint -------------
 inline constexpr const char* kAdaptiveParamOrder = "a,b,tau_w,delta_theta,tau_theta";
 constexpr int64_t kAdaptiveRows = 11;  // P's rows with "adaptive": the six of Params, then kAdaptiveParamOrder
+// P's rows: the six of Params, kAdaptiveParamOrder's five with "adaptive", then tau_syn with "synaptic"
+inline int64_t param_rows(bool adaptive, bool synaptic) { return (adaptive ? kAdaptiveRows : 6) + (synaptic ? 1 : 0); }
+
+// The synapse's decay exp(-dt / tau_syn) and its derivative with respect to tau_syn, from P's last row.
+struct SynapseConsts {
+  AlignedVector<float> decay, ddecay_dtau;
+  SynapseConsts(const float* tau, int64_t H, float dt) : decay(H), ddecay_dtau(H) {
+    for (int64_t h = 0; h < H; ++h) {
+      decay[h] = std::exp(-dt / tau[h]);
+      ddecay_dtau[h] = decay[h] * dt / (tau[h] * tau[h]);
+    }
+  }
+};
 
 // a, b, exp(-dt / tau_w), delta_theta, exp(-dt / tau_theta) and, for the adjoint, their derivatives with
 // respect to tau_w and tau_theta (d exp(-dt / tau) / d tau = exp(-dt / tau) dt / tau^2)
@@ -414,6 +432,28 @@ void forward_step_adaptive(int64_t H, float dt, const StepConsts& c, const Adapt
     fz_t[h] = frozen ? 1 : 0;
     w_t[h] = w_new;
     th_t[h] = th_new;
+  }
+}
+
+// G <- G exp(-dt / tau_syn) + I for one example (the synapse's forward step, in place)
+inline void synapse_step(int64_t H, const SynapseConsts& c, const float* __restrict cur, float* __restrict g) {
+  const float* __restrict decay = c.decay.data();
+  for (int64_t h = 0; h < H; ++h) g[h] = g[h] * decay[h] + cur[h];
+}
+
+// The synapse's adjoint at step t for one example: dI (in: dL/dG_t through the neurons; out: dL/dI_t = dL/dG_t
+// in all), the carry lam (in: dL/dG_{t+1} via G_{t+1} = G_t d + I_{t+1}; out: dL/dG_t), and tau_syn's gradient
+// from G_t (dL/dd += dL/dG_{t+1} G_t).
+inline void synapse_adjoint(int64_t H, const SynapseConsts& c, const float* __restrict g_t,
+                            const float* __restrict ct_g_t, float* __restrict dI, float* __restrict lam,
+                            float* __restrict d_tau) {
+  const float* __restrict decay = c.decay.data();
+  const float* __restrict ddecay = c.ddecay_dtau.data();
+  for (int64_t h = 0; h < H; ++h) {
+    d_tau[h] += lam[h] * g_t[h] * ddecay[h];
+    const float total = dI[h] + ct_g_t[h] + lam[h] * decay[h];
+    dI[h] = total;
+    lam[h] = total;
   }
 }
 
@@ -549,12 +589,13 @@ struct LayerInput {
 // Checks the shapes of the layer's arguments; on success sets B, T, H and the input's K.
 static ffi::Error check_layer_shapes(const char* name, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& w_in,
                                      ffi::Buffer<ffi::F32>& b_in, ffi::Buffer<ffi::F32>& w, ffi::Buffer<ffi::F32>& p,
-                                     int64_t recurrent, int64_t projected, int64_t adaptive, int64_t& B, int64_t& T,
-                                     int64_t& H, LayerInput& in) {
+                                     int64_t recurrent, int64_t projected, int64_t adaptive, int64_t synaptic,
+                                     int64_t& B, int64_t& T, int64_t& H, LayerInput& in) {
   const auto d = x.dimensions();
   if (d.size() != 3) return ffi::Error::InvalidArgument(std::string(name) + ": input must be (B, T, features)");
-  if (p.dimensions().size() != 2 || p.dimensions()[0] != (adaptive ? kAdaptiveRows : 6))
-    return ffi::Error::InvalidArgument(std::string(name) + ": P must be (6, H), or (11, H) for adaptive neurons");
+  if (p.dimensions().size() != 2 || p.dimensions()[0] != param_rows(adaptive, synaptic))
+    return ffi::Error::InvalidArgument(std::string(name) + ": P must be (6, H), with 5 more rows for adaptive "
+                                       "neurons and 1 more for a synapse");
   B = d[0], T = d[1], H = p.dimensions()[1];
   const int64_t K = d[2];
   if (projected) {
@@ -855,17 +896,24 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
                                  ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> ref0, ffi::Buffer<ffi::F32> i0,
                                  ffi::Buffer<ffi::F32> z0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p,
                                  ffi::Buffer<ffi::F32> r, float dt, int64_t subtract, int64_t recurrent,
-                                 int64_t projected, int64_t readout, int64_t adaptive,
+                                 int64_t projected, int64_t readout, int64_t adaptive, int64_t synaptic,
                                  ffi::ResultBuffer<ffi::F32> s_out, ffi::ResultBuffer<ffi::F32> v_out,
                                  ffi::ResultBuffer<ffi::F32> u_out, ffi::ResultBuffer<ffi::F32> w_out,
-                                 ffi::ResultBuffer<ffi::F32> th_out, ffi::ResultBuffer<ffi::U8> frozen_out,
+                                 ffi::ResultBuffer<ffi::F32> th_out, ffi::ResultBuffer<ffi::F32> g_out,
+                                 ffi::ResultBuffer<ffi::U8> frozen_out,
                                  ffi::ResultBuffer<ffi::U32> x_mask_out, ffi::ResultBuffer<ffi::U32> flags_out,
                                  ffi::ResultBuffer<ffi::U32> s_bits_out) {
   int64_t B, T, H;
   LayerInput in;
-  if (auto err = check_layer_shapes("lif_forward", x, w_in, b_in, w, p, recurrent, projected, adaptive, B, T, H, in);
+  if (auto err = check_layer_shapes("lif_forward", x, w_in, b_in, w, p, recurrent, projected, adaptive, synaptic, B,
+                                    T, H, in);
       !err.success())
     return err;
+  if (synaptic && g_out->element_count() != B * T * H)
+    return ffi::Error::InvalidArgument("lif_forward: the synaptic current G must be (B, T, H)");
+  const SynapseConsts syn(synaptic ? p.typed_data() + (param_rows(adaptive, true) - 1) * H : nullptr,
+                          synaptic ? H : 0, dt);
+  float* GS = g_out->typed_data();
   if (auto err = check_adaptive_shapes("lif_forward", adaptive, z0.element_count(), w_out->element_count(),
                                        th_out->element_count(), B, T, H);
       !err.success())
@@ -905,6 +953,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
     constexpr bool kAdaptive = decltype(adaptive_tag)::value;
     AlignedVector<float> v(H), ref(H), u(O), cur_out(O);
     AlignedVector<float> wa(kAdaptive ? H : 0), tha(kAdaptive ? H : 0), w_row(kAdaptive ? H : 0), th_row(kAdaptive ? H : 0);
+    AlignedVector<float> g(synaptic ? H : 0);  // the synaptic current G
     AlignedVector<int32_t> spiking(H + 16);  // neurons that spiked in the previous step (16 past H: see decode_mask)
     CurrentScratch scratch(H, in.K);
     AlignedVector<uint8_t> fz_unused(H);  // the refractory mask of an example that is never refractory
@@ -934,6 +983,7 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
       }
       const bool never = never_refractory(ref.data(), P.tref, H, dt);
       std::fill(u.begin(), u.end(), 0.0f);
+      std::fill(g.begin(), g.end(), 0.0f);
       int64_t n_spiking = 0;  // no spikes before the sequence: what they sent is in i0
       const float* vals = nullptr;  // the spikes are 1
       const bool ones = projected && binary[b];  // the sweep and the backward pass read x's mask only
@@ -942,6 +992,11 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
         const float* current = input_current(in, b * T + t, H, spiking.data(), vals, n_spiking, W,
                                               scratch, ones ? XM + (b * T + t) * MW : nullptr);
         if (t == 0) current = add_rows(current, i0.typed_data() + b * H, first.data(), H);
+        if (synaptic) {  // G_t = G_{t-1} exp(-dt / tau_syn) + I_t drives the membrane
+          synapse_step(H, syn, current, g.data());
+          stream_row(GS + (b * T + t) * H, g.data(), H);
+          current = g.data();
+        }
         uint8_t* fz_t = never ? fz_unused.data() : FZ + o;
         if constexpr (kAdaptive) {
           (subtract ? forward_step_adaptive<true> : forward_step_adaptive<false>)(
@@ -984,26 +1039,29 @@ static ffi::Error LifForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> 
 }
 
 static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F32> ct_v, ffi::Buffer<ffi::F32> ct_u,
-                                  ffi::Buffer<ffi::F32> ct_w, ffi::Buffer<ffi::F32> ct_th,
+                                  ffi::Buffer<ffi::F32> ct_w, ffi::Buffer<ffi::F32> ct_th, ffi::Buffer<ffi::F32> ct_g,
                                   ffi::Buffer<ffi::U32> s_bits, ffi::Buffer<ffi::F32> v_res, ffi::Buffer<ffi::F32> u_res,
-                                  ffi::Buffer<ffi::F32> w_res, ffi::Buffer<ffi::F32> th_res,
+                                  ffi::Buffer<ffi::F32> w_res, ffi::Buffer<ffi::F32> th_res, ffi::Buffer<ffi::F32> g_res,
                                   ffi::Buffer<ffi::U8> frozen_res, ffi::Buffer<ffi::U32> x_mask,
                                   ffi::Buffer<ffi::U32> flags, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in,
                                   ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> v0, ffi::Buffer<ffi::F32> i0,
                                   ffi::Buffer<ffi::F32> z0, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> p,
                                   ffi::Buffer<ffi::F32> r, float dt, int64_t subtract, int64_t recurrent,
-                                  int64_t projected, int64_t readout, int64_t adaptive, int64_t surrogate_kind,
-                                  float slope, int64_t ct_s_zero, int64_t ct_v_zero, int64_t ct_a_zero,
-                                  int64_t write_di, ffi::ResultBuffer<ffi::F32> d_i, ffi::ResultBuffer<ffi::F32> d_w_in,
+                                  int64_t projected, int64_t readout, int64_t adaptive, int64_t synaptic,
+                                  int64_t surrogate_kind, float slope, int64_t ct_s_zero, int64_t ct_v_zero,
+                                  int64_t ct_a_zero, int64_t ct_g_zero, int64_t write_di, ffi::ResultBuffer<ffi::F32> d_i, ffi::ResultBuffer<ffi::F32> d_w_in,
                                   ffi::ResultBuffer<ffi::F32> d_b_in, ffi::ResultBuffer<ffi::F32> d_v0,
                                   ffi::ResultBuffer<ffi::F32> d_i0, ffi::ResultBuffer<ffi::F32> d_z0,
                                   ffi::ResultBuffer<ffi::F32> d_w,
                                   ffi::ResultBuffer<ffi::F32> d_p, ffi::ResultBuffer<ffi::F32> d_r) {
   int64_t B, T, H;
   LayerInput in;
-  if (auto err = check_layer_shapes("lif_backward", x, w_in, b_in, w, p, recurrent, projected, adaptive, B, T, H, in);
+  if (auto err = check_layer_shapes("lif_backward", x, w_in, b_in, w, p, recurrent, projected, adaptive, synaptic, B,
+                                    T, H, in);
       !err.success())
     return err;
+  if (synaptic && (g_res.element_count() != B * T * H || (!ct_g_zero && ct_g.element_count() != B * T * H)))
+    return ffi::Error::InvalidArgument("lif_backward: G and ct_G must be (B, T, H)");
   if (auto err = check_adaptive_shapes("lif_backward", adaptive, z0.element_count(), w_res.element_count(),
                                        th_res.element_count(), B, T, H);
       !err.success())
@@ -1012,7 +1070,9 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     return ffi::Error::InvalidArgument("lif_backward: ct_W and ct_Theta must be (B, T, H)");
   if (adaptive && d_z0->element_count() != B * 2 * H)
     return ffi::Error::InvalidArgument("lif_backward: dz0 must be (B, 2, H)");
-  const int64_t n_rows = adaptive ? kAdaptiveRows : 6;  // of P and dP
+  const int64_t n_rows = param_rows(adaptive, synaptic);  // of P and dP
+  const SynapseConsts syn(synaptic ? p.typed_data() + (n_rows - 1) * H : nullptr, synaptic ? H : 0, dt);
+  const float *GR = g_res.typed_data(), *CG = ct_g.typed_data();
   const auto d = v_res.dimensions();
   if (d.size() != 3 || d[0] != B || d[1] != T || d[2] != H)
     return ffi::Error::InvalidArgument("lif_backward: residuals must be (B, T, H)");
@@ -1125,6 +1185,7 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
     AlignedVector<AdjointRows> rows(nb);
     AlignedVector<AdaptRows> arows(kAdaptive ? nb : 0);
     AlignedVector<float> gw_all(kAdaptive ? nb * H : 0, 0.0f), gth_all(kAdaptive ? nb * H : 0, 0.0f);  // dL/dw_t, dL/dtheta_t
+    AlignedVector<float> gsyn_all(synaptic ? nb * H : 0, 0.0f);  // dL/dG_{t+1}
     AlignedVector<int32_t> spiking(H + 16);        // 16 past H: see decode_mask
     // the spiking neurons of s_{t-1} per example, decoded at step t for dW and kept for the readout at step t - 1
     // (where they are s_t), so that each spike row is decoded once
@@ -1200,7 +1261,9 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         const float* z = kAdaptive ? z0.typed_data() + b * 2 * H : nullptr;  // w_{-1}, theta_{-1}
         const float* w_prev = kAdaptive ? (t > 0 ? WR + o - H : z) : nullptr;
         const float* th_prev = kAdaptive ? (t > 0 ? THR + o - H : z + H) : nullptr;
-        if (recover) {
+        if (synaptic) {  // the membrane integrated G_t, kept by the forward pass
+          cur_t = GR + o;
+        } else if (recover) {
           if constexpr (kAdaptive) {
             recover_current_adaptive(H, step_consts, recover_consts, adapt, s_t, V + o, v_prev, w_prev, th_prev, cur);
           } else {
@@ -1227,6 +1290,13 @@ static ffi::Error LifBackwardImpl(ffi::Buffer<ffi::F32> ct_s, ffi::Buffer<ffi::F
         adaptive_adjoint(H, nb, consts, step_consts, adapt, slope, rows.data(), arows.data(), dP);
       } else {
         adjoint(H, nb, consts, step_consts, slope, rows.data(), g_tau, g_cm, g_vrest, g_vth, g_vreset);
+      }
+      if (synaptic) {  // dL/dG_t from the neurons becomes dL/dI_t (G_t = G_{t-1} d + I_t)
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t e = b - b0, o = (b * T + t) * H;
+          synapse_adjoint(H, syn, GR + o, ct_g_zero ? zeros.data() : CG + o, di_all.data() + e * LDA,
+                          gsyn_all.data() + e * H, dP + (n_rows - 1) * H);
+        }
       }
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t e = b - b0;
@@ -1298,7 +1368,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // i0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // z0 = [w_0; theta_0] (B, 2, H) or a dummy
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W (H, H) or a dummy
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // P (6, H), (11, H) if adaptive
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // P (param_rows(adaptive, synaptic), H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // R (H + 2, O) or a dummy
                                   .Attr<float>("dt")
                                   .Attr<int64_t>("subtract")
@@ -1306,11 +1376,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifForward, LifForwardImpl,
                                   .Attr<int64_t>("projected")
                                   .Attr<int64_t>("readout")
                                   .Attr<int64_t>("adaptive")
+                                  .Attr<int64_t>("synaptic")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // S
                                   .Ret<ffi::Buffer<ffi::F32>>()  // V
                                   .Ret<ffi::Buffer<ffi::F32>>()  // u (B, T, O) or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()  // W: w after each step (B, T, H) or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()  // Theta: theta after each step (B, T, H) or a dummy
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // G: the synaptic current of each step (B, T, H) or a dummy
                                   .Ret<ffi::Buffer<ffi::U8>>()   // frozen (refractory mask)
                                   .Ret<ffi::Buffer<ffi::U32>>()  // bit mask of x's nonzero entries (B, T, ceil(K/32))
                                   .Ret<ffi::Buffer<ffi::U32>>()   // per-example flags (B), see kBinaryInput
@@ -1323,11 +1395,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_u (or a dummy without readout)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_W (or a dummy if ct_a_zero)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ct_Theta (or a dummy if ct_a_zero)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // ct_G (or a dummy if ct_g_zero)
                                   .Arg<ffi::Buffer<ffi::U32>>()  // bit mask of S (B, T, ceil(H/32))
                                   .Arg<ffi::Buffer<ffi::F32>>()  // V
                                   .Arg<ffi::Buffer<ffi::F32>>()  // u
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W (adaptive) or a dummy
                                   .Arg<ffi::Buffer<ffi::F32>>()  // Theta (adaptive) or a dummy
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // G (synaptic) or a dummy
                                   .Arg<ffi::Buffer<ffi::U8>>()   // frozen
                                   .Arg<ffi::Buffer<ffi::U32>>()  // x mask
                                   .Arg<ffi::Buffer<ffi::U32>>()  // per-example flags (B)
@@ -1346,11 +1420,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Attr<int64_t>("projected")
                                   .Attr<int64_t>("readout")
                                   .Attr<int64_t>("adaptive")
+                                  .Attr<int64_t>("synaptic")
                                   .Attr<int64_t>("surrogate")
                                   .Attr<float>("slope")
                                   .Attr<int64_t>("ct_s_zero")
                                   .Attr<int64_t>("ct_v_zero")
                                   .Attr<int64_t>("ct_a_zero")
+                                  .Attr<int64_t>("ct_g_zero")
                                   .Attr<int64_t>("write_di")
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dI (B, T, H) or a dummy unless write_di
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW_in, two parts (2, K, H), or a dummy
@@ -1359,7 +1435,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainsimLifBackward, LifBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // di0 (B, H)
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dz0 (B, 2, H) or a dummy
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dW, two parts (2, H, H), or a dummy
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // dP (6, H), (11, H) if adaptive
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dP (P's shape)
                                   .Ret<ffi::Buffer<ffi::F32>>());  // dR (H + 2, O) or a dummy
 
 extern "C" const char* BrainsimLifParamOrder() { return brainsim::kLifParamOrder; }

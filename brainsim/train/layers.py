@@ -178,9 +178,10 @@ class SpikingLayer(eqx.Module):
             (ms, > 0) filters the input current.
         sparse_p: if given, the input projection is a ``SparseLinear`` with connection probability p.
         dt: time step, ms.
-        fused: in ``Sequential``'s ``"full"`` mode, let the layer's population run as one fused operation
-            over the whole sequence where its structure allows (``brainsim.evaluation.LayerByLayer``: plain
-            ``LIF`` without synapse; same equations, same results, much less per-step overhead).
+        fused: in a ``Sequential``, let the layer's population run as one fused operation over the whole
+            sequence (or the adjoint's chunks of it) where its structure allows (``brainsim.evaluation.LayerByLayer``:
+            ``LIF`` or ``AdaptiveLIF`` neurons, with or without the exponential synapse; same equations, same
+            results, much less per-step overhead).
     """
 
     projection: eqx.Module
@@ -313,9 +314,10 @@ class Sequential(eqx.Module):
     layer, ``DenseProjection(same_step=True)`` between them) and ``__call__`` is ``brainsim.simulate.run`` of it
     with monitors, population by population (``LayerByLayer``: a LIF or adaptive-LIF layer runs as one fused
     operation, together with the readout right behind it; other layers are scanned): ``mode="full"`` with full
-    BPTT, ``mode="checkpointed"`` with the ``Checkpointed(chunk)`` adjoint (memory O(sqrt(T)): the scans and the
-    fused operations run in chunks recomputed in the backward pass). For the spatial-only / truncated modes use
-    ``net.online_loss`` (the loss must be a sum over steps).
+    BPTT, ``mode="checkpointed"`` with the ``Checkpointed(chunk)`` adjoint (the scans and the fused operations run
+    in chunks recomputed in the backward pass: their residuals take O(sqrt(T)) memory; the layers' spike trains,
+    which the next layer reads, and the outputs stay O(T)). For the spatial-only / truncated modes use
+    ``net.online_loss`` (the loss must be a sum over steps). Dropout is active only given a ``key`` (``Dropout``).
 
     Returns ``outputs`` ``(T, n_out)`` (the last layer's output after every step: readout membrane, mV, or
     spikes) and ``aux``, a dict with, per spiking layer, ``counts`` (spikes per neuron over the sequence) and
@@ -469,7 +471,8 @@ class Sequential(eqx.Module):
         every ``window`` steps (``window=1``: spatial-only, SLTT).
 
         ``run`` of the network form with the ``Truncated(window, chunk)`` adjoint: the steps are checkpointed in
-        chunks of ``chunk`` (default ``ceil(sqrt(T))``), so memory grows as sqrt(T) plus the outputs (T, n_out).
+        chunks of ``chunk`` (default ``ceil(sqrt(T))``; fused layers: whole windows), so the residuals grow as
+        sqrt(T), plus the layers' spike trains and the outputs (O(T)).
         (``bptt.truncated_loss`` over ``Sequential.step`` computes the same gradient in memory independent of T,
         accumulating it window by window.) ``step_loss(out_t, *args) -> scalar``; e.g.
         ``losses.step_cross_entropy`` with the label as arg.

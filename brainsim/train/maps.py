@@ -365,7 +365,7 @@ class Dropout(AbstractSynapticMap):
     dropped at every step of a sequence (variational dropout, Gal & Ghahramani 2016: one mask per example, as
     recurrent and spiking networks are usually regularised). Active only with a ``key``: ``Sequential(xs,
     key=...)`` gives every ``Dropout`` of the model its own (``with_dropout_keys``); without one (evaluation,
-    ``simulate``) it passes its input through unchanged.
+    ``simulate``, ``Sequential.step``) it passes its input through unchanged.
 
     Args:
         shape: the input's shape (the map's ``in_shape`` and ``out_shape``).
@@ -378,9 +378,10 @@ class Dropout(AbstractSynapticMap):
     out_shape: tuple = eqx.field(static=True)
 
     def __init__(self, shape, p: float = 0.5, *, key=None):
-        shape = tuple(int(s) for s in np.atleast_1d(shape))
-        if not shape or min(shape) < 1:
-            raise ValueError(f"Dropout: shape must be positive sizes, got {shape!r}")
+        sizes = np.atleast_1d(shape)
+        if sizes.size == 0 or not all(float(s) == int(s) >= 1 for s in sizes):
+            raise ValueError(f"Dropout: shape must be positive whole sizes, got {shape!r}")
+        shape = tuple(int(s) for s in sizes)
         if not 0.0 <= float(p) < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.in_shape = self.out_shape = shape
