@@ -17,9 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brainsim import fused_lif
-from brainsim.connectivity import fixed_probability
 from brainsim.adjoints import Checkpointed, Truncated
+from brainsim.connectivity import fixed_probability
 from brainsim.evaluation import LayerByLayer, StepByStep
 from brainsim.inputs import CurrentStep, PoissonInput, PoissonSource
 from brainsim.monitors import (AbstractMonitor, CountMonitor, MeanMonitor, RateMonitor, SpikeMonitor,
@@ -30,6 +29,7 @@ from brainsim.plasticity.modulators import Signal
 from brainsim.projections import DenseProjection, EventProjection
 from brainsim.simulate import run
 from brainsim.synapses import CurrentOutput, Exponential, Instant, Receptor, TsodyksMarkram
+from fused_support import fused_calls
 
 DT = 0.1
 
@@ -124,17 +124,8 @@ def _fusable_network(xs, key, adaptive=False, t_ref=0.0, synapse=None):
 
 
 def _fused_calls(fn, *args):
-    found = []
-
-    def visit(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive is fused_lif.lif_layer_p:
-                found.append(eqn.params["readout"])
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                visit(sub)
-
-    visit(jax.make_jaxpr(fn)(*args).jaxpr)
-    return found
+    """Whether each fused sequence in ``fn(*args)``'s program has the readout fused in."""
+    return [p["readout"] for p in fused_calls(fn, *args)]
 
 
 @pytest.mark.parametrize("adaptive", [False, True], ids=["LIF", "AdaptiveLIF"])

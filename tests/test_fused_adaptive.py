@@ -21,6 +21,7 @@ import pytest
 from brainsim import fused_lif
 from brainsim.neurons import LIF, AdaptiveLIF
 from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
+from fused_support import fused_calls
 
 pytestmark = pytest.mark.usefixtures("native_kernels")
 
@@ -30,6 +31,19 @@ PARAMS = ("tau_m", "C_m", "v_rest", "v_th", "v_reset", "a", "b", "tau_w", "delta
 
 def _rel(a, b):
     return float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-30))
+
+
+def _agree(fused, scan, loss, args):
+    """``fused(*args)`` against ``scan(*args)``: identical spikes (first output), close other outputs; returns the
+    gradients of ``loss(run, *args)`` with respect to every argument, ``(fused, scanned)``."""
+    f, r = jax.jit(fused)(*args), scan(*args)
+    assert 0.02 < float(r[0].mean()) < 0.5  # the case exercises spikes and resets
+    np.testing.assert_array_equal(np.asarray(f[0]), np.asarray(r[0]))
+    for a, b in zip(f[1:], r[1:]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5)
+    argnums = tuple(range(len(args)))
+    return (jax.jit(jax.grad(lambda *a: loss(fused, *a), argnums))(*args),
+            jax.grad(lambda *a: loss(scan, *a), argnums)(*args))
 
 
 def _case(reset, t_ref, surrogate, a, b, seed=0):
@@ -78,16 +92,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_adaptive_sequence_matches_scan_of_adaptive_lif_step(case):
-    args = _case(*case)
-    fused = jax.jit(_fused)(*args)
-    scanned = _scan(*args)
-    assert 0.02 < float(scanned[0].mean()) < 0.5
-    np.testing.assert_array_equal(np.asarray(fused[0]), np.asarray(scanned[0]))
-    for a, b in zip(fused[1:], scanned[1:]):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5)
-    argnums = tuple(range(6))
-    g_f = jax.jit(jax.grad(lambda *a: _loss(_fused, *a), argnums))(*args)
-    g_s = jax.grad(lambda *a: _loss(_scan, *a), argnums)(*args)
+    g_f, g_s = _agree(_fused, _scan, _loss, _case(*case))
     for name in PARAMS:
         assert _rel(getattr(g_f[0], name), getattr(g_s[0], name)) < 2e-3, name
         if case[3] or name not in ("a", "tau_w"):  # (with a = b = 0 and w0 = 0 these have no effect)
@@ -110,16 +115,7 @@ def test_recurrent_alif_sequential_fused_equals_scanned_batched():
     fused, scanned = _ralif_model(True), _ralif_model(False)
     xb = (jax.random.uniform(jax.random.key(12), (16, T, 30)) < 0.15).astype(jnp.float32)
     yb = jnp.arange(16) % 5
-    calls = []
-
-    def visit(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive is fused_lif.lif_layer_p:
-                calls.append(eqn.params)
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                visit(sub)
-
-    visit(jax.make_jaxpr(lambda x: fused(x))(xb[0]).jaxpr)
+    calls = fused_calls(lambda x: fused(x), xb[0])
     assert [(c["adaptive"], c["projected"], c["readout"], c["recurrent"]) for c in calls] == [(True,) * 4]
 
     def loss(model):
@@ -162,16 +158,7 @@ def test_checkpointed_mode_runs_fused_chunks_with_the_full_gradient(adaptive):
     net = Sequential([SpikingLayer(30, 40, key=k1, recurrent=True, neuron=neuron, scale=3.0),
                       LeakyReadout(40, 5, key=k2, tau=6.0)])
     xs = (jax.random.uniform(jax.random.key(14), (37, 30)) < 0.15).astype(jnp.float32)
-    calls = []
-
-    def visit(jaxpr):
-        for eqn in jaxpr.eqns:
-            calls.append(eqn.primitive is fused_lif.lif_layer_p)
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                visit(sub)
-
-    visit(jax.make_jaxpr(lambda x: net(x, mode="checkpointed", chunk=5))(xs).jaxpr)
-    assert sum(calls) == 2  # the scanned chunks and the tail
+    assert len(fused_calls(lambda x: net(x, mode="checkpointed", chunk=5), xs)) == 2  # the chunks' scan, the tail
     out_full, aux_full = net(xs, mode="full")
     out_ck, aux_ck = net(xs, mode="checkpointed", chunk=5)
     assert float(aux_full["counts"][0].sum()) > 20
@@ -219,15 +206,7 @@ def test_synaptic_sequence_matches_scan_with_the_synapse(case):
         s, v, g = run(*args)
         return jnp.sum(s * jnp.linspace(0.0, 1.0, T)[:, None]) + 0.1 * jnp.sum(v ** 2) / T + 0.05 * jnp.sum(g[-1])
 
-    args = (neuron, i_ext, w, v0, i0, tau_syn)
-    f, r = jax.jit(fused)(*args), scan(*args)
-    assert 0.02 < float(r[0].mean()) < 0.5
-    np.testing.assert_array_equal(np.asarray(f[0]), np.asarray(r[0]))
-    for a, b in zip(f[1:], r[1:]):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5)
-    argnums = tuple(range(6))
-    g_f = jax.jit(jax.grad(lambda *a: loss(fused, *a), argnums))(*args)
-    g_s = jax.grad(lambda *a: loss(scan, *a), argnums)(*args)
+    g_f, g_s = _agree(fused, scan, loss, (neuron, i_ext, w, v0, i0, tau_syn))
     for name in ("tau_m", "C_m", "v_th", "v_reset") + (("a", "b", "delta_theta", "tau_theta") if adaptive else ()):
         assert _rel(getattr(g_f[0], name), getattr(g_s[0], name)) < 2e-3, name
     for label, a, b in zip(("i_ext", "w", "v0", "i0", "tau_syn"), g_f[1:], g_s[1:]):
@@ -250,16 +229,7 @@ def test_synaptic_layers_fused_equal_scanned():
     fused, scanned = build(True), build(False)
     xb = (jax.random.uniform(k4, (4, 37, 30)) < 0.2).astype(jnp.float32)
     yb = jnp.arange(4) % 5
-    calls = []
-
-    def visit(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive is fused_lif.lif_layer_p:
-                calls.append((eqn.params["synaptic"], eqn.params["adaptive"], eqn.params["readout"]))
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                visit(sub)
-
-    visit(jax.make_jaxpr(lambda x: fused(x))(xb[0]).jaxpr)
+    calls = [(c["synaptic"], c["adaptive"], c["readout"]) for c in fused_calls(lambda x: fused(x), xb[0])]
     assert calls == [(True, False, False), (True, True, True)]
 
     def loss(model, mode="full"):

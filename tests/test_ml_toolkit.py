@@ -1,4 +1,5 @@
-"""What snnTorch/Spyx users expect around the layers: trainable defaults, model summary, mixed precision, dropout."""
+"""What snnTorch/Spyx users expect around the layers: trainable defaults, model summary, mixed precision, dropout,
+batch norm."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,9 +11,9 @@ from brainsim.network import Network, Population
 from brainsim.neurons import LIF
 from brainsim.plasticity.modulators import Signal
 from brainsim.synapses import CurrentOutput, Instant, Receptor
-from brainsim.train import (Chain, Conv2d, Dropout, Flatten, LeakyReadout, Linear, Positive, Precision, Sequential,
-                            SpikingLayer, SumPool2d, constrain, fit, losses, mixed_precision, ml_lif, resolve,
-                            summary, trainable, with_dropout_keys)
+from brainsim.train import (BatchNorm, Chain, Conv2d, Dropout, Flatten, LeakyReadout, Linear, Positive, Precision,
+                            Sequential, SpikingLayer, SumPool2d, calibrate_batch_norm, constrain, fit, inference_mode,
+                            losses, mixed_precision, ml_lif, resolve, summary, trainable, with_dropout_keys)
 
 
 def _model(key=jax.random.key(0), **kw):
@@ -192,6 +193,57 @@ def test_dropout_drops_units_per_example_only_with_a_key():
     g_plain = eqx.filter_grad(loss_fn)(model, xs[0], y[0], None)
     w = lambda g: np.asarray(g.layers[0].projection.maps[1].weight)  # noqa: E731
     assert not np.allclose(w(g_drop), w(g_plain))
-    result = fit(model, loss_fn, (xs, y), optimizer=optax.adam(1e-2), epochs=3, batch_size=8, progress=False)
+    result = fit(model, loss_fn, (xs, y), optimizer=optax.adam(1e-2), epochs=3, batch_size=8, progress=False,
+                 eval_data=(xs, y))
     assert all(np.isfinite(h["train_loss"]) for h in result.history)
+    # evaluation runs in inference mode: dropout off although loss_fn passes a key
+    plain_loss = float(jnp.mean(jax.vmap(lambda x, label: loss_fn(result.model, x, label, None))(xs, y)))
+    assert min(h["eval_loss"] for h in result.history) == pytest.approx(plain_loss, rel=1e-5)  # the best model
     assert not np.allclose(result.model.layers[0].projection.maps[1].weight, model.layers[0].projection.maps[1].weight)
+
+
+def test_batch_norm_statistics_running_statistics_and_calibration():
+    """Training: per channel, mean 0 and variance 1 over the batch's examples (the vmapped axis named "batch"),
+    steps and positions; one example outside such a vmap: its own statistics. Inference: the running statistics,
+    which ``calibrate_batch_norm`` sets so that inference on the calibration batch gives the training output;
+    ``trainable`` leaves them out; ``fit`` evaluates in inference mode and returns a calibrated model."""
+    bn = BatchNorm((3, 4), weight=2.0)
+    x = 3.0 + jax.random.normal(jax.random.key(1), (5, 7, 12)) * jnp.arange(1.0, 13.0)  # (B, T, C*P)
+    y = jax.vmap(bn, axis_name="batch")(x).reshape(5, 7, 3, 4)
+    np.testing.assert_allclose(np.asarray(y.mean((0, 1, 3))), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(y.var((0, 1, 3))), 4.0, rtol=1e-3)
+    alone = bn(x[0]).reshape(7, 3, 4)
+    np.testing.assert_allclose(np.asarray(alone.mean((0, 2))), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(inference_mode(bn)(x[0])), 2.0 * np.asarray(x[0]), rtol=1e-5)
+    spec = trainable(bn)
+    assert spec.weight is True and spec.bias is True and spec.running_mean.value is False
+    with pytest.raises(ValueError, match="shape must be positive whole sizes"):
+        BatchNorm((2.5,))
+
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(2), 4)
+    model = Sequential([SpikingLayer(Chain([Linear(6, 8, key=k1, scale=2.0), BatchNorm((8,))]), key=k2,
+                                     recurrent=True),
+                        LeakyReadout(Chain([Linear(8, 3, key=k3), BatchNorm((3,))]), key=k4)])
+    rng = np.random.default_rng(0)
+    xs = (rng.random((16, 15, 6)) < 0.4).astype(np.float32)
+    train_out, aux = model.batch(xs)
+    assert float(aux["counts"][0].mean()) > 0.5
+    calibrated = calibrate_batch_norm(model, xs)
+    assert not np.allclose(calibrated.layers[0].projection.maps[1].running_mean.value, 0.0)
+    np.testing.assert_allclose(np.asarray(inference_mode(calibrated).batch(xs)[0]), np.asarray(train_out),
+                               rtol=1e-4, atol=1e-4)
+
+    labels = (np.arange(16) % 3).astype(np.int32)
+
+    def loss_fn(m, x, label, key):
+        return losses.ce_max_membrane(m(x)[0], label)
+
+    g = eqx.filter_grad(lambda m: jnp.mean(jax.vmap(lambda x, l: loss_fn(m, x, l, None), axis_name="batch")(
+        jnp.asarray(xs), labels)))(model)
+    assert float(jnp.abs(g.layers[0].projection.maps[1].weight).max()) > 0
+    result = fit(model, loss_fn, (xs, labels), optimizer=optax.adam(1e-2), epochs=2, batch_size=8,
+                 progress=False, eval_data=(xs, labels))
+    assert all(np.isfinite(h["eval_loss"]) for h in result.history)
+    final = result.model.layers[0].projection.maps[1]
+    expected = calibrate_batch_norm(result.model, xs).layers[0].projection.maps[1]
+    np.testing.assert_allclose(np.asarray(final.running_var.value), np.asarray(expected.running_var.value), rtol=1e-5)

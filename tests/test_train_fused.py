@@ -20,13 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brainsim.event_matmul import event_matmul
-from brainsim.neurons import LIF
-from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
 from brainsim import fused_lif
 from brainsim.evaluation import LayerByLayer
+from brainsim.event_matmul import event_matmul
+from brainsim.neurons import LIF
 from brainsim.simulate import run
 from brainsim.synapses import Alpha
+from brainsim.train import LeakyReadout, Sequential, SpikingLayer, losses, ml_lif
+from fused_support import fused_calls
 
 # native-vs-reference tests: fail (not skip) where a C++ compiler is present but a kernel does not build
 pytestmark = pytest.mark.usefixtures("native_kernels")
@@ -166,21 +167,6 @@ def _i0(s0, w):
 
 def _fused(neuron, i_ext, v0, ref0, s0, w, dt):
     return fused_lif.lif_sequence(neuron, i_ext, v0, ref0, _i0(s0, w), w, dt=dt)
-
-
-def _lif_sequences(fn, *args):
-    """The parameters of every fused LIF sequence in the program of ``fn(*args)`` (sub-programs included)."""
-    found = []
-
-    def visit(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive is fused_lif.lif_layer_p:
-                found.append(eqn.params)
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                visit(sub)
-
-    visit(jax.make_jaxpr(fn)(*args).jaxpr)
-    return found
 
 
 CONFIGS = [
@@ -540,9 +526,9 @@ def test_fused_readout_reference_path_and_bad_input(monkeypatch):
     hidden, readout = net.layers
     # recognised on the network form: the layer and its readout in one operation; a spiking layer behind it
     # is not a readout, a readout of another dt does not chain at all
-    assert [p["readout"] for p in _lif_sequences(net, x)] == [True]
+    assert [p["readout"] for p in fused_calls(net, x)] == [True]
     behind = Sequential([hidden, SpikingLayer(H, 5, key=jax.random.key(0))])
-    assert [p["readout"] for p in _lif_sequences(behind, x)] == [False, False]
+    assert [p["readout"] for p in fused_calls(behind, x)] == [False, False]
     with pytest.raises(ValueError, match="different time steps"):
         Sequential([hidden, LeakyReadout(H, 5, key=jax.random.key(0), dt=0.5)])(x)
     with pytest.raises(ValueError, match=r"readout weights must be \(6, O\)"):
@@ -559,13 +545,13 @@ def test_fused_lif_supports_and_bad_input():
     assert fused_lif.supports(ml_lif(6, adaptive=True))  # tests/test_fused_adaptive.py
     assert not fused_lif.supports(LIF(6, method="euler"))
     x = jnp.ones((10, 4))
-    assert len(_lif_sequences(Sequential([layer]), x)) == 1
+    assert len(fused_calls(Sequential([layer]), x)) == 1
     synaptic = SpikingLayer(4, 6, key=jax.random.key(0), tau_syn=5.0)  # the kernel's synapse (test_fused_adaptive.py)
-    assert [p["synaptic"] for p in _lif_sequences(Sequential([synaptic]), x)] == [True]
-    assert _lif_sequences(Sequential([SpikingLayer(4, 6, key=jax.random.key(0), fused=False)]), x) == []
+    assert [p["synaptic"] for p in fused_calls(Sequential([synaptic]), x)] == [True]
+    assert fused_calls(Sequential([SpikingLayer(4, 6, key=jax.random.key(0), fused=False)]), x) == []
     alpha = Sequential([layer]).to_network(x)[0]  # an alpha receptor: scanned
     alpha = eqx.tree_at(lambda n: n.populations["layer0"].receptors["I"].kinetics, alpha, Alpha(3.0))
-    assert _lif_sequences(lambda: run(alpha, alpha.init(1.0), 10, 1.0, key=jax.random.key(0),
+    assert fused_calls(lambda: run(alpha, alpha.init(1.0), 10, 1.0, key=jax.random.key(0),
                                       order=LayerByLayer())) == []
     with pytest.raises(ValueError, match=r"shape \(T, 6\)"):
         fused_lif.lif_sequence(LIF(6), jnp.ones((10, 5)), jnp.zeros(6), jnp.zeros(6), jnp.zeros(6), dt=0.1)

@@ -156,6 +156,13 @@ class DaleSign(Bijection):
             raise ValueError(f"DaleSign: initial {name} violates Dale's law (a weight has the wrong sign for its row)")
 
 
+class Buffer(eqx.Module):
+    """An array a module keeps but does not learn (e.g. a batch norm's running statistics): ``trainable`` leaves it
+    out, whatever holds it."""
+
+    value: Array
+
+
 class Constrained(eqx.Module):
     """A parameter stored unconstrained: the model value is ``bijection.forward(raw)``.
 
@@ -210,7 +217,7 @@ def _holds_constants(node) -> bool:
     """Models whose plain arrays are constants (neurons, sources, astrocytes, kinetics, outputs, drives, STP,
     learning rules)."""
     return isinstance(node, (AbstractPopulationModel, AbstractKinetics, AbstractOutput, AbstractDrive, AbstractSTP,
-                             AbstractRule))
+                             AbstractRule, Buffer))
 
 
 def _constrained_spec(node):
@@ -229,8 +236,9 @@ def trainable(tree):
     - every other floating-point array outside a model's constants: weights and biases of layers, synaptic maps
       and projections.
 
-    The plain arrays of neuron models, spike sources, astrocytes, synaptic kinetics and outputs (reversal
-    potentials), drives, short-term plasticity and learning rules are their constants (C_m, v_rest, t_ref, an input ``Signal``'s values, ...): they stay fixed
+    The arrays of a ``Buffer`` (running statistics) and the plain arrays of neuron models, spike sources, astrocytes,
+    synaptic kinetics and outputs (reversal potentials), drives, short-term plasticity and learning rules are
+    their constants (C_m, v_rest, t_ref, an input ``Signal``'s values, ...): they stay fixed
     unless declared learnable (``constrain``) or chosen by a filter spec of one's own.
     """
     def spec_of(node):

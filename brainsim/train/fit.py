@@ -40,6 +40,8 @@ from .._checks import check_size
 from ..interrupts import StopOnSignal
 from .bijections import trainable
 from .losses import check_labels
+from .batch_norm import calibrate_batch_norm, has_batch_norm
+from .maps import BATCH_AXIS, inference_mode
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -125,7 +127,7 @@ def _split_loss(out):
 
 def _per_example(loss_fn, model, xb, yb, keys):
     """``loss_fn`` vmapped over a batch: per-example ``(losses, metrics)``."""
-    return jax.vmap(lambda x, y, k: _split_loss(loss_fn(model, x, y, k)))(xb, yb, keys)
+    return jax.vmap(lambda x, y, k: _split_loss(loss_fn(model, x, y, k)), axis_name=BATCH_AXIS)(xb, yb, keys)
 
 
 def _check_data(data, name: str, model, n_classes: Optional[int]):
@@ -258,7 +260,7 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         filter_spec=None, patience: Optional[int] = None, monitor: Optional[str] = None,
         min_delta: float = 0.0, restore_best: bool = True, checkpoint_path=None, resume: bool = False,
         overwrite: bool = False, n_classes: Optional[int] = None, progress: bool = True,
-        max_steps: Optional[int] = None) -> FitResult:
+        max_steps: Optional[int] = None, calibration_examples: int = 256) -> FitResult:
     """Train ``model`` on ``data = (x, y)`` (leading axis = examples) with Optax.
 
     Args:
@@ -267,7 +269,8 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         optimizer: Optax transformation (default ``adam(1e-3)``).
         epochs, batch_size: passes over the data; examples per step (the last partial batch is dropped).
         seed: seeds the shuffling and the per-example keys: same seed, same result.
-        eval_data: optional ``(x, y)`` evaluated after each epoch (``eval_loss``, ``eval_<metric>``).
+        eval_data: optional ``(x, y)`` evaluated after each epoch (``eval_loss``, ``eval_<metric>``), with the model
+            in ``inference_mode`` (dropout off, batch norms on their running statistics).
         patience: early stopping after this many epochs without improvement of ``monitor``
             (default ``"eval_loss"`` with eval data, else ``"train_loss"``; names ending in ``accuracy``
             are maximised).
@@ -282,6 +285,8 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         overwrite: replace an existing checkpoint at ``checkpoint_path`` (otherwise an error).
         n_classes: check integer labels lie in ``[0, n_classes)`` (default ``model.n_out`` if present).
         max_steps: stop after this many train steps (for quick tests).
+        calibration_examples: a model with ``BatchNorm`` maps gets their running statistics from this many of the
+            first training examples before each evaluation and at the end (``calibrate_batch_norm``).
     """
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
     epochs, batch_size = check_size(epochs, "fit", "epochs"), check_size(batch_size, "fit", "batch_size")
@@ -331,11 +336,20 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     @eqx.filter_jit
     def eval_step(params, static, xb, yb, mask, key):
         keys = jax.random.split(key, batch_size)  # batches are padded to batch_size
-        losses, metrics = _per_example(loss_fn, eqx.combine(params, static), xb, yb, keys)
+        model = inference_mode(eqx.combine(params, static))  # dropout off, whatever key loss_fn passes
+        losses, metrics = _per_example(loss_fn, model, xb, yb, keys)
         w = mask / jnp.maximum(mask.sum(), 1.0)
         return jnp.sum(losses * w), jax.tree_util.tree_map(lambda a: jnp.sum(a * w), metrics), mask.sum()
 
+    def calibrated(params, static):
+        """A model with batch norms: their running statistics from the first training examples (``batch_norm``)."""
+        if not has_batch_norm(static):
+            return params, static
+        examples = jax.tree_util.tree_map(lambda a: jnp.asarray(a[:calibration_examples]), x_all)
+        return eqx.partition(calibrate_batch_norm(eqx.combine(params, static), examples), spec)
+
     def evaluate(params, x, y, key):  # x, y: host (numpy) arrays
+        params, static_now = calibrated(params, static)
         n = len(y)
         totals, count = {}, 0.0
         for start in range(0, n, batch_size):
@@ -343,7 +357,7 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
             mask = (idx < n).astype(np.float32)
             idx = np.minimum(idx, n - 1)
             take = lambda a: jnp.asarray(a[idx])
-            out = eval_step(params, static, jax.tree_util.tree_map(take, x), take(y), jnp.asarray(mask),
+            out = eval_step(params, static_now, jax.tree_util.tree_map(take, x), take(y), jnp.asarray(mask),
                             jax.random.fold_in(key, start))
             loss, metrics, k = jax.device_get(out)  # one transfer per batch
             k = float(k)
@@ -456,7 +470,7 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     epoch_bar.close()
     if restore_best and best_state is not None:
         params, opt_state = best_state
-    result.model, result.opt_state = eqx.combine(params, static), opt_state
+    result.model, result.opt_state = eqx.combine(*calibrated(params, static)), opt_state
     result.n_steps = n_steps
     result.train_s = time.perf_counter() - t_start
     return result

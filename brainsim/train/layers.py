@@ -45,7 +45,7 @@ from ..simulate import run
 from ..synapses import CurrentOutput, Exponential, Instant, Receptor
 from . import bptt
 from .bijections import Constrained, Identity, Positive, constrain, resolve
-from .maps import AbstractSynapticMap, with_dropout_keys
+from .maps import BATCH_AXIS, AbstractSynapticMap, with_dropout_keys
 
 
 def ml_lif(size: int, *, tau_m=10.0, v_th=1.0, surrogate="fast_sigmoid", slope=10.0, learn_tau=True,
@@ -393,15 +393,17 @@ class Sequential(eqx.Module):
 
     def batch(self, xs: Array, *, mode: str = "full", chunk: Optional[int] = None, record: bool = False, key=None):
         """Run a batch ``xs (B, T, ...)`` of examples: ``__call__`` vmapped over the first axis (as ``fit`` runs it),
-        e.g. from Flax NNX as ``EqxModule(model)(xb, method="batch")``. Returns outputs ``(B, T, n_out)`` and
-        ``aux`` with a leading batch axis."""
+        e.g. from Flax NNX as ``EqxModule(model)(xb, method="batch")``; the examples' axis is named ``"batch"``
+        (``BatchNorm`` takes its statistics across it). Returns outputs ``(B, T, n_out)`` and ``aux`` with a leading
+        batch axis."""
         if xs.ndim < 3:
             raise ValueError(f"Sequential.batch: xs must be (B, T, ...) examples, got shape {xs.shape}; "
                              "one example runs as model(xs)")
         if key is None:
-            return jax.vmap(lambda x: self(x, mode=mode, chunk=chunk, record=record))(xs)
+            return jax.vmap(lambda x: self(x, mode=mode, chunk=chunk, record=record), axis_name=BATCH_AXIS)(xs)
         keys = jax.random.split(key, xs.shape[0])  # a dropout mask per example
-        return jax.vmap(lambda x, k: self(x, mode=mode, chunk=chunk, record=record, key=k))(xs, keys)
+        return jax.vmap(lambda x, k: self(x, mode=mode, chunk=chunk, record=record, key=k),
+                        axis_name=BATCH_AXIS)(xs, keys)
 
     def step(self, state, x_t):
         """One step through all layers: ``(state, x_t) -> (state, (out_t, [(spikes, v) per spiking layer]))``, for

@@ -6,7 +6,8 @@ vectors ``(..., n)`` (leading axes: time, batch), read as channels-first arrays 
 model runs on them unchanged. Weights follow PyTorch's layout: ``Conv2d.weight`` is ``(C_out, C_in, kH, kW)``
 (pA per unit input), ``Conv1d.weight`` ``(C_out, C_in, k)``. Pooling of spikes or currents is a fixed map:
 ``SumPool2d`` adds each window, ``AvgPool2d`` averages it (zero padding counted, as PyTorch's default),
-``MaxPool2d`` takes its largest entry. ``Dropout`` zeroes random input units while training (given a key).
+``MaxPool2d`` takes its largest entry. ``Dropout`` zeroes random input units while training (given a key);
+``BatchNorm`` normalises each channel by statistics over the batch, the time steps and the positions.
 
 In a ``Sequential`` a map is the input projection of a ``SpikingLayer`` or ``LeakyReadout``
 (``SpikingLayer(Chain([Conv2d(...), MaxPool2d(...)]))``); in a ``Network`` it is the ``synapses`` of a
@@ -25,6 +26,7 @@ import numpy as np
 
 from .._checks import check_finite
 from .._types import Array
+from ..core.parameters import Buffer
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -364,8 +366,8 @@ class Dropout(AbstractSynapticMap):
     """Zeroes each input unit with probability ``p`` and scales the others by ``1 / (1 - p)``, with the same units
     dropped at every step of a sequence (variational dropout, Gal & Ghahramani 2016: one mask per example, as
     recurrent and spiking networks are usually regularised). Active only with a ``key``: ``Sequential(xs,
-    key=...)`` gives every ``Dropout`` of the model its own (``with_dropout_keys``); without one (evaluation,
-    ``simulate``, ``Sequential.step``) it passes its input through unchanged.
+    key=...)`` gives every ``Dropout`` of the model its own (``with_dropout_keys``); without one (``simulate``,
+    ``Sequential.step``), or in ``inference_mode`` (``fit``'s evaluation), it passes its input through unchanged.
 
     Args:
         shape: the input's shape (the map's ``in_shape`` and ``out_shape``).
@@ -376,8 +378,9 @@ class Dropout(AbstractSynapticMap):
     key: Union[jax.Array, None]
     in_shape: tuple = eqx.field(static=True)
     out_shape: tuple = eqx.field(static=True)
+    inference: bool  # a plain leaf (as in Equinox), so that inference_mode can switch it with tree_at
 
-    def __init__(self, shape, p: float = 0.5, *, key=None):
+    def __init__(self, shape, p: float = 0.5, *, key=None, inference: bool = False):
         sizes = np.atleast_1d(shape)
         if sizes.size == 0 or not all(float(s) == int(s) >= 1 for s in sizes):
             raise ValueError(f"Dropout: shape must be positive whole sizes, got {shape!r}")
@@ -385,10 +388,10 @@ class Dropout(AbstractSynapticMap):
         if not 0.0 <= float(p) < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.in_shape = self.out_shape = shape
-        self.p, self.key = float(p), key
+        self.p, self.key, self.inference = float(p), key, bool(inference)
 
     def apply(self, x: Array) -> Array:
-        if self.key is None or self.p == 0.0:
+        if self.key is None or self.p == 0.0 or self.inference:
             return x
         keep = jax.random.bernoulli(self.key, 1.0 - self.p, self.in_shape)
         return jnp.where(keep, x / (1.0 - self.p), jnp.zeros((), x.dtype))
@@ -407,6 +410,84 @@ def with_dropout_keys(model, key):
         return eqx.tree_at(lambda d: d.key, leaf, new, is_leaf=lambda v: v is None)
 
     return jax.tree_util.tree_map(keyed, model, is_leaf=lambda v: isinstance(v, Dropout))
+
+
+BATCH_AXIS = "batch"  # the name of the examples' vmapped axis in fit and Sequential.batch
+
+
+class BatchNorm(AbstractSynapticMap):
+    """Batch normalisation of a layer's currents, per channel (Ioffe & Szegedy 2015), with the statistics of a whole
+    batch of sequences: over the examples, the time steps and the spatial positions (the threshold-dependent batch
+    norm of spiking networks, tdBN, Zheng et al. 2021, which starts ``weight`` at ``alpha * v_th``)::
+
+        y = weight * (x - mean) / sqrt(var + eps) + bias         per channel c (axis 0 of ``shape``)
+
+    Training: ``mean`` and ``var`` are the batch's, taken across the vmapped examples when their axis is named
+    ``axis_name`` (``"batch"``: ``fit`` and ``Sequential.batch`` name it), else across the one example's steps and
+    positions. In ``inference_mode`` (``fit``'s evaluation): the running statistics, which
+    ``calibrate_batch_norm(model, xs)`` sets from data (``fit`` does before each evaluation and at the end).
+    ``weight`` and ``bias`` are learnable, the running statistics (``Buffer``) are not.
+
+    Args:
+        shape: the input's shape, channels first (e.g. ``(C, H, W)``, or ``(n,)``: one channel per unit).
+        eps: added to the variance.
+    """
+
+    weight: Array
+    bias: Array
+    running_mean: Buffer
+    running_var: Buffer
+    eps: float = eqx.field(static=True)
+    axis_name: str = eqx.field(static=True)
+    inference: bool  # a plain leaf (as in Equinox), so that inference_mode can switch it with tree_at
+    in_shape: tuple = eqx.field(static=True)
+    out_shape: tuple = eqx.field(static=True)
+
+    def __init__(self, shape, *, eps: float = 1e-5, weight=1.0, axis_name: str = BATCH_AXIS, inference: bool = False):
+        sizes = np.atleast_1d(shape)
+        if sizes.size == 0 or not all(float(s) == int(s) >= 1 for s in sizes):
+            raise ValueError(f"BatchNorm: shape must be positive whole sizes, got {shape!r}")
+        if not float(eps) > 0.0:
+            raise ValueError(f"BatchNorm: eps must be > 0, got {eps!r}")
+        self.in_shape = self.out_shape = tuple(int(s) for s in sizes)
+        c = self.in_shape[0]
+        check_finite(weight, "weight", "BatchNorm")
+        self.weight = jnp.broadcast_to(jnp.asarray(weight, jnp.result_type(float)), (c,))
+        self.bias = jnp.zeros((c,), jnp.result_type(float))
+        self.running_mean = Buffer(jnp.zeros((c,), jnp.result_type(float)))
+        self.running_var = Buffer(jnp.ones((c,), jnp.result_type(float)))
+        self.eps, self.axis_name, self.inference = float(eps), str(axis_name), bool(inference)
+
+    def statistics(self, x: Array):
+        """Per-channel mean and variance of ``x`` ``(N, *in_shape)`` (and of the other examples of the named axis)."""
+        axes = (0,) + tuple(range(2, x.ndim))
+        mean, mean_sq = jnp.mean(x, axes), jnp.mean(x * x, axes)
+        try:
+            mean, mean_sq = jax.lax.pmean((mean, mean_sq), self.axis_name)
+        except NameError:  # not inside a vmap over a named batch axis: this example's statistics
+            pass
+        return mean, jnp.maximum(mean_sq - mean * mean, 0.0)
+
+    def apply(self, x: Array) -> Array:
+        if self.inference:
+            mean, var = jax.lax.stop_gradient((self.running_mean.value, self.running_var.value))
+        else:
+            mean, var = self.statistics(x)
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)
+        scale = (self.weight * jax.lax.rsqrt(var + self.eps)).reshape(per_channel)
+        return (x - mean.reshape(per_channel)) * scale + self.bias.reshape(per_channel)
+
+
+def inference_mode(model, value: bool = True):
+    """``model`` with every ``Dropout`` and ``BatchNorm`` it holds switched to inference (``value=True``: dropout
+    passes its input through whatever key it is given, batch norm uses its running statistics) or back to
+    training; ``fit`` evaluates in inference mode."""
+    def switch(leaf):
+        if isinstance(leaf, (Dropout, BatchNorm)):
+            return eqx.tree_at(lambda d: d.inference, leaf, bool(value))
+        return leaf
+
+    return jax.tree_util.tree_map(switch, model, is_leaf=lambda v: isinstance(v, (Dropout, BatchNorm)))
 
 
 class Chain(AbstractSynapticMap):
