@@ -326,15 +326,12 @@ class LayerByLayer(AbstractOrder):
                 r_start = (u[-1], jnp.zeros_like(g_start))
             # the carry keeps its dtypes (the op computes in the promoted dtype of its inputs)
             new = jax.tree_util.tree_map(lambda a, b: a.astype(b.dtype), (new_state, i_next, r_start), carry)
-            return new, (out.spikes, out.v, u, out.g)
+            return new, (out.spikes, out.v, u)
 
-        (final, _, _), (spikes, v, u, g_seq) = adjoint.sequence(run_steps, (model_state, i0, r_start), inputs)
-        # the receptor after the last step: its synaptic current decayed (an Instant receptor empties)
-        decayed = rec.kinetics.decay(g_seq[-1] if synaptic else state.receptors[name][receptor], dt)
-        if loop is not None:  # what the last step's spikes send through the recurrent projection
-            ctx = StepContext(dt=dt, step=state.step + n_steps - 1, spikes={name: spikes[-1]}, signals={})
-            decayed = loop.deliver(state.projections[_name_of(network, loop)], decayed, rec.kinetics, ctx)[1]
-        result = {name: (final, {receptor: decayed}, spikes)}
+        # the carried current after the last chunk is the receptor's state after the run: its synaptic current
+        # decayed (an Instant receptor empties) plus what the last step's spikes sent through the recurrent projection
+        (final, after, _), (spikes, v, u) = adjoint.sequence(run_steps, (model_state, i0, r_start), inputs)
+        result = {name: (final, {receptor: after}, spikes)}
         self._record(monitors, records, name, steps, model_state.v, v, spikes, dt)
         if readout is not None:
             zeros = jnp.zeros_like(u)

@@ -161,7 +161,8 @@ lif_layer_lin_p = Primitive("brainsim_lif_layer_lin")
 lif_layer_lin_p.multiple_results = True
 
 _N_PRIMAL = 10  # x: i_ext (B, T, H) or the layer input (B, T, K); w_in (K, H), b_in (H,) (placeholders (1, 1),
-# (1,) unless projected); v0, ref0, i0 (B, H); z0 (B, 2, H) or (B, 1, 1); w (H, H) or (1, 1); p (6, H) or (11, H);
+# (1,) unless projected); v0, ref0, i0 (B, H); z0 (B, 2, H) or (B, 1, 1); w (H, H) or (1, 1); p (6, H) or (11, H),
+# one row more (tau_syn) with a synapse;
 # r (H + 2, O) or (1, 1)
 _N_OUT = 10  # S, V (float, (B, T, H)), the readout's u (B, T, O) or a (B, 1, 1) placeholder, the adaptive neurons'
 # W and Theta and the synaptic current G (B, T, H) or (B, 1, 1) placeholders, the refractory mask
@@ -387,7 +388,7 @@ def _forward_impl(*primals, **params):
 
 def _backward(cts, primals, outs, params, needed):
     """Cotangents of the primal inputs flagged in ``needed`` (one bool per primal, in order) given
-    cotangents ``cts`` of (S, V, u, W, Theta), any of which may be a symbolic zero."""
+    cotangents ``cts`` of (S, V, u, W, Theta, G), any of which may be a symbolic zero."""
     zero = [type(c) is ad.Zero for c in cts]
     dtype = outs[0].dtype
     # a symbolic zero becomes a placeholder the kernel does not read (u's cotangent: zeros, it is small);

@@ -219,6 +219,10 @@ def test_batch_norm_statistics_running_statistics_and_calibration():
     assert spec.weight is True and spec.bias is True and spec.running_mean.value is False
     with pytest.raises(ValueError, match="shape must be positive whole sizes"):
         BatchNorm((2.5,))
+    # under a bfloat16 policy the statistics are taken in float32: a small variance on a large mean survives
+    low = Precision(BatchNorm((2,)), "bfloat16")
+    z = 30.0 + 0.7 * jax.random.normal(jax.random.key(3), (400, 2))
+    np.testing.assert_allclose(np.asarray(low(z).var(0)), 1.0, rtol=0.1)
 
     k1, k2, k3, k4 = jax.random.split(jax.random.key(2), 4)
     model = Sequential([SpikingLayer(Chain([Linear(6, 8, key=k1, scale=2.0), BatchNorm((8,))]), key=k2,
@@ -244,6 +248,8 @@ def test_batch_norm_statistics_running_statistics_and_calibration():
     result = fit(model, loss_fn, (xs, labels), optimizer=optax.adam(1e-2), epochs=2, batch_size=8,
                  progress=False, eval_data=(xs, labels))
     assert all(np.isfinite(h["eval_loss"]) for h in result.history)
+    with pytest.raises(ValueError, match="calibration_examples must be a positive integer"):
+        fit(model, loss_fn, (xs, labels), epochs=1, batch_size=8, progress=False, calibration_examples=0)
     final = result.model.layers[0].projection.maps[1]
     expected = calibrate_batch_norm(result.model, xs).layers[0].projection.maps[1]
     np.testing.assert_allclose(np.asarray(final.running_var.value), np.asarray(expected.running_var.value), rtol=1e-5)

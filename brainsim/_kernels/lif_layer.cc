@@ -533,7 +533,8 @@ template <bool kSubtract, int kKind>
 }
 
 // One step of the reverse sweep of adaptive neurons for the n examples of a thread, kGroup examples per pass
-// over the neurons (their parameter gradients summed in registers, as adjoint_group does). dP: (11, H).
+// over the neurons (their parameter gradients summed in registers, as adjoint_group does). dP: P's shape (the first
+// 11 rows here).
 template <bool kSubtract, int kKind, int kGroup>
 void adaptive_adjoint_group(int64_t H, const AdjointConsts& c, const StepConsts& f, const AdaptConsts& ac, float slope,
                             const AdjointRows* rows, const AdaptRows* arows, float* __restrict dP) {

@@ -25,6 +25,7 @@ import functools
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -41,6 +42,7 @@ from ..interrupts import StopOnSignal
 from .bijections import trainable
 from .losses import check_labels
 from .batch_norm import calibrate_batch_norm, has_batch_norm
+from .layers import Sequential
 from .maps import BATCH_AXIS, inference_mode
 
 
@@ -292,6 +294,7 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
     epochs, batch_size = check_size(epochs, "fit", "epochs"), check_size(batch_size, "fit", "batch_size")
     patience = None if patience is None else check_size(patience, "fit", "patience")
     max_steps = None if max_steps is None else check_size(max_steps, "fit", "max_steps")
+    calibration_examples = check_size(calibration_examples, "fit", "calibration_examples")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ValueError(f"fit: seed must be an integer in [0, 2**63 - 1], got {seed!r}")
     try:
@@ -341,11 +344,18 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         w = mask / jnp.maximum(mask.sum(), 1.0)
         return jnp.sum(losses * w), jax.tree_util.tree_map(lambda a: jnp.sum(a * w), metrics), mask.sum()
 
+    one_array = not isinstance(data[0], (tuple, list, dict)) and len(jax.tree_util.tree_leaves(data[0])) == 1
+    calibrates = isinstance(model, Sequential) and has_batch_norm(model) and one_array
+    if has_batch_norm(model) and not calibrates:
+        warnings.warn("fit: the model has BatchNorm maps but is not a Sequential fed with one array: their running "
+                      "statistics are not calibrated (call calibrate_batch_norm yourself before inference)",
+                      stacklevel=2)
+
     def calibrated(params, static):
         """A model with batch norms: their running statistics from the first training examples (``batch_norm``)."""
-        if not has_batch_norm(static):
+        if not calibrates:
             return params, static
-        examples = jax.tree_util.tree_map(lambda a: jnp.asarray(a[:calibration_examples]), x_all)
+        examples = jnp.asarray(x_all[:calibration_examples])
         return eqx.partition(calibrate_batch_norm(eqx.combine(params, static), examples), spec)
 
     def evaluate(params, x, y, key):  # x, y: host (numpy) arrays
@@ -451,8 +461,8 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
             if improved:
                 best, bad_epochs, result.best_epoch = score, 0, epoch
                 best_state = (params, opt_state)
-                if checkpoint_path is not None:
-                    save_checkpoint(checkpoint_path, eqx.combine(params, static), opt_state, record)
+                if checkpoint_path is not None:  # (batch norms calibrated, as the returned model)
+                    save_checkpoint(checkpoint_path, eqx.combine(*calibrated(params, static)), opt_state, record)
             else:
                 bad_epochs += 1
             if checkpoint_path is not None:

@@ -415,6 +415,10 @@ def with_dropout_keys(model, key):
 BATCH_AXIS = "batch"  # the name of the examples' vmapped axis in fit and Sequential.batch
 
 
+def _at_least_float32(dtype):
+    return jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32
+
+
 class BatchNorm(AbstractSynapticMap):
     """Batch normalisation of a layer's currents, per channel (Ioffe & Szegedy 2015), with the statistics of a whole
     batch of sequences: over the examples, the time steps and the spatial positions (the threshold-dependent batch
@@ -426,7 +430,8 @@ class BatchNorm(AbstractSynapticMap):
     ``axis_name`` (``"batch"``: ``fit`` and ``Sequential.batch`` name it), else across the one example's steps and
     positions. In ``inference_mode`` (``fit``'s evaluation): the running statistics, which
     ``calibrate_batch_norm(model, xs)`` sets from data (``fit`` does before each evaluation and at the end).
-    ``weight`` and ``bias`` are learnable, the running statistics (``Buffer``) are not.
+    ``weight`` and ``bias`` are learnable, the running statistics (``Buffer``) are not. Run one step at a time
+    (``Sequential.step``, the ``StepByStep`` order) it sees one step's statistics only: use ``inference_mode`` there.
 
     Args:
         shape: the input's shape, channels first (e.g. ``(C, H, W)``, or ``(n,)``: one channel per unit).
@@ -459,23 +464,31 @@ class BatchNorm(AbstractSynapticMap):
         self.eps, self.axis_name, self.inference = float(eps), str(axis_name), bool(inference)
 
     def statistics(self, x: Array):
-        """Per-channel mean and variance of ``x`` ``(N, *in_shape)`` (and of the other examples of the named axis)."""
+        """Per-channel mean and variance of ``x`` ``(N, *in_shape)`` (and of the other examples of the named axis),
+        in at least float32 (a low-precision ``x`` under ``mixed_precision`` would lose the variance)."""
+        x = x.astype(_at_least_float32(x.dtype))
         axes = (0,) + tuple(range(2, x.ndim))
-        mean, mean_sq = jnp.mean(x, axes), jnp.mean(x * x, axes)
-        try:
-            mean, mean_sq = jax.lax.pmean((mean, mean_sq), self.axis_name)
-        except NameError:  # not inside a vmap over a named batch axis: this example's statistics
-            pass
-        return mean, jnp.maximum(mean_sq - mean * mean, 0.0)
+
+        def across_batch(value):
+            try:
+                return jax.lax.pmean(value, self.axis_name)
+            except NameError:  # not inside a vmap over a named batch axis: this example's statistics
+                return value
+
+        mean = across_batch(jnp.mean(x, axes))
+        centred = x - mean.reshape((1, -1) + (1,) * (x.ndim - 2))
+        return mean, across_batch(jnp.mean(centred * centred, axes))
 
     def apply(self, x: Array) -> Array:
+        wide = _at_least_float32(x.dtype)  # normalised in at least float32, returned in x's dtype
         if self.inference:
             mean, var = jax.lax.stop_gradient((self.running_mean.value, self.running_var.value))
         else:
             mean, var = self.statistics(x)
         per_channel = (1, -1) + (1,) * (x.ndim - 2)
-        scale = (self.weight * jax.lax.rsqrt(var + self.eps)).reshape(per_channel)
-        return (x - mean.reshape(per_channel)) * scale + self.bias.reshape(per_channel)
+        scale = (self.weight.astype(wide) * jax.lax.rsqrt(var.astype(wide) + self.eps)).reshape(per_channel)
+        y = (x.astype(wide) - mean.astype(wide).reshape(per_channel)) * scale + self.bias.astype(wide).reshape(per_channel)
+        return y.astype(x.dtype)
 
 
 def inference_mode(model, value: bool = True):
