@@ -127,6 +127,9 @@ def _split_loss(out):
     return out, {}
 
 
+_calibrate = eqx.filter_jit(calibrate_batch_norm)  # compiled once per model structure, not traced per evaluation
+
+
 def _per_example(loss_fn, model, xb, yb, keys):
     """``loss_fn`` vmapped over a batch: per-example ``(losses, metrics)``."""
     return jax.vmap(lambda x, y, k: _split_loss(loss_fn(model, x, y, k)), axis_name=BATCH_AXIS)(xb, yb, keys)
@@ -356,7 +359,7 @@ def fit(model, loss_fn: Callable, data, *, optimizer: Optional[optax.GradientTra
         if not calibrates:
             return params, static
         examples = jnp.asarray(x_all[:calibration_examples])
-        return eqx.partition(calibrate_batch_norm(eqx.combine(params, static), examples), spec)
+        return eqx.partition(_calibrate(eqx.combine(params, static), examples), spec)
 
     def evaluate(params, x, y, key):  # x, y: host (numpy) arrays
         params, static_now = calibrated(params, static)
